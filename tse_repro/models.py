@@ -165,7 +165,7 @@ def resnet_tiny(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", *
     return SpikingResNet(BasicBlock, (1, 1, 1), (16, 32, 64), (1, 2, 2), num_classes, T, in_channels, width,
                          stem_width=16, head=head, **kw)
 
-# %% ../nbs/01_models.ipynb #c803e815
+# %% ../nbs/01_models.ipynb #3d147146
 class ConvBNLIF(nn.Module):
     "TET's `Layer`: conv (with bias) and BN on folded time, then LIF."
     def __init__(self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1, padding: int = 1):
@@ -200,7 +200,7 @@ def vggsnn_gap(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **k
     "VGGSNN with GAP + `Linear(512, K)`: the variant TSE can train."
     return VGGSNN(num_classes, T, in_channels, width, head, gap=True, **kw)
 
-# %% ../nbs/01_models.ipynb #e55b0846
+# %% ../nbs/01_models.ipynb #40b9bd1e
 MODELS = {"resnet19": resnet19, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
           "vggsnn": vggsnn, "vggsnn_gap": vggsnn_gap, "resnet_tiny": resnet_tiny}
 
@@ -211,7 +211,7 @@ def get_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int = 3
     if head is not None: kw["head"] = head
     return MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, width=width, **kw)
 
-# %% ../nbs/01_models.ipynb #1385e98a
+# %% ../nbs/01_models.ipynb #3e3613bd
 TET_KEY_RULES = [  # (pattern, replacement), applied in order to every checkpoint key
     (r"^module\.", ""),  # saved from DataParallel / DDP
     (r"(^|\.)(conv\d+|fc\d+)_s\.layer\.module\.", r"\1\2."),  # tdLayer(conv) alias of conv

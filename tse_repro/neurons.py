@@ -57,7 +57,7 @@ def set_fused_lif(enabled: bool) -> bool:
     previous, _fused_default = _fused_default, bool(enabled)
     return previous
 
-# %% ../nbs/00_neurons.ipynb #3bb7c4f0
+# %% ../nbs/00_neurons.ipynb #405eb7ce
 class LIF(nn.Module):
     "TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None: `set_fused_lif`)."
     def __init__(self, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fused: bool | None = None):
@@ -72,7 +72,8 @@ class LIF(nn.Module):
         if not fused or torch.compiler.is_compiling():
             return lif_sequence(x, self.thresh, self.tau, self.gamma)
         run = compiled_lif_sequence(float(self.thresh), float(self.tau), float(self.gamma))
-        return run(x.reshape(x.shape[0], x.shape[1], -1)).reshape(x.shape)
+        # a fresh [B,T,N] tensor, not a view: views would add guards on their base and recompile per layer shape
+        return run(x.reshape(x.shape[0], x.shape[1], -1).clone()).reshape(x.shape)
 
 # %% ../nbs/00_neurons.ipynb #5df5a4b3
 def time_lif(shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True)) -> dict:
