@@ -128,7 +128,7 @@ def compute_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig) -> tup
             raise ValueError(f"TSE needs a head on globally pooled features (gap_head=True), which "
                              f"{type(model).__name__} lacks: for VGGSNN use 'vggsnn_gap'")
         res = tse_loss(model.features(x), model.head, y, cfg.tau_f, cfg.kappa)
-        return res.loss, res.logits, {"erased_fraction": res.erased_fraction.tolist()}
+        return res.loss, res.logits, {"erased_fraction": res.erased_fraction}
     outputs = model(x)
     loss = tet_loss(outputs, y, cfg.lamb, cfg.means) if cfg.method == "tet" else sdt_loss(outputs, y)
     return loss, outputs, {}
