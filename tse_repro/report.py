@@ -146,7 +146,7 @@ def table_markdown(table: pd.DataFrame) -> str:
                      _pm(r.train_seconds_mean / 60, r.train_seconds_std / 60, 1), r.not_complete or ""])
     return markdown(rows, header)
 
-# %% ../nbs/07_report.ipynb #94d102f2
+# %% ../nbs/07_report.ipynb #e5d0ac2a
 TSE_UNAVAILABLE = ("The TSE paper's own result tables could not be obtained; the rows below are the TET paper's "
                    "and the follow-up paper of the TSE authors' group (whose own method is not TSE).")
 
@@ -181,7 +181,7 @@ def reported_markdown(table: pd.DataFrame, records: list[dict]) -> str:
                    "the published numbers, for reference only:\n")
         rows = [[SETTING_NAMES[k], {"sdt": "baseline (SDT)", "tet": "TET", "tse": "TSE-group method"}[m], src, f"{v:.2f}"]
                 for k, by_m in REPORTED.items() for m, items in by_m.items() for src, v in items]
-        return "\n".join(out) + markdown(rows, ["setting", "method", "source", "top-1 (%)"])
+        return "\n".join(out) + "\n" + markdown(rows, ["setting", "method", "source", "top-1 (%)"])
     out.append(f"Setting: **{SETTING_NAMES[key]}**" + (" (ours: VGGSNN with GAP before the head, which TSE needs)"
                                                       if key[0] == "dvs-cifar10" else "") + ".\n")
     rows = []
@@ -189,7 +189,7 @@ def reported_markdown(table: pd.DataFrame, records: list[dict]) -> str:
         for src, v in REPORTED[key].get(r.method, []):
             gap = r.final_acc_mean - v if not math.isnan(r.final_acc_mean) else float("nan")
             rows.append([r.variant, _pm(r.final_acc_mean, r.final_acc_std), src, f"{v:.2f}", _pm(gap, None)])
-    return "\n".join(out) + markdown(rows, ["our variant", "ours: final top-1 (%)", "reported by", "reported top-1 (%)", "ours − reported"])
+    return "\n".join(out) + "\n" + markdown(rows, ["our variant", "ours: final top-1 (%)", "reported by", "reported top-1 (%)", "ours − reported"])
 
 # %% ../nbs/07_report.ipynb #0ff0ce6a
 def _by_variant(records, status=("complete", "interrupted", "failed")):
