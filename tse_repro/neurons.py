@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['ZIF', 'lif_sequence', 'compiled_lif_sequence', 'set_fused_lif', 'LIF', 'time_lif', 'SeqToANNContainer',
+__all__ = ['ZIF', 'lif_sequence', 'LIFSequence', 'compiled_lif_sequence', 'set_fused_lif', 'LIF', 'time_lif', 'SeqToANNContainer',
            'encode_static']
 
 # %% ../nbs/00_neurons.ipynb #db589deb
@@ -28,7 +28,7 @@ class ZIF(torch.autograd.Function):
         surrogate = (1 / gamma) * (1 / gamma) * (gamma - u.abs()).clamp(min=0)
         return grad_output * surrogate, None
 
-# %% ../nbs/00_neurons.ipynb #e5e2161e
+# %% ../nbs/00_neurons.ipynb #4e77ee92
 def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0) -> torch.Tensor:
     "Spikes `[B,T,...]` of TET's LIF neuron driven by the input currents `x` `[B,T,...]` (eager loop)."
     mem, spikes = 0, []  # python 0, as TET: the first step is exactly x_0
@@ -38,6 +38,42 @@ def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: 
         mem = (1 - spike) * mem  # hard reset, spike not detached
         spikes.append(spike)
     return torch.stack(spikes, dim=1)
+
+class LIFSequence(torch.autograd.Function):
+    "`lif_sequence` as one autograd node: the backward repeats autograd's arithmetic through the loop, step by step."
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0) -> torch.Tensor:
+        spikes, mems = torch.empty_like(x), torch.empty_like(x)  # mems[:, t]: membrane before the reset
+        mem = u = None
+        for t in range(x.shape[1]):
+            m, s = mems.select(1, t), spikes.select(1, t)
+            if mem is None: torch.add(x.select(1, t), 0 * tau, out=m)  # mem_0 = 0: `0*tau + x_0`
+            else: torch.mul(mem, tau, out=m).add_(x.select(1, t))
+            u = torch.sub(m, thresh, out=u)
+            torch.gt(u, 0, out=s)
+            # (1 - s) * m: `u <= 0` equals 1 - s except where u is NaN, and there m is NaN, so is the product
+            mem = torch.le(u, 0, out=torch.empty_like(m) if mem is None else mem).mul_(m)
+        ctx.save_for_backward(mems, spikes)
+        ctx.consts = (thresh, tau, gamma)
+        return spikes
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes: torch.Tensor):
+        mems, spikes = ctx.saved_tensors
+        thresh, tau, gamma = ctx.consts
+        surrogate = torch.rsub(torch.sub(mems, thresh).abs_(), gamma).clamp_(min=0)  # ZIF, whole sequence at once
+        scale = (1 / gamma) * (1 / gamma)
+        if scale != 1: surrogate.mul_(scale)  # a multiplication by 1.0 changes no bit
+        keep = torch.rsub(spikes, 1)
+        grad_x, grad_mem = torch.empty_like(mems), None  # grad_mem: gradient reaching mem after step t's reset
+        for t in reversed(range(mems.shape[1])):
+            g_spike = grad_spikes.select(1, t)
+            if grad_mem is not None: g_spike = g_spike - grad_mem * mems.select(1, t)  # via the reset (1 - s) * m
+            g_m = torch.mul(g_spike, surrogate.select(1, t), out=grad_x.select(1, t))
+            if grad_mem is not None: g_m.addcmul_(grad_mem, keep.select(1, t))  # exact: keep is 0 or 1
+            grad_mem = g_m * tau
+        return grad_x, None, None, None
 
 @functools.cache
 def compiled_lif_sequence(thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0):
@@ -57,7 +93,7 @@ def set_fused_lif(enabled: bool) -> bool:
     previous, _fused_default = _fused_default, bool(enabled)
     return previous
 
-# %% ../nbs/00_neurons.ipynb #405eb7ce
+# %% ../nbs/00_neurons.ipynb #6a59a43b
 class LIF(nn.Module):
     "TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None: `set_fused_lif`)."
     def __init__(self, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fused: bool | None = None):
@@ -69,27 +105,29 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2: raise ValueError(f"LIF expects [B, T, ...], got shape {tuple(x.shape)}")
         fused = _fused_default if self.fused is None else self.fused
-        if not fused or torch.compiler.is_compiling():
-            return lif_sequence(x, self.thresh, self.tau, self.gamma)
+        if torch.compiler.is_compiling(): return lif_sequence(x, self.thresh, self.tau, self.gamma)
+        if not fused: return LIFSequence.apply(x, self.thresh, self.tau, self.gamma)
         run = compiled_lif_sequence(float(self.thresh), float(self.tau), float(self.gamma))
         # a fresh [B,T,N] tensor, not a view: views would add guards on their base and recompile per layer shape
         return run(x.reshape(x.shape[0], x.shape[1], -1).clone()).reshape(x.shape)
 
-# %% ../nbs/00_neurons.ipynb #5df5a4b3
-def time_lif(shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True)) -> dict:
-    "Median seconds of LIF forward+backward on a random `shape` for each mode, repeats interleaved."
+# %% ../nbs/00_neurons.ipynb #c0054a27
+def time_lif(shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True), loop: bool = False) -> dict:
+    "Median seconds of LIF forward+backward on a random `shape` per mode (`loop`: also `lif_sequence`), interleaved."
     import statistics, time
     x = (1.5 * torch.randn(shape)).requires_grad_()
-    times = {mode: [] for mode in fused_modes}
-    for mode in fused_modes: LIF(fused=mode)(x).sum().backward()  # warm-up (and compile)
+    runs = {("fused" if mode else "eager"): LIF(fused=mode) for mode in fused_modes}
+    if loop: runs["loop"] = lif_sequence
+    times = {name: [] for name in runs}
+    for run in runs.values(): run(x).sum().backward()  # warm-up (and compile)
     for _ in range(repeats):
-        for mode in fused_modes:
+        for name, run in runs.items():
             start = time.perf_counter()
-            LIF(fused=mode)(x).sum().backward()
-            times[mode].append(time.perf_counter() - start)
-    return {("fused" if mode else "eager"): statistics.median(ts) for mode, ts in times.items()}
+            run(x).sum().backward()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
-# %% ../nbs/00_neurons.ipynb #ea4d911d
+# %% ../nbs/00_neurons.ipynb #bad1600d
 class SeqToANNContainer(nn.Module):
     "Apply `modules` to `[B,T,...]` by folding time into the batch: `[B*T,...]` in, `[B,T,...]` out."
     def __init__(self, *modules: nn.Module):
@@ -100,7 +138,7 @@ class SeqToANNContainer(nn.Module):
         y = self.module(x.flatten(0, 1))
         return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
 
-# %% ../nbs/00_neurons.ipynb #bb300933
+# %% ../nbs/00_neurons.ipynb #47fe7157
 def encode_static(x: torch.Tensor, T: int) -> torch.Tensor:
     "Repeat a static batch `[B,...]` over `T` time steps: a new tensor `[B,T,...]`."
     if not isinstance(T, int) or T < 1: raise ValueError(f"T must be a positive int, got {T!r}")
