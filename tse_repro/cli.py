@@ -11,7 +11,7 @@ from .train import TrainConfig, NonFiniteLoss, check_run_folder, train
 # %% auto #0
 __all__ = ['HELP', 'build_parser', 'parse_config', 'main']
 
-# %% ../nbs/05_cli.ipynb #f90c4e29
+# %% ../nbs/05_cli.ipynb #85ec3e80
 HELP = {
     "arch": "model name (see tse_repro.models.MODELS)", "dataset": "cifar10, cifar100, dvs-cifar10, nmnist or digits",
     "data_path": "data folder (default: $TSE_DATA, else ./data)", "download": "let torchvision download CIFAR",
@@ -21,6 +21,7 @@ HELP = {
     "tse": "TSE supervision", "tau_f": "TSE: fixed threshold, in (0, 1]", "kappa": "TSE: std multiplier, >= 0",
     "out": "run folder", "resume": "continue the run in --out from its checkpoint", "amp": "bf16 autocast",
     "channels_last": "channels_last memory format", "compile": "torch.compile the training step",
+    "fused_lif": "use the compiled LIF kernel in eager steps (compiles once per T; pays off on long runs)",
     "save_every": "checkpoint every N epochs", "warmup_epochs": "linear warm-up epochs before the cosine",
 }
 
