@@ -317,7 +317,7 @@ def plot_masks(run: dict, path: Path | None = None, n: int = 4):
             ax.imshow(erased, cmap="autumn", alpha=0.6, extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5), vmin=0, vmax=1)
             ax.set_title(f"t={t + 1}: {100 * (1 - keep[i, t - 1].mean()):.0f}% erased", fontsize=8)
     for ax in axes.flat: ax.axis("off")
-    fig.suptitle(f"TSE masks of {run['name']} (red = erased; tau_f={cfg.tau_f:g}, kappa={cfg.kappa:g})", fontsize=9)
+    fig.suptitle(f"TSE masks of {run['name']} (yellow = erased; tau_f={cfg.tau_f:g}, kappa={cfg.kappa:g})", fontsize=9)
     return _save(fig, path)
 
 # %% ../nbs/07_report.ipynb #a94330eb
