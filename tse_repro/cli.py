@@ -9,9 +9,9 @@ import argparse, dataclasses, sys, typing
 from .train import TrainConfig, NonFiniteLoss, check_run_folder, train
 
 # %% auto #0
-__all__ = ['HELP', 'build_parser', 'parse_config', 'main']
+__all__ = ['HELP', 'flag_name', 'build_parser', 'parse_config', 'main']
 
-# %% ../nbs/05_cli.ipynb #85ec3e80
+# %% ../nbs/05_cli.ipynb #c6ecc653
 HELP = {
     "arch": "model name (see tse_repro.models.MODELS)", "dataset": "cifar10, cifar100, dvs-cifar10, nmnist or digits",
     "data_path": "data folder (default: $TSE_DATA, else ./data)", "download": "let torchvision download CIFAR",
@@ -25,7 +25,9 @@ HELP = {
     "save_every": "checkpoint every N epochs", "warmup_epochs": "linear warm-up epochs before the cosine",
 }
 
-def _flag(name: str) -> str: return "--" + (name if name == "T" else name.replace("_", "-"))
+def flag_name(name: str) -> str:
+    "The command-line flag of a `TrainConfig` field: `data_path` -> `--data-path` (`T` stays `--T`)."
+    return "--" + (name if name == "T" else name.replace("_", "-"))
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tse-train", description="Train a spiking network with SDT, TET or TSE supervision.",
@@ -34,10 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         kind = hints[f.name]
         if kind is bool:
-            p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=f.default, help=HELP.get(f.name, " "))
+            p.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, default=f.default, help=HELP.get(f.name, " "))
             continue
         base = next(t for t in typing.get_args(kind) if t is not type(None)) if typing.get_args(kind) else kind
-        p.add_argument(_flag(f.name), type=base, default=f.default, help=HELP.get(f.name, " "))
+        p.add_argument(flag_name(f.name), type=base, default=f.default, help=HELP.get(f.name, " "))
     return p
 
 def parse_config(argv=None) -> TrainConfig:

@@ -12,6 +12,7 @@ import yaml
 
 import tse_repro
 from .train import TrainConfig
+from .cli import flag_name
 
 def checkout() -> Path:
     "The root of the tse-repro checkout this package was installed from (it holds profiles/ and nbs/)."
@@ -171,7 +172,7 @@ def train_flags(cfg: TrainConfig) -> list[str]:
     "The `tse_repro.train` command line of a config."
     flags = []
     for k, v in asdict(cfg).items():
-        flag = "--" + (k if k == "T" else k.replace("_", "-"))
+        flag = flag_name(k)
         if isinstance(v, bool): flags.append(flag if v else "--no-" + flag[2:])
         elif v is not None: flags += [flag, str(v)]
     return flags
