@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tse_repro.bench
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --no-browser
+	$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Notebooks are the source: export them to tse_repro/ and strip outputs before committing.
 export: $(STAMP)
