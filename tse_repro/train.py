@@ -330,7 +330,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     if d.main: write_json(out / "summary.json", summary)
     return summary
 
-# %% ../nbs/04_train.ipynb #f7fe7a04
+# %% ../nbs/04_train.ipynb #9c4c3c3d
 if __name__ == "__main__" and "__file__" in globals():  # a module run, not this notebook
     from tse_repro.cli import main
     main()
