@@ -73,10 +73,9 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert r.stdout.count("tse-repro |") == 1, "only rank 0 prints"
     # The test accuracy summed over the two ranks' shards equals a single-process evaluation of the same weights.
     from tse_repro.data import get_datasets, make_loaders
-    from tse_repro.train import Dist, TrainConfig, build_model, evaluate
-    cfg = TrainConfig(**json.loads((out / "config.json").read_text()))
-    _, test_ds, info = get_datasets(cfg.dataset, T=cfg.T, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
-    model = build_model(cfg, info, Dist())
-    model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
+    from tse_repro.runs import RunFolder
+    from tse_repro.train import Dist, evaluate
+    model, cfg = RunFolder(out).load_model()
+    _, test_ds, _ = get_datasets(cfg.dataset, T=cfg.T, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
     _, loader, _ = make_loaders(test_ds, test_ds, 32)
     assert evaluate(model, loader, cfg, Dist()) == pytest.approx(summary["final_acc_by_t"])

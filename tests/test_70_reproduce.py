@@ -55,7 +55,8 @@ def test_tiny_profile_end_to_end(root, tmp_path):
     fresh one trains, one fails (its folder holds another run's settings) without stopping the others; the
     report shows all three. Exit status 1 because a run failed."""
     from tse_repro.experiments import expand, load_profile
-    from tse_repro.train import TrainConfig, train
+    from tse_repro.config import TrainConfig
+    from tse_repro.train import train
     profile, results = tmp_path / "tiny.yaml", tmp_path / "results"
     profile.write_text(TINY_PROFILE)
     runs = results / "tiny" / "runs"
