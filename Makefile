@@ -8,7 +8,7 @@ PROFILE ?= demo
 NPROC ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: install test reproduce lab export clean bench
+.PHONY: install test reproduce reference lab export clean bench
 
 install: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): settings.ini setup.py pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -x -ra tests/ $(PYTEST_ARGS)
 
+# Trains the profile afresh in runs/$(PROFILE)/ (resuming an interrupted sweep), reports it and compares it with results/$(PROFILE)/.
 reproduce: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --nproc $(NPROC)
+
+# The one deliberate way to change the committed reference: promote the finished sweep in runs/$(PROFILE)/ to results/$(PROFILE)/.
+reference: $(STAMP)
+	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --promote
 
 bench: $(STAMP)
 	$(BIN)/python -m tse_repro.bench

@@ -23,7 +23,7 @@ __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'DIGI
            'find_npz', 'cifar_arrays', 'cifar_datasets', 'digits_datasets', 'to_frames', 'EventDataset',
            'read_nmnist_bin', 'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll',
            'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording', 'pt_files', 'dvs_datasets',
-           'get_datasets', 'seed_worker', 'rank_seed', 'make_loaders']
+           'get_datasets', 'data_signature', 'seed_worker', 'rank_seed', 'make_loaders']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -328,6 +328,33 @@ def get_datasets(name: str, root=None, T: int = 4, download: bool = False, train
     if key in ("nmnist", "n-mnist"): return nmnist_datasets(root, T, train_per_class, test_per_class)
     if key == "digits": return digits_datasets(train_per_class, test_per_class)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+# %% ../nbs/04_data.ipynb #61107c6a
+def _files(*paths) -> list:
+    return [[p.name, p.stat().st_size] for p in paths if p is not None and p.is_file()]
+
+def data_signature(name: str, root=None) -> dict:
+    "The files (name, size) dataset `name` reads from `root`; `{'files': []}` when none are there yet."
+    root, key = data_root(root), name.lower().replace("_", "-")
+    if key == "digits": return {"dataset": key, "files": [["sklearn.datasets.load_digits", 1797]]}
+    if key in CIFAR:
+        folder = root / CIFAR[key][1]
+        npz = [find_npz(key, root, split) for split in ("train", "test")]
+        files = _files(*npz) if all(npz) else _files(*sorted(folder.glob("*"))) if folder.is_dir() else []
+    elif key in ("nmnist", "n-mnist"):
+        files = _files(root / "nmnist_small_events.npz") or [[f"{f.parent.parent.name}/{f.parent.name}", n] for f, n in
+                 _count_by_folder(root, ("NMNIST", "N-MNIST", "nmnist"), "*/*/*.bin")]
+    else:
+        files = [[f"{f.parent.parent.name}/{f.parent.name}", n] for f, n in _count_by_folder(root, ("dvs-cifar10", "CIFAR10DVS"), "*/*.*")]
+    return {"dataset": key, "files": files}
+
+def _count_by_folder(root: Path, names, pattern: str) -> list:
+    "(a file of each folder, the folder's file count) for the files under the first of `names` that exists."
+    base = next((root / n for n in names if (root / n).is_dir()), None)
+    if base is None: return []
+    counts = {}
+    for f in base.glob(pattern): counts.setdefault(f.parent, [f, 0])[1] += 1
+    return [tuple(v) for _, v in sorted(counts.items())]
 
 # %% ../nbs/04_data.ipynb #da6e0470
 def seed_worker(worker_id: int):

@@ -15,9 +15,10 @@ from .losses import METHODS, tse_masks
 from .runs import RunFolder
 
 # %% auto #0
-__all__ = ['TSE_UNAVAILABLE', 'REPORTED', 'SETTING_NAMES', 'load_runs', 'runs_frame', 'summary_table', 'markdown',
-           'table_markdown', 'setting_key', 'reported_markdown', 'plot_curves', 'plot_acc_by_t', 'plot_erased',
-           'plot_sweep', 'plot_masks', 'build_report', 'report_markdown', 'plot_run']
+__all__ = ['TSE_UNAVAILABLE', 'REPORTED', 'SETTING_NAMES', 'VERDICT_TOLERANCE', 'load_runs', 'runs_frame', 'summary_table',
+           'markdown', 'table_markdown', 'setting_key', 'reported_markdown', 'plot_curves', 'plot_acc_by_t',
+           'plot_erased', 'plot_sweep', 'plot_masks', 'welch_halfwidth', 'compare', 'verdict_table', 'verdict_line',
+           'verdict_markdown', 'build_report', 'report_markdown', 'plot_run']
 
 # %% ../nbs/09_report.ipynb #e974397a
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
@@ -257,14 +258,77 @@ def plot_masks(run: dict, path: Path | None = None, n: int = 4):
     fig.suptitle(f"TSE masks of {run['name']} (yellow = erased; tau_f={cfg.tau_f:g}, kappa={cfg.kappa:g})", fontsize=9)
     return _save(fig, path)
 
+# %% ../nbs/09_report.ipynb #fd3e1691
+VERDICT_TOLERANCE = 1.0  # percentage points: the smallest difference the verdict calls a difference
+
+def welch_halfwidth(a, b, level: float = 0.95) -> float:
+    "Half-width of the Welch interval of mean(b) - mean(a); nan when a side has fewer than two values."
+    from scipy.stats import t
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2: return float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0: return 0.0
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb))
+
+def compare(reference, fresh, tolerance: float = VERDICT_TOLERANCE) -> dict:
+    "The difference of means (fresh - reference), its Welch half-width, and the verdict."
+    diff, half = float(np.mean(fresh) - np.mean(reference)), welch_halfwidth(reference, fresh)
+    bound = max(tolerance, 0.0 if math.isnan(half) else half)
+    return {"diff": diff, "halfwidth": half, "verdict": "reproduced" if abs(diff) <= bound else "differs"}
+
+# %% ../nbs/09_report.ipynb #57bc9b5d
+def _cells(records: list[dict]) -> dict:
+    "variant -> cell name -> values over the complete seeds."
+    out = {}
+    for r in records:
+        if r["status"] != "complete": continue
+        cells = out.setdefault(r["variant"], {})
+        cells.setdefault("final top-1", []).append(r["summary"]["final_acc"])
+        for t, a in enumerate(r["summary"]["final_acc_by_t"], 1): cells.setdefault(f"top-1 at t={t}", []).append(a)
+    return out
+
+def verdict_table(fresh: list[dict], reference: list[dict], tolerance: float = VERDICT_TOLERANCE) -> pd.DataFrame:
+    "One row per (variant, cell): reference and fresh mean ± std over seeds, the difference, its interval, the verdict."
+    new, old, rows = _cells(fresh), _cells(reference), []
+    for variant, cells in new.items():
+        for cell, values in cells.items():
+            ref = old.get(variant, {}).get(cell)
+            row = {"variant": variant, "cell": cell, "fresh": _pm(np.mean(values), np.std(values, ddof=1) if len(values) > 1 else None),
+                   "fresh_seeds": len(values), "reference": "–", "reference_seeds": 0, "diff": None, "halfwidth": None,
+                   "verdict": "no reference"}
+            if ref:
+                row.update(reference=_pm(np.mean(ref), np.std(ref, ddof=1) if len(ref) > 1 else None), reference_seeds=len(ref),
+                           **compare(ref, values, tolerance))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+def verdict_line(table: pd.DataFrame) -> str:
+    judged = table[table.verdict != "no reference"] if len(table) else table
+    done = int((judged.verdict == "reproduced").sum()) if len(judged) else 0
+    return f"verdict: {done} of {len(judged)} cells reproduced" + (f" ({len(table) - len(judged)} without a reference)" if len(table) > len(judged) else "")
+
+def verdict_markdown(table: pd.DataFrame) -> str:
+    rule = (f"Rule: a cell is *reproduced* when |fresh − reference| is at most the half-width of the 95 % Welch interval "
+            f"of the difference of the means over seeds, or at most {VERDICT_TOLERANCE:g} percentage point; otherwise it *differs*.")
+    if table.empty: return "_No complete fresh run to compare._\n\n" + verdict_line(table)
+    rows = [[r.variant, r.cell, f"{r.reference} ({r.reference_seeds})", f"{r.fresh} ({r.fresh_seeds})",
+             "–" if r.diff is None or pd.isna(r.diff) else f"{r.diff:+.2f}",
+             "–" if r.halfwidth is None or pd.isna(r.halfwidth) else f"±{r.halfwidth:.2f}", f"**{r.verdict}**"] for r in table.itertuples()]
+    return "\n".join([markdown(rows, ["variant", "cell", "reference (seeds)", "fresh (seeds)", "fresh − reference", "95 % Welch", "verdict"]),
+                      "", rule, "", verdict_line(table)])
+
 # %% ../nbs/09_report.ipynb #a94330eb
-def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = True) -> dict:
-    "Write the report of the runs under `results_dir`; returns the written paths by name."
+def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = True, reference=None) -> dict:
+    """Write the report of the runs under `results_dir`; returns the written paths by name.
+
+    `profile`: the profile file the runs were made from (its copy in `results_dir`), to list runs not started as
+    pending; `reference`: a reference results folder to compare with (adds the verdict and `verdict.md`)."""
     results_dir = Path(results_dir); figs = results_dir / "figures"
     expected, title, description = None, results_dir.name, ""
     if profile:
         from tse_repro.experiments import expand, load_profile
-        p = load_profile(profile); expected, title, description = expand(p), p.name, p.description
+        p = load_profile(profile, name=results_dir.name); expected, title, description = expand(p), p.name, p.description
     records = load_runs(results_dir, expected)
     table = summary_table(records)
     out = {"results.csv": results_dir / "results.csv", "runs.csv": results_dir / "runs.csv"}
@@ -280,11 +344,16 @@ def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = Tru
         try: made["masks"] = plot_masks(first, figs / "tse_masks.png")
         except Exception as e: print(f"masks figure skipped: {type(e).__name__}: {e}")
     out.update({f"{k}.png": v for k, v in made.items() if v})
+    verdict = None
+    if reference:
+        verdict = verdict_markdown(verdict_table(records, load_runs(reference)))
+        out["verdict.md"] = results_dir / "verdict.md"
+        out["verdict.md"].write_text(f"Fresh runs in {results_dir} against the reference in {reference}:\n\n{verdict}\n")
     out["report.md"] = results_dir / "report.md"
-    out["report.md"].write_text(report_markdown(title, description, records, table, made))
+    out["report.md"].write_text(report_markdown(title, description, records, table, made, verdict))
     return out
 
-def report_markdown(title, description, records, table, figures) -> str:
+def report_markdown(title, description, records, table, figures, verdict: str | None = None) -> str:
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict() if records else {}
     cfgs = [r["config"] for r in records if r["config"]]
     recipe = ""
@@ -297,7 +366,9 @@ def report_markdown(title, description, records, table, figures) -> str:
              "Runs: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none") + ".", "",
              "## Top-1 accuracy (mean ± std over seeds)", "",
              "Final = last epoch, using all T steps; `t=k` = the same network run for only the first k steps (any-time inference).", "",
-             table_markdown(table), "", "## Reported numbers", "", reported_markdown(table, records), ""]
+             table_markdown(table), ""]
+    if verdict: parts += ["## Reproduced? Fresh runs against the committed reference", "", verdict, ""]
+    parts += ["## Reported numbers", "", reported_markdown(table, records), ""]
     bad = [r for r in records if r["status"] != "complete"]
     if bad:
         parts += ["## Failed or unfinished runs", "",

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb #16b86dd5
 from __future__ import annotations
-import contextlib, fcntl, json, math, os
+import contextlib, fcntl, hashlib, json, math, os
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -14,10 +14,11 @@ from torch import nn
 
 from .checks import SettingError
 from .config import TrainConfig, build_model
+from .data import data_signature
 
 # %% auto #0
 __all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'epoch_record',
-           'summarize', 'result_settings', 'check_run_folder', 'fake_run']
+           'summarize', 'result_settings', 'check_run_folder', 'run_identity', 'run_key', 'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -184,6 +185,17 @@ def check_run_folder(cfg: TrainConfig, owned: bool = False) -> None:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise RunRefused(f"--out {cfg.out} holds another run (differs in {', '.join(diff)}); choose a new --out")
     if not cfg.resume: raise RunRefused(f"--out {cfg.out} already holds this run; pass --resume to continue it or choose a new --out")
+
+# %% ../nbs/06_runs.ipynb #2cc080a8
+def run_identity(cfg: TrainConfig | dict, nproc: int = 1) -> dict:
+    "Everything that determines a run's result: settings (the data folder replaced by the data's signature) and process count."
+    settings = result_settings(cfg)
+    return {"settings": {k: v for k, v in settings.items() if k != "data_path"},
+            "data": data_signature(settings["dataset"], settings.get("data_path")), "nproc": nproc}
+
+def run_key(identity: dict) -> str:
+    "A short, stable hash of a run's identity."
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 # %% ../nbs/06_runs.ipynb #9ca3d678
 @patch
