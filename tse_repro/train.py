@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside notebooks
 
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_config
