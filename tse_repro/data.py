@@ -18,16 +18,23 @@ from torchvision.transforms import v2
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'DIGITS_SIZE', 'NMNIST_SENSOR', 'NMNIST_DTYPE',
-           'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'RANK_SEED_STRIDE', 'data_root', 'shared_file', 'DataInfo',
-           'balanced_indices', 'AugmentedDataset', 'ImageDataset', 'cifar_transform', 'how_to_get', 'read_image_npz',
-           'find_npz', 'cifar_arrays', 'cifar_datasets', 'digits_datasets', 'to_frames', 'EventDataset',
-           'read_nmnist_bin', 'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll',
-           'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording', 'pt_files', 'dvs_datasets',
-           'get_datasets', 'data_signature', 'seed_worker', 'rank_seed', 'make_loaders']
+           'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'RANK_SEED_STRIDE', 'DataError', 'DataMissing', 'data_root',
+           'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset', 'ImageDataset', 'cifar_transform',
+           'how_to_get', 'image_array_problem', 'read_image_npz', 'find_npz', 'cifar_arrays', 'cifar_datasets',
+           'digits_datasets', 'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events',
+           'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events',
+           'read_dvs_recording', 'pt_files', 'dvs_datasets', 'get_datasets', 'data_signature', 'seed_worker',
+           'rank_seed', 'make_loaders']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
 REQUIRE_ENV = "TSE_REQUIRE_DATA"
+
+class DataError(ValueError):
+    "Data that is not what its dataset should be (corrupt, truncated, wrong shape or labels); the message names the path and the fix."
+
+class DataMissing(DataError, FileNotFoundError):
+    "No data where a dataset was looked for; the message says where it looked and how to get the data."
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     "The data folder: `root`, else `$TSE_DATA`, else `./data`."
@@ -64,7 +71,7 @@ def balanced_indices(labels, per_class: int | None, num_classes: int, where: str
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
         if len(idx) < per_class:
-            raise ValueError(f"{where} has only {len(idx)} samples of class {c}; ask for at most {len(idx)} per class")
+            raise DataError(f"{where} has only {len(idx)} samples of class {c}; ask for at most {len(idx)} per class")
         picked.append(idx[:per_class])
     return np.sort(np.concatenate(picked))
 
@@ -116,16 +123,24 @@ def how_to_get(name: str, root: Path) -> str:
         "dvs-cifar10": f"put TET's preprocessed frames ({root}/dvs-cifar10/train/0.pt ...) or the CIFAR10-DVS release ({root}/dvs-cifar10/airplane/*.aedat4 ...) there, or point --data-path ($TSE_DATA) elsewhere",
     }[name]
 
+def image_array_problem(x: np.ndarray, y: np.ndarray, num_classes: int, size: int = 32) -> str | None:
+    "What is wrong with images `x` and labels `y` for a dataset of `num_classes` classes of `size`x`size` RGB images, or None."
+    if x.dtype != np.uint8 or x.shape[1:] != (size, size, 3): return f"x is {x.dtype} {list(x.shape)}, expected uint8 [N,{size},{size},3]"
+    if len(x) == 0: return "it holds no images"
+    if y.ndim != 1 or len(y) != len(x): return f"y has shape {list(y.shape)} for {len(x)} images"
+    if not np.issubdtype(y.dtype, np.integer): return f"labels are {y.dtype}, expected integers"
+    if y.min() < 0 or y.max() >= num_classes: return f"labels span {y.min()}..{y.max()}, outside 0..{num_classes - 1}"
+    if len(np.unique(y)) != num_classes: return f"labels of {len(np.unique(y))} classes, expected all {num_classes}"
+    return None
+
 def read_image_npz(path: Path, num_classes: int, fix: str) -> tuple[np.ndarray, np.ndarray]:
-    "`x` uint8 `[N,H,W,3]` and `y` int64 `[N]` from an array file; a clear ValueError when it is not one."
+    "`x` uint8 `[N,32,32,3]` and `y` int64 `[N]` from an array file, checked; a `DataError` naming the file when it is not one."
     try:
-        with np.load(path) as f: x, y = f["x"], f["y"].astype(np.int64)
-        problem = (f"x is {x.dtype} {list(x.shape)}, expected uint8 [N,H,W,3]" if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3
-                   else f"y has {len(y)} labels for {len(x)} images" if len(y) != len(x)
-                   else f"labels outside 0..{num_classes - 1}" if len(y) and (y.min() < 0 or y.max() >= num_classes) else None)
+        with np.load(path) as f: x, y = f["x"], f["y"]
+        problem = image_array_problem(x, y, num_classes)
     except Exception as e: problem = f"{type(e).__name__}: {e}"
-    if problem: raise ValueError(f"{path} is corrupt or not a CIFAR array file ({problem}); {fix}")
-    return x, y
+    if problem: raise DataError(f"{path} is corrupt or not a CIFAR array file of {num_classes} classes ({problem}); {fix}")
+    return x, y.astype(np.int64)
 
 def find_npz(name: str, root: Path, split: str) -> Path | None:
     found = sorted(root.glob(f"{name}_{split}*.npz"), key=lambda p: (len(p.name), p.name))
@@ -137,15 +152,18 @@ def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, fil
     split, fix = ("train" if train else "test"), how_to_get(name, root)
     path = Path(files[0 if train else 1]) if files else find_npz(name, root, split)
     if path is not None:
-        if not path.exists(): raise FileNotFoundError(f"{path} not found; {fix}")
+        if not path.exists(): raise DataMissing(f"{path} not found; {fix}")
         return read_image_npz(path, num_classes, fix)
     if not (root / folder).exists() and not download:
-        raise FileNotFoundError(f"no {name} data in {root}: looked for {name}_{split}*.npz and {root / folder}/; {fix}")
+        raise DataMissing(f"no {name} data in {root}: looked for {name}_{split}*.npz and {root / folder}/; {fix}")
     from torchvision import datasets
     try: ds = getattr(datasets, name.upper())(root, train=train, download=download)
     except Exception as e:
-        raise ValueError(f"{root / folder} is corrupt or incomplete ({e}); delete it and pass --download (download=True), or {fix.split(', or ')[-1]}") from e
-    return ds.data, np.asarray(ds.targets, dtype=np.int64)
+        raise DataError(f"{root / folder} is corrupt or incomplete ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                        f"delete it and pass --download (download=True), or {fix.split(', or ')[-1]}") from None
+    x, y = ds.data, np.asarray(ds.targets, dtype=np.int64)
+    if problem := image_array_problem(x, y, num_classes): raise DataError(f"{root / folder} is corrupt ({problem}); {fix}")
+    return x, y
 
 def cifar_datasets(name, root=None, download=False, train_per_class=None, test_per_class=None, files=None):
     "TET-augmented CIFAR train/test sets, optionally balanced subsets (the first n of each class in file order)."
@@ -181,7 +199,7 @@ def digits_datasets(train_per_class=None, test_per_class=None, size: int = DIGIT
 def to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], T: int, bins: str = "event") -> torch.Tensor:
     "Events (structured array with x, y, t, p) as `T` frames `[T,2,H,W]` float32 via `tonic.transforms.ToFrame`."
     from tonic.transforms import ToFrame
-    if len(events) < T: raise ValueError(f"a recording has {len(events)} events, fewer than T={T} frames need")
+    if len(events) < T: raise DataError(f"a recording has {len(events)} events, fewer than T={T} frames need; drop it or lower --T")
     binning = {"n_event_bins": T} if bins == "event" else {"n_time_bins": T}
     return torch.from_numpy(ToFrame(sensor_size=sensor_size, **binning)(events).astype(np.float32))
 
@@ -203,13 +221,26 @@ def read_nmnist_bin(path) -> np.ndarray:
     from tonic.io import read_mnist_file
     return read_mnist_file(str(path), dtype=NMNIST_DTYPE)
 
+def nmnist_problem(cols: dict, offsets, labels, split) -> str | None:
+    "What is wrong with the columns of an N-MNIST event file, or None."
+    n, (w, h, _) = len(cols["x"]), NMNIST_SENSOR
+    if any(len(c) != n for c in cols.values()): return "its event columns differ in length"
+    if len(offsets) != len(labels) + 1 or len(split) != len(labels) or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 0).any():
+        return "its offsets do not cut the events into one recording per label"
+    if n and (cols["x"].min() < 0 or cols["x"].max() >= w or cols["y"].min() < 0 or cols["y"].max() >= h): return f"events outside the {w}x{h} sensor"
+    if n and not np.isin(cols["p"], (0, 1)).all(): return "polarities other than 0 and 1"
+    if not np.isin(split, (0, 1)).all(): return "split values other than 0 (train) and 1 (test)"
+    if not np.array_equal(np.unique(labels), np.arange(10)): return f"labels {np.unique(labels).tolist()[:12]}, expected the digits 0..9"
+    return None
+
 def nmnist_npz_events(path: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     "Every recording of `nmnist_small_events.npz` as a structured array, with labels and split (0 train, 1 test)."
     try:
         with np.load(path) as f:
             cols, offsets, labels, split = ({k: f[k] for k in ("x", "y", "t_us", "p")}, f["offsets"], f["labels"], f["split"])
-    except Exception as e:
-        raise ValueError(f"{path} is corrupt or not an N-MNIST event file ({type(e).__name__}: {e}); {how_to_get('nmnist', path.parent)}") from e
+        problem = nmnist_problem(cols, offsets, labels, split)
+    except Exception as e: problem = f"{type(e).__name__}: {e}"
+    if problem: raise DataError(f"{path} is corrupt or not an N-MNIST event file ({problem}); {how_to_get('nmnist', path.parent)}")
     events = np.empty(len(cols["x"]), NMNIST_DTYPE)
     for name, key in (("x", "x"), ("y", "y"), ("t", "t_us"), ("p", "p")): events[name] = cols[key]
     return [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])], labels.astype(np.int64), split
@@ -236,7 +267,7 @@ def nmnist_datasets(root=None, T=4, train_per_class=None, test_per_class=None):
             idx = balanced_indices(labels, per_class, 10, f"{folder / sub}")
             out.append(EventDataset([files[i] for i in idx], labels[idx], partial(read_nmnist_frames, T=T)))
     else:
-        raise FileNotFoundError(f"no N-MNIST data in {root}: looked for {npz} and {folders[0]}/Train/<digit>/*.bin; {how_to_get('nmnist', root)}")
+        raise DataMissing(f"no N-MNIST data in {root}: looked for {npz} and {folders[0]}/Train/<digit>/*.bin; {how_to_get('nmnist', root)}")
     return (*out, DATASET_INFO["nmnist"])
 
 # %% ../nbs/04_data.ipynb #568d1344
@@ -260,20 +291,22 @@ def read_tet_pt(path: Path, T: int | None = None):
         frames, label = torch.load(path, map_location="cpu", weights_only=True)
         label = int(torch.as_tensor(label).long().reshape(-1)[0])
         problem = (f"frames {list(frames.shape)}, expected [T,2,H,W]" if frames.ndim != 4 or frames.shape[1] != 2
+                   else "frames hold NaN or inf" if not torch.isfinite(frames).all()
+                   else f"label {label}, expected 0..9" if not 0 <= label < 10
                    else f"{frames.shape[0]} frames but T={T} was asked; pass T={frames.shape[0]}" if T and frames.shape[0] != T
                    else None)
     except Exception as e: problem = f"{type(e).__name__}: {e}"
-    if problem: raise ValueError(f"{path} is corrupt or not a TET DVS-CIFAR10 file ({problem})")
+    if problem: raise DataError(f"{path} is corrupt or not a TET DVS-CIFAR10 file ({problem}); replace it with a good copy")
     return frames, label
 
 def read_events(path: Path) -> np.ndarray:
     "A raw recording as a structured event array with fields t, x, y, p: `.aedat4` via tonic, or `.npy`."
     if path.suffix == ".npy": return np.load(path)
-    try: from tonic.io import read_aedat4
-    except ImportError as e: raise ImportError(f"reading {path} needs the `aedat` package: pip install aedat") from e
-    try: events = read_aedat4(str(path))
-    except ImportError as e: raise ImportError(f"reading {path} needs the `aedat` package: pip install aedat") from e
-    except Exception as e: raise ValueError(f"{path} is corrupt or not an AEDAT4 recording ({type(e).__name__}: {e})") from e
+    try:
+        from tonic.io import read_aedat4
+        events = read_aedat4(str(path))
+    except ImportError: raise DataError(f"reading {path} needs the `aedat` package: pip install aedat") from None
+    except Exception as e: raise DataError(f"{path} is corrupt or not an AEDAT4 recording ({type(e).__name__}: {e}); replace it with a good copy") from None
     events.dtype.names = ("t", "x", "y", "p")
     return events
 
@@ -293,7 +326,7 @@ def dvs_datasets(root=None, T=10, train_per_class=None, test_per_class=None, siz
         out = []
         for split, per_class in (("train", train_per_class), ("test", test_per_class)):
             files = pt_files(base / split)
-            if not files: raise FileNotFoundError(f"{base / split} holds no .pt files; {how_to_get('dvs-cifar10', root)}")
+            if not files: raise DataMissing(f"{base / split} holds no .pt files; {how_to_get('dvs-cifar10', root)}")
             read_tet_pt(files[0], T)  # fail early on a wrong format or frame count
             if per_class is not None:  # needs every label: reads every file once
                 labels = [read_tet_pt(f)[1] for f in files]
@@ -302,11 +335,11 @@ def dvs_datasets(root=None, T=10, train_per_class=None, test_per_class=None, siz
         return (*out, replace(DATASET_INFO["dvs-cifar10"], image_size=size))
     base = next((c for c in candidates if any((c / k).is_dir() for k in DVS_CLASSES)), None)
     if base is None:
-        raise FileNotFoundError(f"no DVS-CIFAR10 data in {root}: looked for {candidates[0]}/train/*.pt and {candidates[0]}/<class>/*.aedat4; {how_to_get('dvs-cifar10', root)}")
+        raise DataMissing(f"no DVS-CIFAR10 data in {root}: looked for {candidates[0]}/train/*.pt and {candidates[0]}/<class>/*.aedat4; {how_to_get('dvs-cifar10', root)}")
     splits = {"train": ([], []), "test": ([], [])}
     for label, name in enumerate(DVS_CLASSES):
         files = sorted([*(base / name).glob("*.aedat4"), *(base / name).glob("*.npy")])
-        if not files: raise FileNotFoundError(f"{base / name} holds no .aedat4 recordings; {how_to_get('dvs-cifar10', root)}")
+        if not files: raise DataMissing(f"{base / name} holds no .aedat4 recordings; {how_to_get('dvs-cifar10', root)}")
         cut = round(0.9 * len(files))
         for split, part in (("train", files[:cut]), ("test", files[cut:])):
             splits[split][0].extend(part); splits[split][1].extend([label] * len(part))

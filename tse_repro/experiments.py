@@ -25,8 +25,8 @@ def checkout() -> Path:
 __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'checkout', 'Run', 'Profile',
            'variant_method', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
            'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'papermill_runner',
-           'describe_error', 'identity_record', 'set_aside_stale', 'run_profile', 'sweep_profile', 'promote',
-           'build_parser', 'report_sweep', 'main']
+           'describe_error', 'select_runs', 'identity_record', 'set_aside_stale', 'run_profile', 'sweep_profile',
+           'promote', 'build_parser', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep"}
@@ -107,7 +107,10 @@ def load_profile(name_or_path: str | os.PathLike, search: list | None = None, na
         path = found[0]
     if not path.exists(): raise ValueError(f"profile file {path} not found; check the path")
     try: data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e: raise ValueError(f"profile {path.stem}: not valid YAML ({str(e).splitlines()[0]}); fix the file")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"profile {path}: not valid YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}); fix the file") from None
     if not isinstance(data, dict): _fail(path.stem, "the file must be a mapping with recipe:, seeds:, methods:")
     _unknown(path.stem, "the top level", data, PROFILE_KEYS)
     for k in ("recipe", "methods", "sweep"):
@@ -203,10 +206,22 @@ def _here(path: Path) -> str:
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False) -> None:
-    "Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`."
+    """Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`.
+
+    The kernel process's own messages (its start-up warning about TCP, its noise when a sweep is interrupted) go to
+    a hidden `.<notebook>.kernel.log` beside `out_nb`, not to the terminal; what the notebook prints stays in it."""
     import papermill as pm
-    pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
-                        progress_bar=False, log_output=verbose, cwd=str(Path.cwd()))
+    from jupyter_client.manager import AsyncKernelManager
+    import logging
+    for logger in ("traitlets", "papermill"):  # nbclient's "kernel died" on Ctrl-C; cell errors reach error.txt anyway
+        logging.getLogger(logger).setLevel(logging.INFO if verbose else logging.CRITICAL)
+    with open(Path(out_nb).with_name(f".{Path(out_nb).stem}.kernel.log"), "ab") as log:
+        class LoggedKernelManager(AsyncKernelManager):
+            async def start_kernel(self, **kw):
+                kw.setdefault("stderr", log)
+                return await super().start_kernel(**kw)
+        pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
+                            progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=LoggedKernelManager)
 
 def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False) -> None:
     execute_notebook("run.ipynb", run_dir / "run.ipynb", notebook_parameters(run, _here(run_dir), nproc, resume), verbose)
@@ -220,6 +235,15 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}\n\n{''.join(traceback.format_exception(e))}"
 
 # %% ../nbs/08_experiments.ipynb #8a624925
+def select_runs(runs: list, only: str | None) -> list:
+    "The runs whose name matches the regular expression `only` (all when None); a bad or fruitless filter is an error."
+    if only is None: return runs
+    try: pattern = re.compile(only)
+    except re.error as e: raise ValueError(f"--only {only!r} is not a regular expression ({e}); e.g. --only '^tse-s0$'") from None
+    picked = [r for r in runs if pattern.search(r.name)]
+    if not picked: raise ValueError(f"--only {only!r} matches none of the runs ({', '.join(r.name for r in runs[:6])}{', ...' if len(runs) > 6 else ''})")
+    return picked
+
 def identity_record(run: Run, profile: str, nproc: int) -> dict:
     "What `run.json` says of a run: who it is in the profile, and its identity and key."
     identity = run_identity(run.config, nproc)
@@ -258,7 +282,7 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
     runner = runner or functools.partial(papermill_runner, verbose=verbose)
     root = Path(work) / profile.name
     expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
-    runs = [r for r in expand(profile) if not only or re.search(only, r.name)]
+    runs = select_runs(expand(profile), only)
     (root / "runs").mkdir(parents=True, exist_ok=True)
     (root / "profile.yaml").write_text(profile_text(profile))  # the grid this sweep was made from, for its report
     set_aside_stale(root, expected, log)
@@ -276,7 +300,9 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
         start = time.perf_counter()
         try: runner(run, folder.path, nproc, resume)
         except KeyboardInterrupt: raise
-        except Exception as e: folder.write_error(describe_error(e))
+        except Exception as e:
+            if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
+            folder.write_error(describe_error(e))
         statuses[run.name] = folder.status()
         if statuses[run.name] == "complete":
             log(f"    done in {time.perf_counter() - start:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%")
@@ -357,7 +383,7 @@ def main(argv=None) -> int:
         if args.promote:
             promote(load_profile(args.profile).name, args.work, args.reference, verbose=args.verbose); return 0
         profile = load_profile(args.profile)
-        runs = expand(profile)
+        runs = select_runs(expand(profile), args.only)
     except ValueError as e:
         parser.exit(2, f"reproduce: error: {e}\n")
     root, reference = Path(args.work) / profile.name, Path(args.reference) / profile.name
@@ -366,7 +392,11 @@ def main(argv=None) -> int:
     if args.list:
         _list(runs, root, args.nproc, profile.name); return 0
     start = time.perf_counter()
-    statuses = run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose)
+    try: statuses = run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print("reproduce: interrupted; finished runs are kept and the interrupted one resumes from its last checkpoint: "
+              "rerun the same command", file=sys.stderr, flush=True)
+        sys.stdout.flush(); os._exit(130)  # now: the dead kernel's pending asyncio tasks would print tracebacks at exit
     print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
     if not args.no_report: report_sweep(root, reference, args.verbose)
     failed = [n for n, s in statuses.items() if s not in ("complete", "live")]

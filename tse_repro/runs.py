@@ -168,6 +168,7 @@ def _check_out(out: str) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir(): raise SettingError("out", f"{out} is a file, not a folder; choose another")
     existing = next(p for p in [path, *path.absolute().parents] if p.exists())
+    if not existing.is_dir(): raise SettingError("out", f"{out} cannot be created: {existing} is a file, not a folder; choose another")
     if not os.access(existing, os.W_OK): raise SettingError("out", f"{out} cannot be written ({existing} is read-only); choose another")
     return path
 
@@ -201,13 +202,16 @@ def run_key(identity: dict) -> str:
 @patch
 def record(self: RunFolder) -> dict:
     "The run as a record: name, variant, method, seed, loss settings, status, config, summary, history, error."
-    summary, ident = self.summary(), self.identity()
-    config = (summary or {}).get("config") or self.config() or {}
+    try: summary, ident, config, history = self.summary(), self.identity(), self.config(), self.history()
+    except RunRefused as e:  # an unreadable file: the run shows as failed, with the reason, and the others still report
+        return {"name": self.path.name, "dir": str(self.path), "variant": self.path.name, "method": "sdt", "seed": None, "tau_f": None,
+                "kappa": None, "status": "failed", "config": {}, "summary": None, "history": [], "error": str(e)}
+    config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
     return {"name": self.path.name, "dir": str(self.path), "variant": ident.get("variant", method), "method": method,
             "seed": ident.get("seed", config.get("seed")), "tau_f": config.get("tau_f") if method == "tse" else None,
             "kappa": config.get("kappa") if method == "tse" else None, "status": self.status(), "config": config,
-            "summary": summary, "history": self.history(), "error": self.error()}
+            "summary": summary, "history": history, "error": self.error()}
 
 @patch
 def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:

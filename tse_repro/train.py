@@ -19,13 +19,13 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside not
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_config
 from .losses import LossModel
-from .data import get_datasets, make_loaders, rank_seed
+from .data import DataError, get_datasets, make_loaders, rank_seed
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
 
 # %% auto #0
 __all__ = ['Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
            'build_optimizer', 'build_scheduler', 'autocast', 'evaluate', 'NonFiniteTraining', 'nonfinite_state',
-           'checkpoint_state', 'train_one_epoch', 'train', 'resume_command', 'main']
+           'checkpoint_state', 'train_one_epoch', 'train', 'resume_command', 'last_line', 'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -228,12 +228,17 @@ def _exit(code: int, line: str):
     print(line, file=sys.stderr, flush=True)
     raise SystemExit(code)
 
+def last_line(e: BaseException) -> str:
+    "The message of `e` on one line (a loader worker wraps it in a traceback: its last line is the message)."
+    lines = [l for l in str(e).strip().splitlines() if l.strip()]
+    return lines[-1].removeprefix(f"{type(e).__module__}.").removeprefix(f"{type(e).__name__}: ") if lines else type(e).__name__
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg = parse_config(argv)
     try: train(cfg)
     except SettingError as e: _exit(2, f"tse-train: error: {e.named(flag_name(e.field))}")
-    except RunRefused as e: _exit(2, f"tse-train: error: {e}")
+    except (RunRefused, DataError) as e: _exit(2, f"tse-train: error: {last_line(e)}")
     except NonFiniteTraining as e: _exit(1, f"tse-train: {e}")
     except KeyboardInterrupt:
         _exit(130, f"tse-train: interrupted; the last checkpoint in {cfg.out} is intact; continue with: {resume_command(argv)}")

@@ -1,0 +1,267 @@
+"""Bad input is never silently wrong, never costs a run, and always gets one line.
+
+One test per class of bad input: settings (flag, YAML key, papermill parameter, direct call), data that is not
+what its dataset should be, a run folder's one owner, corrupt state, Ctrl-C, the run notebook's parameters and the
+sweep driver's own input. Every case checks the exit status, that the message is one line naming the fix, and
+that every file that existed before is unchanged, byte for byte."""
+import contextlib
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BIN = Path(sys.executable).parent
+TINY = ["--arch", "resnet_tiny", "--width", "0.25", "--dataset", "digits", "--train-per-class", "4", "--test-per-class", "2",
+        "--T", "2", "--batch-size", "20", "--no-progress"]
+
+
+def snapshot(folder: Path) -> dict:
+    "Every file under `folder` (dotfiles included) by its bytes, and every folder."
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+            for p in sorted(folder.rglob("*"))}
+
+
+def in_process(main, argv) -> tuple[int, str]:
+    "Exit status and stderr of a command-line `main(argv)` run in this process."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try: code = main(argv) or 0
+        except SystemExit as e: code = e.code
+    return code, err.getvalue().strip()
+
+
+def assert_one_line(code, err, status, *words):
+    assert code == status, (code, err)
+    assert len(err.splitlines()) == 1, err
+    for w in words: assert w in err, (w, err)
+
+
+def train_main(argv):
+    from tse_repro.train import main
+    return in_process(main, argv)
+
+
+def process(args, env=None, **kw):
+    return subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=600, **kw)
+
+
+# 1. every numeric setting: type, finiteness, range, named as the user wrote it -------------------------------------
+@pytest.mark.parametrize("flags, words", [
+    (["--tse", "--kappa", "inf"], "--kappa must be a number >= 0"), (["--tet", "--means", "nan"], "--means must be a number"),
+    (["--weight-decay", "inf"], "--weight-decay"), (["--width", "inf"], "--width"), (["--momentum", "-1"], "--momentum"),
+    (["--lr", "0"], "--lr must be a number > 0"), (["--lr", "-inf"], "--lr"), (["--tse", "--tau-f", "1.0000001"], "--tau-f"),
+    (["--tet", "--lamb", "1.5"], "--lamb must be a number in [0, 1]"), (["--T", "0"], "--T must be a whole number >= 1"),
+    (["--epochs", "2.5"], "invalid int value: '2.5'"), (["--batch-size", "0"], "--batch-size"), (["--seed", "-3"], "--seed"),
+    (["--save-every", "0"], "--save-every"), (["--train-per-class", "0"], "--train-per-class"),
+    (["--warmup-epochs", "2", "--epochs", "2"], "--warmup-epochs must be fewer"), (["--tet", "--tse"], "mutually exclusive"),
+    (["--method", "tse", "--no-tse"], "contradicts"), (["--arch", "vggsnn", "--tse"], "use vggsnn_gap")])
+def test_settings_cli(tmp_path, flags, words):
+    code, err = train_main([*TINY, "--out", str(tmp_path / "run"), *flags])
+    assert_one_line(code, err, 2, words)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("body, words", [
+    ("recipe: {epochs: 1.5}\nmethods: {b: {method: sdt}}", "recipe.epochs must be a whole number >= 1, got 1.5"),
+    ("recipe: {lr: .nan}\nmethods: {b: {method: sdt}}", "recipe.lr must be a number > 0, got nan"),
+    ("methods: {t: {method: tse, kappa: .inf}}", "methods.t.kappa must be a number >= 0"),
+    ("methods: {t: {method: tet, lamb: -0.1}}", "methods.t.lamb"), ("methods: {t: {method: tse, tau_f: '0.5'}}", "methods.t.tau_f"),
+    ("sweep: {tau_f: [0.5, 2.0], kappa: [1.0]}", "sweep.tau_f must be a number in (0, 1]"),
+    ("recipe: {width: 0}\nmethods: {b: {method: sdt}}", "recipe.width"), ("recipe: {amp: 1}\nmethods: {b: {method: sdt}}", "recipe.amp must be true or false"),
+    ("methods: {b: {method: sdt}}\nseeds: [0, 1.5]", "seeds must be"), ("methods: {b: {method: sdt, tau_f: 0.3}}", "only tse uses")])
+def test_settings_profile_yaml(tmp_path, body, words):
+    from tse_repro.experiments import main
+    (tmp_path / "p.yaml").write_text(body + "\n")
+    code, err = in_process(main, ["--profile", str(tmp_path / "p.yaml"), "--work", str(tmp_path / "runs")])
+    assert_one_line(code, err, 2, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
+def test_settings_direct_calls():
+    import torch
+    from tse_repro.losses import erase_mask, tse_loss
+    q, feats, head = torch.rand(2, 16), torch.randn(2, 3, 4, 2, 2), torch.nn.Linear(4, 3)
+    for tau_f, kappa, words in [(1.5, 1.0, "tau_f"), (float("nan"), 1.0, "tau_f"), (0.5, float("inf"), "kappa"), (0.5, -1.0, "kappa")]:
+        with pytest.raises(ValueError, match=words): erase_mask(q, tau_f, kappa)
+        with pytest.raises(ValueError, match=words): tse_loss(feats, head, torch.tensor([0, 1]), tau_f, kappa)
+
+
+# 2. data is checked against the dataset it claims to be ------------------------------------------------------------
+def write_cifar(folder: Path, size=32, classes=10, n=50, label_shift=0, test=True, **replace):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test") if test else ("train",):
+        x = np.zeros((n, size, size, 3), np.uint8)
+        y = (np.arange(n) % classes) + label_shift
+        np.savez(folder / f"cifar10_{split}.npz", **{"x": x, "y": y, **replace.get(split, {})})
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: write_cifar(d, size=16), "expected uint8 [N,32,32,3]"),
+    (lambda d: write_cifar(d, label_shift=5), "labels span 5..14, outside 0..9"),
+    (lambda d: write_cifar(d, classes=4), "labels of 4 classes, expected all 10"),
+    (lambda d: write_cifar(d, n=0), "holds no images"),
+    (lambda d: (write_cifar(d), (d / "cifar10_test.npz").write_bytes((d / "cifar10_test.npz").read_bytes()[:300])), "cifar10_test.npz is corrupt"),
+    (lambda d: (d.mkdir(), (d / "cifar10_train.npz").write_bytes(b"")), "cifar10_train.npz is corrupt"),
+    (lambda d: write_cifar(d, test=False), "no cifar10 data in"),
+    (lambda d: d.mkdir(), "no cifar10 data in"),
+    (lambda d: None, "no cifar10 data in")])
+def test_data_cifar(tmp_path, make, words):
+    data = tmp_path / "data"
+    make(data)
+    before = snapshot(tmp_path)
+    code, err = train_main([*TINY, "--dataset", "cifar10", "--data-path", str(data), "--out", str(tmp_path / "run")])
+    assert_one_line(code, err, 2, words, str(data))
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+def test_data_nmnist(tmp_path):
+    (tmp_path / "nmnist_small_events.npz").write_bytes(b"PK\x03\x04 not really")
+    code, err = train_main([*TINY, "--dataset", "nmnist", "--data-path", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert_one_line(code, err, 2, "nmnist_small_events.npz is corrupt or not an N-MNIST event file")
+    code, err = train_main([*TINY, "--dataset", "dvs-cifar10", "--data-path", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert_one_line(code, err, 2, "no DVS-CIFAR10 data in")
+    assert not (tmp_path / "run").exists()
+
+
+# 3. a run folder has one owner; a refused start leaves nothing behind -------------------------------------------------
+def test_one_owner(tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen([BIN / "tse-train", *TINY, "--train-per-class", "40", "--epochs", "200", "--out", str(out)],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if (out / "metrics.jsonl").exists(): break
+            time.sleep(0.1)
+        assert (out / "config.json").exists(), first.stderr.read() if first.poll() is not None else "no run started"
+        before = snapshot(out)
+        for flags in ([], ["--resume"], ["--lr", "0.5"], ["--resume", "--lr", "0.5"]):
+            code, err = train_main([*TINY, "--train-per-class", "40", "--epochs", "200", "--out", str(out), *flags])
+            assert_one_line(code, err, 2, "owned by a live run")
+        from tse_repro.runs import RunFolder
+        assert RunFolder(out).status() == "live"
+        assert set(before) <= set(snapshot(out))  # the live run went on writing; nothing of the refused ones did
+    finally:
+        first.kill(); first.wait()
+
+
+@pytest.mark.parametrize("setup, out, flags, words", [
+    (lambda d: (d / "run").mkdir() or (d / "run" / "metrics.jsonl").write_text("{}\n"), "run", [], "holds run files (metrics.jsonl) but no config.json"),
+    (lambda d: (d / "run").mkdir() or (d / "run" / "checkpoint.pt").write_bytes(b"x"), "run", ["--resume"], "but no config.json"),
+    (lambda d: (d / "file").write_text("x"), "file", [], "is a file"),
+    (lambda d: (d / "file").write_text("x"), "file/run", [], "is a file, not a folder"),
+    (lambda d: None, "", [], "--out must name a folder"),
+    (lambda d: None, "run", ["--resume"], "holds no run to resume; drop --resume"),
+    (lambda d: None, "run", ["--arch", "vggsnn", "--tse"], "use vggsnn_gap"),
+    (lambda d: None, "run", ["--dataset", "cifar10", "--data-path", "{d}/nowhere"], "no cifar10 data")])
+def test_folder_refusals_leave_everything_as_it_was(tmp_path, setup, out, flags, words):
+    setup(tmp_path)
+    before = snapshot(tmp_path)
+    code, err = train_main([*TINY, "--out", str(tmp_path / out) if out else "", *[f.format(d=tmp_path) for f in flags]])
+    assert_one_line(code, err, 2, words)
+    assert snapshot(tmp_path) == before
+
+
+def test_another_runs_folder_and_restart_cleanup(tmp_path):
+    out = tmp_path / "run"
+    assert train_main([*TINY, "--epochs", "1", "--out", str(out)])[0] == 0
+    before = snapshot(out)
+    for flags, words in [([], "already holds this run; pass --resume"), (["--lr", "0.01"], "holds another run (differs in lr)"),
+                         (["--resume", "--T", "3"], "differs in T")]:
+        assert_one_line(*train_main([*TINY, "--epochs", "1", "--out", str(out), *flags]), 2, words)
+        assert snapshot(out) == before
+    (out / ".checkpoint.pt.tmp4242").write_bytes(b"half a checkpoint")      # as a write killed midway leaves it
+    assert train_main([*TINY, "--epochs", "1", "--out", str(out), "--resume"])[0] == 0
+    assert not (out / ".checkpoint.pt.tmp4242").exists()
+
+
+# 4. corrupt state gets one line and the good state is kept --------------------------------------------------------
+def test_corrupt_state(tmp_path):
+    out = tmp_path / "run"
+    assert train_main([*TINY, "--epochs", "1", "--out", str(out)])[0] == 0
+    (out / "summary.json").unlink()
+    for junk in (b"", b"PK\x03\x04 truncated", b"\x80garbage"):
+        (out / "checkpoint.pt").write_bytes(junk)
+        before = snapshot(out)
+        assert_one_line(*train_main([*TINY, "--epochs", "1", "--out", str(out), "--resume"]), 2, "checkpoint.pt is unreadable", "move it away")
+        assert snapshot(out) == before
+    (out / "config.json").write_text('{"arch": "resnet_t')
+    before = snapshot(out)
+    assert_one_line(*train_main([*TINY, "--epochs", "1", "--out", str(out), "--resume"]), 2, "config.json is unreadable")
+    assert_one_line(*train_main([*TINY, "--epochs", "1", "--out", str(out)]), 2, "config.json is unreadable")
+    assert snapshot(out) == before
+
+
+def test_nonfinite_training_keeps_a_finite_checkpoint(tmp_path):
+    import torch
+    out = tmp_path / "run"
+    code, err = train_main([*TINY, "--epochs", "3", "--lr", "1e30", "--out", str(out)])
+    assert_one_line(code, err, 1, "became", "last good checkpoint is kept")
+    if (out / "checkpoint.pt").exists():
+        state = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert not (out / "summary.json").exists()
+
+
+# 5. Ctrl-C: one line, how to resume, a good checkpoint ----------------------------------------------------------------
+def test_ctrl_c(tmp_path):
+    out = tmp_path / "run"
+    args = [BIN / "tse-train", *TINY, "--train-per-class", "40", "--epochs", "200", "--out", str(out)]
+    proc = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if (out / "checkpoint.pt").exists(): break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert_one_line(proc.returncode, err.strip(), 130, "interrupted", "--resume", str(out))
+    from tse_repro.runs import RunFolder
+    assert RunFolder(out).status() == "interrupted" and RunFolder(out).load_checkpoint()["epoch"] >= 0
+    resumed = subprocess.Popen([*args, "--resume"], env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, text=True)
+    try: assert any("resumed from epoch" in line for line, _ in zip(resumed.stdout, range(3)))  # the command it named works
+    finally: resumed.kill(); resumed.wait()
+
+
+def test_ctrl_c_sweep(tmp_path):
+    (tmp_path / "long.yaml").write_text("recipe: {arch: resnet_tiny, width: 0.25, dataset: digits, train_per_class: 40, "
+                                        "test_per_class: 2, T: 2, epochs: 200, batch_size: 40}\nmethods: {b: {method: sdt}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tse_repro.experiments", "--profile", "long.yaml"], cwd=tmp_path, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(900):
+        if (tmp_path / "runs/long/runs/b-s0/checkpoint.pt").exists(): break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert_one_line(proc.returncode, err.strip(), 130, "interrupted", "rerun the same command")
+    from tse_repro.runs import RunFolder
+    folder = RunFolder(tmp_path / "runs/long/runs/b-s0")
+    assert folder.status() == "interrupted" and not folder.error() and folder.load_checkpoint()["epoch"] >= 0
+
+
+# 6. the run notebook refuses a parameter it does not know, and a bad value --------------------------------------------
+def test_run_notebook_parameters(tmp_path):
+    for params, words in [(["-p", "tau_ff", "0.3"], "unknown parameter(s) tau_ff"),
+                          (["-p", "epochs", "1.5"], "parameter 'epochs' must be a whole number")]:
+        r = process([BIN / "papermill", "nbs/papermill/run.ipynb", str(tmp_path / "out.ipynb"), *params], cwd=Path(__file__).parents[1])
+        assert r.returncode != 0 and words in r.stdout + r.stderr, r.stderr[-1500:]
+    assert not list(tmp_path.glob("tse-run-*"))
+
+
+# 7. the sweep driver's own input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, words", [
+    (["--only", "tse["], "--only 'tse[' is not a regular expression"), (["--only", "^resnet"], "matches none of the runs"),
+    (["--nproc", "0"], "--nproc must be >= 1"), (["--profile", "nope"], "unknown profile 'nope'"),
+    (["--profile", "{d}/broken.yaml"], "not valid YAML (line 2, column"), (["--promote", "--work", "{d}/empty"], "holds no sweep")])
+def test_sweep_driver_input(tmp_path, args, words):
+    from tse_repro.experiments import main
+    (tmp_path / "broken.yaml").write_text("recipe: {epochs: 1\nmethods: {b: {method: sdt}}\n")
+    before = snapshot(tmp_path)
+    code, err = in_process(main, [a.format(d=tmp_path) for a in args] + ["--reference", str(tmp_path / "results")])
+    assert_one_line(code, err, 2, words)
+    assert snapshot(tmp_path) == before
