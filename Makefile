@@ -7,14 +7,18 @@ STAMP := $(VENV)/.installed
 PROFILE ?= demo
 NPROC ?= 1
 PYTEST_ARGS ?=
+ARGS ?=
 
-.PHONY: install test reproduce reference lab export clean bench
+.PHONY: install test reproduce reference report lab export clean bench
 
 install: $(STAMP)
 
 # Reinstalls whenever the pins (settings.ini) or the packaging shim change.
 $(STAMP): settings.ini setup.py pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
+	  { echo "make: $(PYTHON) is not Python 3.11; name one that is: make PYTHON=python3.11 $(MAKECMDGOALS)"; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the pinned environment into $(VENV) (first time: about 3 minutes and 6 GB, torch included)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
@@ -23,17 +27,25 @@ test: $(STAMP)
 
 # Trains the profile afresh in runs/$(PROFILE)/ (resuming an interrupted sweep), reports it and compares it with results/$(PROFILE)/.
 reproduce: $(STAMP)
-	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --nproc $(NPROC)
+	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --nproc $(NPROC) $(ARGS)
 
 # The one deliberate way to change the committed reference: promote the finished sweep in runs/$(PROFILE)/ to results/$(PROFILE)/.
 reference: $(STAMP)
-	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --promote
+	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --promote $(ARGS)
+
+# Rebuild the reference's report from its committed runs (after a change to the report code); trains nothing.
+report: $(STAMP)
+	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --report $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m tse_repro.bench
 
+LAB_PORT ?= 8888
+LAB_TOKEN := $(shell head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+	@echo "JupyterLab: open http://127.0.0.1:$(LAB_PORT)/lab?token=$(LAB_TOKEN)  (Ctrl-C stops it)"
+	@$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 --no-browser \
+	  --IdentityProvider.token=$(LAB_TOKEN) --ServerApp.log_level=WARN $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Notebooks are the source: export them to tse_repro/ and strip outputs before committing.
 export: $(STAMP)

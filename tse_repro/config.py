@@ -17,7 +17,7 @@ from .neurons import set_fused_lif
 
 # %% auto #0
 __all__ = ['NOTEBOOK_SHORTCUTS', 'setting', 'TrainConfig', 'check_setting', 'build_model', 'flag_name', 'build_parser',
-           'parse_config', 'notebook_config', 'unknown_parameters']
+           'parse_command', 'parse_config', 'notebook_config', 'injected_parameters', 'unknown_parameters']
 
 # %% ../nbs/05_config.ipynb #87cb1fa3
 def setting(default, help: str, **rule):
@@ -130,18 +130,23 @@ def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
     for name, method in METHODS.items():
         switches.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, dest=f"switch_{name}",
                               help=f"the same as --method {name} ({method.label})")
+    p.add_argument("--dry-run", action="store_true", help="check the settings, the run folder and the data, then stop: nothing is trained or written")
     return p
 
-def parse_config(argv=None, prog: str = "tse-train") -> TrainConfig:
-    "Parse and validate the command line; any bad input exits with status 2 and one line naming the fix."
+def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool]:
+    "Parse and validate the command line: `(config, dry_run)`; any bad input exits with status 2 and one line naming the fix."
     parser = build_parser(prog)
     args = vars(parser.parse_args(argv))
-    switches = {name: args.pop(f"switch_{name}") for name in METHODS}
+    switches, dry_run = {name: args.pop(f"switch_{name}") for name in METHODS}, args.pop("dry_run")
     try:
         args["method"] = resolve_method(args["method"], **switches)
-        return TrainConfig(**args).validate()
+        return TrainConfig(**args).validate(), dry_run
     except SettingError as e: parser.exit(2, f"{prog}: error: {e.named(flag_name(e.field))}\n")
     except ValueError as e: parser.exit(2, f"{prog}: error: {e}\n")
+
+def parse_config(argv=None, prog: str = "tse-train") -> TrainConfig:
+    "The validated `TrainConfig` of a command line (see `parse_command`)."
+    return parse_command(argv, prog)[0]
 
 # %% ../nbs/05_config.ipynb #6a95e7d8
 NOTEBOOK_SHORTCUTS = ("method", "tau_f", "kappa", "epochs", "seed", "out")  # -p name value sets the field `name`
@@ -159,10 +164,17 @@ def notebook_config(config: dict, **shortcuts) -> TrainConfig:
 def _assigned(source: str) -> set:
     return {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
-def unknown_parameters(history: list) -> list:
-    "Parameters papermill injected (the cell after the parameters cell, `# Parameters`) that the parameters cell does not declare."
+def _parameter_cells(history: list) -> tuple[str, str]:
+    "The sources of the parameters cell and of the cell papermill injected after it (`# Parameters`); empty without papermill."
     sources = [s for s in history if isinstance(s, str) and s.strip()]
     injected = [i for i, s in enumerate(sources) if s.lstrip().startswith("# Parameters") and i > 0]
-    if not injected: return []
-    i = injected[-1]
-    return sorted(_assigned(sources[i]) - _assigned(sources[i - 1]))
+    return (sources[injected[-1] - 1], sources[injected[-1]]) if injected else ("", "")
+
+def injected_parameters(history: list) -> set:
+    "The names papermill set in this run of the notebook (`history` is IPython's `In`)."
+    return _assigned(_parameter_cells(history)[1])
+
+def unknown_parameters(history: list) -> list:
+    "Parameters papermill injected that the parameters cell does not declare."
+    declared, injected = _parameter_cells(history)
+    return sorted(_assigned(injected) - _assigned(declared))

@@ -22,11 +22,11 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'checkout', 'Run', 'Profile',
+__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE', 'checkout', 'Run', 'Profile',
            'variant_method', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
-           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'papermill_runner',
-           'describe_error', 'select_runs', 'identity_record', 'set_aside_stale', 'run_profile', 'sweep_profile',
-           'promote', 'build_parser', 'report_sweep', 'main']
+           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_timings',
+           'papermill_runner', 'describe_error', 'select_runs', 'identity_record', 'set_aside_stale', 'run_profile',
+           'sweep_profile', 'promote', 'build_parser', 'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep"}
@@ -220,8 +220,20 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
             async def start_kernel(self, **kw):
                 kw.setdefault("stderr", log)
                 return await super().start_kernel(**kw)
-        pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
-                            progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=LoggedKernelManager)
+        try: pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
+                                 progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=LoggedKernelManager)
+        finally:
+            if Path(out_nb).exists(): scrub_timings(out_nb)
+
+VOLATILE = ("start_time", "end_time", "duration")
+
+def scrub_timings(path: Path) -> None:
+    "Drop the clock times papermill and the kernel write into an executed notebook: the same inputs then give the same file."
+    nb = json.loads(Path(path).read_text())
+    for meta in [nb["metadata"], *(c.get("metadata", {}) for c in nb["cells"])]:
+        meta.pop("execution", None)
+        for key in VOLATILE: meta.get("papermill", {}).pop(key, None)
+    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False) -> None:
     execute_notebook("run.ipynb", run_dir / "run.ipynb", notebook_parameters(run, _here(run_dir), nproc, resume), verbose)
@@ -354,9 +366,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="regular expression: train only the matching run names")
     p.add_argument("--list", action="store_true", help="list the runs and their status, train nothing")
     p.add_argument("--no-report", action="store_true", help="skip the report and the verdict")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one recipe setting for this sweep (a YAML value), e.g. --set epochs=1; repeatable")
     p.add_argument("--promote", action="store_true", help="make the finished sweep in <work>/<profile>/ the reference (make reference)")
+    p.add_argument("--report", action="store_true", help="rebuild the reference's report from its own runs (make report), train nothing")
     p.add_argument("--verbose", action="store_true", help="stream each run notebook's output")
     return p
+
+def override(p: Profile, assignments: list[str]) -> Profile:
+    "The profile with `KEY=VALUE` recipe changes applied (the sweep's copy of the profile then records them)."
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - GRID_FIELDS
+    for item in assignments:
+        key, eq, value = item.partition("=")
+        if not eq or key not in fields: raise ValueError(f"--set {item}: use KEY=VALUE with KEY one of the recipe's settings ({', '.join(sorted(fields))})")
+        p.recipe[key] = yaml.safe_load(value)
+    if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file
+    return check_profile(p)
+
+def report_reference(name: str, reference: str | os.PathLike = "results", verbose: bool = False) -> Path:
+    "Rebuild the report of the reference `reference/<name>/` from its own runs and profile copy; trains nothing."
+    root = Path(reference) / name
+    sweep_profile(root, name)  # refuses a folder that holds no sweep
+    execute_notebook("report.ipynb", root / "report.ipynb", {"results_dir": _here(root), "profile": _here(root / "profile.yaml")}, verbose)
+    print(f"report: {_here(root / 'report.md')}", flush=True)
+    return root
 
 def report_sweep(root: Path, reference: Path, verbose: bool = False) -> None:
     "Execute the report notebook on a sweep folder, comparing with `reference` when it holds runs; print the verdict."
@@ -382,7 +415,8 @@ def main(argv=None) -> int:
         if args.data_path: os.environ[DATA_ENV] = args.data_path  # every run, and the data signature, read it
         if args.promote:
             promote(load_profile(args.profile).name, args.work, args.reference, verbose=args.verbose); return 0
-        profile = load_profile(args.profile)
+        if args.report: report_reference(load_profile(args.profile).name, args.reference, args.verbose); return 0
+        profile = override(load_profile(args.profile), args.set)
         runs = select_runs(expand(profile), args.only)
     except ValueError as e:
         parser.exit(2, f"reproduce: error: {e}\n")

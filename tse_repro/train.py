@@ -17,15 +17,15 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside notebooks
 
 from .checks import SettingError
-from .config import TrainConfig, build_model, flag_name, parse_config
+from .config import TrainConfig, build_model, flag_name, parse_command
 from .losses import LossModel
-from .data import DataError, get_datasets, make_loaders, rank_seed
+from .data import DataError, data_root, data_signature, get_datasets, make_loaders, rank_seed
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
 
 # %% auto #0
 __all__ = ['Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
            'build_optimizer', 'build_scheduler', 'autocast', 'evaluate', 'NonFiniteTraining', 'nonfinite_state',
-           'checkpoint_state', 'train_one_epoch', 'train', 'resume_command', 'last_line', 'main']
+           'checkpoint_state', 'train_one_epoch', 'train', 'resume_command', 'last_line', 'dry_run', 'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -233,10 +233,24 @@ def last_line(e: BaseException) -> str:
     lines = [l for l in str(e).strip().splitlines() if l.strip()]
     return lines[-1].removeprefix(f"{type(e).__module__}.").removeprefix(f"{type(e).__name__}: ") if lines else type(e).__name__
 
+def dry_run(cfg: TrainConfig) -> str:
+    "What `train(cfg)` would do, checked as far as it can be without training: settings, run folder, data files."
+    check_run_folder(cfg)
+    folder = RunFolder(cfg.out)
+    files = data_signature(cfg.dataset, cfg.data_path)["files"]
+    data = (", ".join(f"{name} ({size:,})" for name, size in files) if files
+            else f"none found in {data_root(cfg.data_path)}; the run would stop there (see --data-path)")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return "\n".join([f"tse-train (dry run, nothing trained or written): {cfg.describe()}",
+                      f"run folder: {cfg.out} ({'resumes its ' + folder.status() + ' run' if cfg.resume else 'new run'})",
+                      f"data: {cfg.dataset}: {data}", f"processes: {world}, {cfg.batch_size} images per step in each"])
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    cfg = parse_config(argv)
-    try: train(cfg)
+    cfg, dry = parse_command(argv)
+    try:
+        if dry: print(dry_run(cfg)); return
+        train(cfg)
     except SettingError as e: _exit(2, f"tse-train: error: {e.named(flag_name(e.field))}")
     except (RunRefused, DataError) as e: _exit(2, f"tse-train: error: {last_line(e)}")
     except NonFiniteTraining as e: _exit(1, f"tse-train: {e}")

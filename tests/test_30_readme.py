@@ -1,0 +1,102 @@
+"""Every command block of README.md, replayed in order on a fresh copy of the checkout.
+
+The copy holds the files git tracks (and the untracked ones it does not ignore) with their times, and shares this
+checkout's `.venv` (make is told not to rebuild it). Each command runs as written, except where keeping CI short
+needs a change, always by adding parameters: a `make reproduce` of the demo profile gets a one-epoch, few-image
+recipe (`ARGS=--set ...`), of another profile `ARGS=--list` (planning only); a `tse-train` run and the papermill
+run notebook get one epoch on a few images; a `torchrun` launch becomes the same command line checked by `--dry-run`; `make lab` is started, its
+printed address fetched, then stopped; `make test` is this very run and is skipped. The transcript (command, exit
+status, wall time) is printed; every command must exit 0."""
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHRINK_DEMO = "--set epochs=1 --set train_per_class=2 --set test_per_class=1"
+TINY_TRAIN = ["--epochs", "1", "--train-per-class", "2", "--test-per-class", "1"]
+TINY_NOTEBOOK = ["-p", "epochs", "1", "-y", "config: {train_per_class: 2, test_per_class: 1}"]
+
+
+def readme_commands(text: str) -> list[str]:
+    "The shell commands of every ```sh block, in order (continuation lines joined, comments dropped)."
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip() if not line.lstrip().startswith("#") else ""
+            if line: commands.append(re.sub(r"\s+", " ", line))
+    return commands
+
+
+def adapt(command: str) -> tuple[list[str] | None, str]:
+    "How the test runs a README command: (argv, what was changed), or (None, why it is not run)."
+    words = shlex.split(command)
+    assert not re.fullmatch(r"[A-Z_]+=.*", words[0]), f"{command}: an environment prefix; give the variable to make instead"
+    if words[:2] == ["make", "test"]: return None, "this test suite is make test"
+    if words[:2] == ["make", "lab"]: return ["make", "-o", ".venv/.installed", "lab", "LAB_PORT=8941"], "started, its address fetched, stopped"
+    if words[:2] == ["make", "reproduce"]:
+        demo = not any(w.startswith("PROFILE=") and w != "PROFILE=demo" for w in words)
+        extra = f"ARGS={SHRINK_DEMO}" if demo else "ARGS=--list"
+        return ["make", "-o", ".venv/.installed", *words[1:], extra], extra
+    if words[0] == "make": return ["make", "-o", ".venv/.installed", *words[1:]], "make told not to rebuild .venv"
+    if words[0].endswith("torchrun"):
+        args = words[words.index("tse_repro.train") + 1:]
+        return [".venv/bin/python", "-m", "tse_repro.train", *args, "--dry-run"], "torchrun replaced by the same flags with --dry-run"
+    if words[0].endswith("tse-train") and "--dry-run" not in words: return [*words, *TINY_TRAIN], " ".join(TINY_TRAIN)
+    if words[0].endswith("papermill") and words[1].endswith("run.ipynb"): return [*words, *TINY_NOTEBOOK], " ".join(TINY_NOTEBOOK)
+    return words, ""
+
+
+def fresh_copy(dest: Path) -> Path:
+    "The checkout's tracked and unignored files, times kept, sharing its .venv."
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    return dest
+
+
+def run_lab(argv, cwd, env) -> int:
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        first = proc.stdout.readline()
+        url = re.search(r"http://\S+", first).group(0)
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r: return 0 if r.status == 200 else r.status
+            except OSError: time.sleep(1)
+        return 1
+    finally:
+        os.killpg(proc.pid, 15); proc.wait(timeout=30)
+
+
+def test_readme_commands_run_as_written(tmp_path):
+    commands = readme_commands((ROOT / "README.md").read_text())
+    assert any(c.startswith("make reproduce") for c in commands) and any(c.startswith("make test") for c in commands)
+    clone = fresh_copy(tmp_path / "clone")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+    transcript, failures = [], []
+    for command in commands:
+        argv, note = adapt(command)
+        if argv is None:
+            transcript.append((command, "skipped", 0.0, note)); continue
+        start = time.perf_counter()
+        if argv[:4] == ["make", "-o", ".venv/.installed", "lab"]: code, out = run_lab(argv, clone, env), ""
+        else:
+            r = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+            code, out = r.returncode, r.stdout[-1500:] + r.stderr[-1500:]
+        transcript.append((command, code, time.perf_counter() - start, note))
+        if code != 0: failures.append(f"{command}\n  -> exit {code}\n{out}")
+    print("\n| README command | exit | wall (s) | what the test changed |\n|---|---|---|---|")
+    for command, code, seconds, note in transcript: print(f"| `{command}` | {code} | {seconds:.1f} | {note} |")
+    assert not failures, "\n\n".join(failures)
+    assert (clone / "results" / "demo" / "report.md").exists() and (clone / "runs" / "demo" / "verdict.md").exists()
