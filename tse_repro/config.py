@@ -60,6 +60,8 @@ class TrainConfig:
     persistent_workers: bool = setting(False, "keep loader workers alive between epochs")
     save_every: int = setting(1, "checkpoint every N epochs (and after the last)", integer=True, low=1)
     progress: bool = setting(True, "progress bar")
+    tensorboard: bool = setting(True, "TensorBoard event files in <out>/tensorboard (rank 0)")
+    tensorboard_masks_every: int = setting(5, "TSE: mask images to TensorBoard every N epochs (0: never)", integer=True, low=0)
 
     def loss_config(self) -> LossConfig:
         return LossConfig(self.method, self.lamb, self.means, self.tau_f, self.kappa)

@@ -21,10 +21,10 @@ __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'DIGI
            'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'RANK_SEED_STRIDE', 'DataError', 'DataMissing', 'data_root',
            'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset', 'ImageDataset', 'cifar_transform',
            'how_to_get', 'image_array_problem', 'read_image_npz', 'find_npz', 'cifar_arrays', 'cifar_datasets',
-           'digits_datasets', 'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events',
-           'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events',
-           'read_dvs_recording', 'pt_files', 'dvs_datasets', 'get_datasets', 'data_signature', 'seed_worker',
-           'rank_seed', 'make_loaders']
+           'digits_arrays', 'digits_datasets', 'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem',
+           'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt',
+           'read_events', 'read_dvs_recording', 'pt_files', 'dvs_datasets', 'pixel_normalization', 'get_datasets',
+           'data_signature', 'seed_worker', 'rank_seed', 'make_loaders']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -179,20 +179,23 @@ def cifar_datasets(name, root=None, download=False, train_per_class=None, test_p
 # %% ../nbs/04_data.ipynb #a98a0736
 DIGITS_SIZE = DATASET_INFO["digits"].image_size
 
-def digits_datasets(train_per_class=None, test_per_class=None, size: int = DIGITS_SIZE):
-    "sklearn's digits as preloaded, normalised `[1,size,size]` float tensors with a fixed stratified split."
+def digits_arrays(size: int = DIGITS_SIZE):
+    "The digits as `[N,1,size,size]` pixels in [0, 1], labels, the fixed stratified train/test indices, and the training pixels' mean and std."
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     digits = load_digits()
     x = F.interpolate(torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16, size=(size, size),
                       mode="bilinear", align_corners=False)
     idx_tr, idx_te = train_test_split(np.arange(len(x)), test_size=0.2, stratify=digits.target, random_state=0)
-    mean, std = x[idx_tr].mean(), x[idx_tr].std()
+    return x, digits.target, idx_tr, idx_te, x[idx_tr].mean().item(), x[idx_tr].std().item()
+
+def digits_datasets(train_per_class=None, test_per_class=None, size: int = DIGITS_SIZE):
+    "sklearn's digits as preloaded, normalised `[1,size,size]` float tensors with a fixed stratified split."
+    x, target, idx_tr, idx_te, mean, std = digits_arrays(size)
     out = []
     for idx, per_class, split in ((idx_tr, train_per_class, "train"), (idx_te, test_per_class, "test")):
-        y = digits.target[idx]
-        keep = idx[balanced_indices(y, per_class, 10, f"digits {split}")]
-        out.append(ImageDataset((x[keep] - mean) / std, digits.target[keep]))
+        keep = idx[balanced_indices(target[idx], per_class, 10, f"digits {split}")]
+        out.append(ImageDataset((x[keep] - mean) / std, target[keep]))
     return (*out, replace(DATASET_INFO["digits"], image_size=size))
 
 # %% ../nbs/04_data.ipynb #0a811881
@@ -350,6 +353,15 @@ def dvs_datasets(root=None, T=10, train_per_class=None, test_per_class=None, siz
         out.append(EventDataset([files[i] for i in keep], [labels[i] for i in keep],
                                 partial(read_dvs_recording, T=T), dvs_transform(split == "train", size)))
     return (*out, replace(DATASET_INFO["dvs-cifar10"], image_size=size))
+
+# %% ../nbs/04_data.ipynb #4f0fa407
+def pixel_normalization(name: str) -> tuple[tuple, tuple] | None:
+    "`(mean, std)` per channel from pixels in [0, 1] to the model's inputs, or None for event data."
+    if name in CIFAR: return CIFAR[name][2], CIFAR[name][3]
+    if name == "digits":
+        *_, mean, std = digits_arrays()
+        return (mean,), (std,)
+    return None
 
 # %% ../nbs/04_data.ipynb #331864cc
 def get_datasets(name: str, root=None, T: int = 4, download: bool = False, train_per_class: int | None = None,

@@ -22,14 +22,16 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE', 'checkout', 'Run', 'Profile',
-           'variant_method', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
-           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_timings',
-           'papermill_runner', 'describe_error', 'select_runs', 'identity_record', 'set_aside_stale', 'run_profile',
-           'sweep_profile', 'promote', 'build_parser', 'override', 'report_reference', 'report_sweep', 'main']
+__all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
+           'checkout', 'Run', 'Profile', 'variant_method', 'check_profile', 'load_profile', 'profile_text', 'variants',
+           'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook',
+           'scrub_timings', 'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs',
+           'identity_record', 'set_aside_stale', 'run_profile', 'sweep_profile', 'promote', 'build_parser', 'override',
+           'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
-PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep"}
+PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation"}
+EVALUATION_KEYS = {"robustness", "overlap"}  # what analyze_run (09_eval) measures after each run, beyond top-1 and spikes
 LOSS_SETTINGS = {k for m in METHODS.values() for k in m.settings}
 VARIANT_KEYS = {"method", *METHODS, *LOSS_SETTINGS}
 SWEEP_KEYS = set(METHODS["tse"].settings)  # a sweep is a grid over TSE's two thresholds
@@ -53,6 +55,7 @@ class Profile:
     methods: dict
     sweep: dict = field(default_factory=dict)
     path: str = ""
+    evaluation: dict = field(default_factory=dict)
 
 # %% ../nbs/08_experiments.ipynb #4576dc0d
 def _fail(profile: str, msg: str):
@@ -87,6 +90,9 @@ def check_profile(p: Profile) -> Profile:
         if not isinstance(spec, dict): _fail(p.name, f"variant {name!r} must be a mapping, e.g. {{method: tse, tau_f: 0.5}}")
         _unknown(p.name, f"methods.{name}", spec, VARIANT_KEYS)
         variant_method(p.name, name, spec)
+    _unknown(p.name, "evaluation", p.evaluation, EVALUATION_KEYS)
+    for k, v in p.evaluation.items():
+        if not isinstance(v, dict): _fail(p.name, f"evaluation.{k} must be a mapping of settings ({{}} for the defaults)")
     if p.sweep:
         _unknown(p.name, "sweep", p.sweep, SWEEP_KEYS)
         for k in SWEEP_KEYS:
@@ -113,12 +119,12 @@ def load_profile(name_or_path: str | os.PathLike, search: list | None = None, na
         raise ValueError(f"profile {path}: not valid YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}); fix the file") from None
     if not isinstance(data, dict): _fail(path.stem, "the file must be a mapping with recipe:, seeds:, methods:")
     _unknown(path.stem, "the top level", data, PROFILE_KEYS)
-    for k in ("recipe", "methods", "sweep"):
+    for k in ("recipe", "methods", "sweep", "evaluation"):
         if not isinstance(data.get(k) or {}, dict): _fail(path.stem, f"{k}: must be a mapping")
     seeds = data.get("seeds", [0])
     p = Profile(name or path.stem, str(data.get("description", "")).strip(), dict(data.get("recipe") or {}),
                 list(seeds) if isinstance(seeds, list) else [seeds], dict(data.get("methods") or {}),
-                dict(data.get("sweep") or {}), str(path))
+                dict(data.get("sweep") or {}), str(path), dict(data.get("evaluation") or {}))
     return check_profile(p)
 
 # %% ../nbs/08_experiments.ipynb #c1253a9f
@@ -163,9 +169,9 @@ def profile_dir() -> Path:
     return checkout() / "profiles"
 
 # %% ../nbs/08_experiments.ipynb #6a95e7d8
-def notebook_parameters(run: Run, out: Path, nproc: int, resume: bool) -> dict:
-    "Papermill parameters of the run notebook for one run: its whole config, and the process count."
-    return {"config": {**run.config, "out": str(out), "resume": resume}, "nproc": nproc}
+def notebook_parameters(run: Run, out: Path, nproc: int, resume: bool, evaluation: dict | None = None) -> dict:
+    "Papermill parameters of the run notebook for one run: its whole config, the process count, what to evaluate after it."
+    return {"config": {**run.config, "out": str(out), "resume": resume}, "nproc": nproc, "evaluation": evaluation or {}}
 
 def train_flags(cfg: TrainConfig) -> list[str]:
     "The `tse_repro.train` command line of a config."
@@ -235,8 +241,8 @@ def scrub_timings(path: Path) -> None:
         for key in VOLATILE: meta.get("papermill", {}).pop(key, None)
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
-def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False) -> None:
-    execute_notebook("run.ipynb", run_dir / "run.ipynb", notebook_parameters(run, _here(run_dir), nproc, resume), verbose)
+def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False, evaluation: dict | None = None) -> None:
+    execute_notebook("run.ipynb", run_dir / "run.ipynb", notebook_parameters(run, _here(run_dir), nproc, resume, evaluation), verbose)
 
 def describe_error(e: BaseException) -> str:
     "The error of a failed run as text: papermill's cell error (name, value, traceback) or the exception."
@@ -246,7 +252,57 @@ def describe_error(e: BaseException) -> str:
     import traceback
     return f"{type(e).__name__}: {e}\n\n{''.join(traceback.format_exception(e))}"
 
+# %% ../nbs/08_experiments.ipynb #9c4ba51f
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+class Progress:
+    "A background watcher of one run's metrics.jsonl that logs a progress line per finished epoch."
+    def __init__(self, folder: RunFolder, index: int, total: int, epochs: int, sweep_start: float, finished: list, log=print, every: float = 2.0):
+        self.folder, self.index, self.total, self.epochs = folder, index, total, epochs
+        self.sweep_start, self.finished, self.log, self.every = sweep_start, finished, log, every
+        self.start, self.seen = time.time(), len(self._epochs())
+        self.first, self._stop = self.seen, None
+
+    def _epochs(self) -> list:
+        try: return self.folder.history()
+        except Exception: return []  # a half-written file: read it next time
+
+    def line(self, done: int) -> str:
+        "The progress line after `done` epochs of this run."
+        now = time.time()
+        per_epoch = (now - self.start) / max(done - self.first, 1)
+        run_total = per_epoch * (self.epochs - self.first)
+        per_run = sum(self.finished) / len(self.finished) if self.finished else run_total
+        left = per_epoch * (self.epochs - done) + per_run * (self.total - self.index)
+        return (f"    [{self.index}/{self.total}] {self.folder.path.name}: epoch {done}/{self.epochs}, {_clock(now - self.start)} in this run; "
+                f"sweep {_clock(now - self.sweep_start)} so far, about {_clock(left)} left")
+
+    def poll(self) -> None:
+        done = len(self._epochs())
+        if done > self.seen: self.seen = done; self.log(self.line(done))
+
+    def __enter__(self):
+        import threading
+        self._stop = threading.Event()
+        def watch():
+            while not self._stop.wait(self.every): self.poll()
+        self._thread = threading.Thread(target=watch, daemon=True); self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set(); self._thread.join()
+
 # %% ../nbs/08_experiments.ipynb #8a624925
+def reevaluate(folder: RunFolder, evaluation: dict) -> bool:
+    "Evaluate a complete run again when its eval.json was made with other evaluation settings (and it has a checkpoint)."
+    done = folder.read_json("eval")
+    if done is None or done.get("evaluation", {}) == evaluation or not folder.file("checkpoint").exists(): return False
+    from tse_repro.eval import analyze_run
+    analyze_run(folder.path, evaluation)
+    return True
+
 def select_runs(runs: list, only: str | None) -> list:
     "The runs whose name matches the regular expression `only` (all when None); a bad or fruitless filter is an error."
     if only is None: return runs
@@ -291,17 +347,19 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
     """Train every run of `profile` that is not complete in `work/<profile>/`; returns `{run name: status}`.
 
     `runner(run, run_dir, nproc, resume)` trains one run (default: the papermill run notebook)."""
-    runner = runner or functools.partial(papermill_runner, verbose=verbose)
+    runner = runner or functools.partial(papermill_runner, verbose=verbose, evaluation=profile.evaluation)
     root = Path(work) / profile.name
     expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
     runs = select_runs(expand(profile), only)
     (root / "runs").mkdir(parents=True, exist_ok=True)
     (root / "profile.yaml").write_text(profile_text(profile))  # the grid this sweep was made from, for its report
     set_aside_stale(root, expected, log)
-    statuses = {}
+    statuses, sweep_start, durations = {}, time.time(), []
     for i, run in enumerate(runs, 1):
         folder = RunFolder(root / "runs" / run.name)
         status = folder.status()
+        if status == "complete" and reevaluate(folder, profile.evaluation):
+            log(f"[{i}/{len(runs)}] {run.name}: complete; evaluated again (the profile's evaluation: settings changed)")
         if status in ("complete", "live"):
             statuses[run.name] = status; log(f"[{i}/{len(runs)}] {run.name}: {status}, skipped"); continue
         resume = folder.file("config").exists()
@@ -310,14 +368,17 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
         folder.write_identity(expected[run.name])
         log(f"[{i}/{len(runs)}] {run.name}: {'resuming' if resume else 'starting'} ({run.method})")
         start = time.perf_counter()
-        try: runner(run, folder.path, nproc, resume)
+        try:
+            with Progress(folder, i, len(runs), run.config["epochs"], sweep_start, durations, log):
+                runner(run, folder.path, nproc, resume)
         except KeyboardInterrupt: raise
         except Exception as e:
             if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
             folder.write_error(describe_error(e))
         statuses[run.name] = folder.status()
         if statuses[run.name] == "complete":
-            log(f"    done in {time.perf_counter() - start:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%")
+            durations.append(time.perf_counter() - start)
+            log(f"    done in {durations[-1]:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%")
         else:
             first = folder.error().splitlines()[0] if folder.error() else "no summary.json written"
             if statuses[run.name] != "failed": folder.write_error(first + "\n")

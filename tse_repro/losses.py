@@ -16,8 +16,8 @@ from .checks import SettingError, check_choice, check_number
 # %% auto #0
 __all__ = ['METHODS', 'METHOD_ALIASES', 'per_step_ce', 'sdt_loss', 'tet_loss', 'linear_location_logits', 'folded_location_logits',
            'true_class_history', 'check_thresholds', 'erase_mask', 'TSEMasks', 'location_logits', 'tse_masks',
-           'TSEResult', 'tse_loss', 'sdt_step', 'tet_step', 'tse_step', 'Method', 'resolve_method', 'LossConfig',
-           'compute_loss', 'LossModel']
+           'true_class_maps', 'TSEResult', 'tse_loss', 'sdt_step', 'tet_step', 'tse_step', 'Method', 'resolve_method',
+           'LossConfig', 'compute_loss', 'LossModel']
 
 # %% ../nbs/03_losses.ipynb #f22131c9
 def per_step_ce(outputs: Tensor, labels: Tensor) -> Tensor:
@@ -93,6 +93,16 @@ def tse_masks(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 
         Q = true_class_history(P, labels)                                          # [B,T-1,L]
         keep = erase_mask(Q, tau_f, kappa)
     return TSEMasks(Q.view(B, T - 1, H, W), keep.view(B, T - 1, H, W))
+
+# %% ../nbs/03_losses.ipynb #764ba005
+def true_class_maps(features: Tensor, head: nn.Module, labels: Tensor, linear_fast_path: bool = True) -> Tensor:
+    "Per step, the true-class probability at every location, `softmax_k(P^t)[y]`: `[B,T,C,H,W]` features -> `[B,T,H,W]`."
+    B, T, C, H, W = features.shape
+    with torch.no_grad():
+        P = location_logits(features.flatten(3), head, linear_fast_path)   # [B,T,K,L]
+        P = P.to(torch.promote_types(P.dtype, torch.float32))
+        index = labels.view(B, 1, 1, 1).expand(B, T, 1, H * W)
+        return P.softmax(2).gather(2, index).view(B, T, H, W)
 
 # %% ../nbs/03_losses.ipynb #45e20dcd
 class TSEResult(NamedTuple):

@@ -22,7 +22,7 @@ __all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'w
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
-         "identity": "run.json", "error": "error.txt", "owner": ".owner"}
+         "identity": "run.json", "error": "error.txt", "owner": ".owner", "eval": "eval.json", "masks": "masks.npz"}
 RUN_FILES = ("config", "metrics", "summary", "checkpoint")  # what only a run writes: never overwritten by another one
 
 class RunRefused(ValueError):
@@ -157,7 +157,8 @@ def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
             "train_seconds": sum(h["epoch_seconds"] for h in history), **extra}
 
 # %% ../nbs/06_runs.ipynb #b848997e
-RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_workers", "out"}  # settings that leave the result unchanged
+RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_workers", "out",  # settings that leave the result unchanged
+               "tensorboard", "tensorboard_masks_every"}
 
 def result_settings(cfg: TrainConfig | dict) -> dict:
     "The settings that determine a run's result (all but `RESUME_FREE`)."
@@ -202,16 +203,16 @@ def run_key(identity: dict) -> str:
 @patch
 def record(self: RunFolder) -> dict:
     "The run as a record: name, variant, method, seed, loss settings, status, config, summary, history, error."
-    try: summary, ident, config, history = self.summary(), self.identity(), self.config(), self.history()
+    try: summary, ident, config, history, evaluation = self.summary(), self.identity(), self.config(), self.history(), self.read_json("eval")
     except RunRefused as e:  # an unreadable file: the run shows as failed, with the reason, and the others still report
         return {"name": self.path.name, "dir": str(self.path), "variant": self.path.name, "method": "sdt", "seed": None, "tau_f": None,
-                "kappa": None, "status": "failed", "config": {}, "summary": None, "history": [], "error": str(e)}
+                "kappa": None, "status": "failed", "config": {}, "summary": None, "history": [], "error": str(e), "eval": None}
     config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
     return {"name": self.path.name, "dir": str(self.path), "variant": ident.get("variant", method), "method": method,
             "seed": ident.get("seed", config.get("seed")), "tau_f": config.get("tau_f") if method == "tse" else None,
             "kappa": config.get("kappa") if method == "tse" else None, "status": self.status(), "config": config,
-            "summary": summary, "history": history, "error": self.error()}
+            "summary": summary, "history": history, "error": self.error(), "eval": evaluation}
 
 @patch
 def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, os, random, sys, time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,15 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside not
 
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_command
-from .losses import LossModel
+from .losses import LossModel, tse_masks
 from .data import DataError, data_root, data_signature, get_datasets, make_loaders, rank_seed
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
 
 # %% auto #0
 __all__ = ['Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
            'build_optimizer', 'build_scheduler', 'autocast', 'evaluate', 'NonFiniteTraining', 'nonfinite_state',
-           'checkpoint_state', 'train_one_epoch', 'train', 'resume_command', 'last_line', 'dry_run', 'main']
+           'checkpoint_state', 'train_one_epoch', 'TensorBoardLog', 'train', 'resume_command', 'last_line', 'dry_run',
+           'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -117,9 +118,10 @@ def nonfinite_state(model: nn.Module) -> list[str]:
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
 
-def checkpoint_state(model, opt, sched, epoch: int, step: int, history: list) -> dict:
+def checkpoint_state(model, opt, sched, epoch: int, step: int, history: list, cfg: TrainConfig) -> dict:
+    "What a checkpoint holds; its settings too, so that the file alone rebuilds its model (`tse-eval`)."
     return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch, "step": step, "history": history}
+            "epoch": epoch, "step": step, "history": history, "config": asdict(cfg)}
 
 # %% ../nbs/07_train.ipynb #3c55ba37
 def train_one_epoch(step_fn, model, loader, opt, cfg: TrainConfig, d: Dist, epoch: int, log_every: int = 10) -> dict:
@@ -165,6 +167,37 @@ def _test_kill_hook(at: str, epoch: int, steps: int) -> None:
     if at == f"{epoch}:{steps}":
         import signal; os.kill(os.getpid(), signal.SIGKILL)
 
+# %% ../nbs/07_train.ipynb #5a2703dd
+class TensorBoardLog:
+    "Rank 0's TensorBoard events: an epoch's metrics as scalars, TSE's masks as images."
+    def __init__(self, path: Path):
+        from torch.utils.tensorboard import SummaryWriter  # imported only when logging: it loads tensorboard
+        self.writer = SummaryWriter(str(path))
+
+    def epoch(self, record: dict) -> None:
+        step = record["epoch"]
+        for key, value in record.items():
+            if key == "epoch": continue
+            if isinstance(value, list):
+                first = 2 if key == "erased_fraction" else 1  # TSE erases from step 2 on
+                for t, v in enumerate(value, first): self.writer.add_scalar(f"{key}/t={t}", v, step)
+            else: self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    @torch.no_grad()
+    def masks(self, model, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, epoch: int) -> None:
+        was_training = model.training
+        model.eval()
+        keep = tse_masks(model.features(x), model.head, y, cfg.tau_f, cfg.kappa).keep   # [N,T-1,H,W]
+        model.train(was_training)
+        images = x if x.dim() == 4 else x.sum(1)                                      # event frames: summed over time
+        images = (images - images.amin((1, 2, 3), keepdim=True)) / (images.amax((1, 2, 3), keepdim=True) - images.amin((1, 2, 3), keepdim=True) + 1e-8)
+        self.writer.add_images("tse_masks/images", images[:, :3] if images.shape[1] >= 3 else images[:, :1], epoch)
+        for t in range(keep.shape[1]): self.writer.add_images(f"tse_masks/t={t + 2}", keep[:, t:t + 1].float(), epoch)
+        self.writer.flush()
+
+    def close(self) -> None: self.writer.close()
+
 # %% ../nbs/07_train.ipynb #7b251f3b
 def _log(d: Dist, msg: str) -> None:
     if d.main: print(msg, flush=True)
@@ -189,6 +222,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     if d.world > 1: step_module = DistributedDataParallel(step_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_fn = torch.compile(step_module) if cfg.compile else step_module
     opt = build_optimizer(model.parameters(), cfg); sched = build_scheduler(opt, cfg)
+    mask_batch = next(iter(test_loader)) if cfg.method == "tse" and cfg.tensorboard_masks_every else None
     with folder.claim() if d.main else nullcontext():
         if d.main: check_run_folder(cfg, owned=True)  # again, now that no other process can start here
         history, start_epoch, step = [], 0, 0
@@ -197,6 +231,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
             model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])
             history, start_epoch, step = state["history"], state["epoch"] + 1, state["step"]
         if d.main: folder.write_config(cfg)
+        tb = TensorBoardLog(folder.path / "tensorboard") if d.main and cfg.tensorboard else None
         _log(d, f"tse-repro | {cfg.describe()} | world={d.world} device={d.device}")
         if start_epoch: _log(d, f"resumed from epoch {start_epoch} ({folder.file('checkpoint')})")
         for epoch in range(start_epoch, cfg.epochs):
@@ -210,13 +245,18 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
             sched.step()
             history.append(epoch_record(epoch + 1, step, stats, evaluate(model, test_loader, cfg, d), history))
             _log(d, json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in history[-1].items()}))
+            if tb:
+                tb.epoch(history[-1])
+                if mask_batch is not None and (epoch + 1) % cfg.tensorboard_masks_every == 0:
+                    tb.masks(model, *(t[:8].to(d.device) for t in mask_batch), cfg, epoch + 1)
             if d.main:
                 folder.write_metrics(history)
                 if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                    folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch, step, history))
+                    folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch, step, history, cfg))
         summary = summarize(cfg, history, num_params=sum(p.numel() for p in model.parameters()), world_size=d.world,
                             ranks_in_sync=ranks_in_sync(model, d))
         if d.main: folder.write_summary(summary)
+        if tb: tb.close()
     return summary
 
 # %% ../nbs/07_train.ipynb #e5568de6
