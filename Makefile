@@ -9,7 +9,7 @@ NPROC ?= 1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install test reproduce reference report lab export clean bench
+.PHONY: install test reproduce reference report lab export clean bench gpu-check
 
 install: $(STAMP)
 
@@ -38,7 +38,11 @@ report: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --report $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m tse_repro.bench
+	$(BIN)/python -m tse_repro.bench $(ARGS)
+
+# On a GPU machine, first: throughput and memory of SDT/TET/TSE (bf16, channels_last, eager and compiled) and a DDP run.
+gpu-check: $(STAMP)
+	$(BIN)/python -m tse_repro.bench --gpu-check $(ARGS)
 
 LAB_PORT ?= 8888
 LAB_TOKEN := $(shell head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')

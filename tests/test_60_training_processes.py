@@ -47,7 +47,7 @@ def test_folder_of_another_run_is_refused(tmp_path):
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, shared_data):
     "Real CIFAR-10 with TET's random crops and flips, so the augmentation streams must resume exactly too."
-    cifar = ["--dataset", "cifar10", "--data-path", str(shared_data), "--train-per-class", "8", "--test-per-class", "4"]
+    cifar = ["--dataset", "cifar10", "--data-path", str(shared_data), "--train-file", "cifar10_train_20k.npz", "--train-per-class", "8", "--test-per-class", "4"]
     args = [sys.executable, "-m", "tse_repro.train", *TINY, *cifar, "--epochs", "3", "--tse"]
     straight = run([*args, "--out", str(tmp_path / "a")])
     assert straight.returncode == 0, straight.stderr

@@ -17,7 +17,7 @@ from .eval import SpikeStats
 # %% auto #0
 __all__ = ['SPIKING', 'VARIANTS', 'MODES', 'FLOOR_MODE', 'FLOOR_METHOD', 'TARGETS', 'relu_in_place_of_lif', 'bench_model', 'sync',
            'BenchStep', 'profiled_peak_bytes', 'run_bench', 'summarize', 'markdown_table', 'profile_step',
-           'write_results', 'parse_args', 'main']
+           'write_results', 'parse_args', 'main', 'gpu_check']
 
 # %% ../nbs/11_bench.ipynb #10a3f410
 SPIKING = ("sdt", "tet", "tse")
@@ -213,10 +213,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also time the compiled step (default: on CUDA only; a cold CPU compile of ResNet19's step takes ~3 min per variant)")
     p.add_argument("--modes", default=None, help=f"comma-separated, of {','.join(MODES)} (default: eager,fused + compiled per --compile)")
     p.add_argument("--out", default="results/bench")
+    p.add_argument("--gpu-check", action="store_true", help="the GPU check (make gpu-check): throughput, memory and a DDP run on every GPU present")
     return p.parse_args(argv)
 
 def main(argv=None) -> Path:
     args = parse_args(argv)
+    if args.gpu_check: sys.exit(gpu_check(args.batch or 64, args.repeats or 20))
     cuda = args.device.startswith("cuda")
     torch.set_num_threads(args.threads)
     compile_ = cuda if args.compile is None else args.compile
@@ -230,6 +232,32 @@ def main(argv=None) -> Path:
     readme = write_results(raw, args.out, command)
     print(readme.read_text())
     return readme
+
+# %% ../nbs/11_bench.ipynb #2738e620
+def gpu_check(batch: int = 64, repeats: int = 20, ddp_images_per_class: int = 100, log=print) -> int:
+    "Run the GPU checks, a line per result; 1 without a CUDA device."
+    if not torch.cuda.is_available():
+        log("gpu-check: no CUDA device here (torch.cuda.is_available() is False): nothing to check; run it on a GPU machine")
+        return 1
+    n = torch.cuda.device_count()
+    log(f"gpu-check: {n} x {torch.cuda.get_device_name(0)}, torch {torch.__version__}, batch {batch}, bf16 autocast, channels_last")
+    raw = run_bench("resnet19", 4, batch, repeats, SPIKING, ("eager", "compiled"), "cuda", warmup=3, log=lambda m: None)
+    for r in summarize(raw):
+        log(f"  {r['mode']:8s} {r['variant']:4s}: {batch / r['median_s']:8.0f} img/s (median of {repeats} steps), peak {r['peak_mib']:8.0f} MiB")
+    with tempfile.TemporaryDirectory() as d:
+        from tse_repro.data import write_synthetic
+        data, out = write_synthetic("cifar10", Path(d) / "data", per_class=ddp_images_per_class), Path(d) / "ddp"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "tse_repro.train",
+               "--arch", "resnet19", "--dataset", "cifar10", "--data-path", str(data), "--T", "4", "--epochs", "1",
+               "--batch-size", str(batch * n), "--tse", "--amp", "--channels-last", "--no-progress", "--no-tensorboard", "--out", str(out)]
+        import subprocess
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            log(f"  DDP ({n} GPUs, NCCL): FAILED, status {r.returncode}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}")
+            return 1
+        s = json.loads((out / "summary.json").read_text()); h = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        log(f"  DDP ({n} GPUs, NCCL): world size {s['world_size']}, {h['img_per_s']:.0f} img/s, ranks in sync: {s['ranks_in_sync']}")
+    return 0
 
 # %% ../nbs/11_bench.ipynb #2e500861
 if __name__ == "__main__" and "__file__" in globals(): main()

@@ -11,8 +11,8 @@ from torch import nn
 
 from .checks import SettingError, check_choice, check_number
 from .losses import METHODS, LossConfig, resolve_method
-from .models import MODELS, WITHOUT_GAP_HEAD, get_model
-from .data import DATASETS, DATASET_INFO
+from .models import INITS, MODELS, WITHOUT_GAP_HEAD, get_model
+from .data import AUGMENTS, DATASETS, DATASET_INFO
 from .neurons import set_fused_lif
 
 # %% auto #0
@@ -29,13 +29,18 @@ class TrainConfig:
     arch: str = setting("resnet_tiny", "model name", choices=tuple(MODELS))
     width: float = setting(1.0, "channel width multiplier", low=0, low_open=True)
     head: str = setting("spiking", "spiking (fc1-LIF-fc2, TET's) or linear", choices=("spiking", "linear"))
+    init: str = setting("tet", "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for VGGSNN), kaiming or default", choices=INITS)
     dataset: str = setting("digits", "dataset", choices=DATASETS)
     data_path: str | None = setting(None, "data folder (default: $TSE_DATA, else ./data)")
     download: bool = setting(False, "let torchvision download CIFAR into the data folder")
+    train_file: str | None = setting(None, "a training array file in the data folder to use instead of the full split, e.g. cifar10_train_20k.npz (CIFAR)")
+    full_splits: bool = setting(False, "refuse anything but the dataset's full official training and test splits (paper profiles)")
     train_per_class: int | None = setting(None, "balanced training subset: images per class (default: all)", integer=True, low=1, optional=True)
     test_per_class: int | None = setting(None, "balanced test subset: images per class (default: all)", integer=True, low=1, optional=True)
+    augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's) or autoaugment (+ AutoAugment, CIFAR-10 policy)", choices=AUGMENTS)
+    cutout: bool = setting(False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)")
     T: int = setting(4, "time steps", integer=True, low=1)
-    batch_size: int = setting(64, "images per optimiser step in each process", integer=True, low=1)
+    batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1)
     epochs: int = setting(2, "training epochs", integer=True, low=1)
     lr: float = setting(1e-3, "learning rate at the start of the cosine schedule", low=0, low_open=True)
     optimizer: str = setting("adam", "optimiser", choices=("adam", "sgd"))
@@ -70,6 +75,8 @@ class TrainConfig:
         "Check every setting (type, finiteness, range) and their combinations; a `SettingError` names the first bad one."
         for f in fields(self): check_setting(f, getattr(self, f.name))
         self.method = self.loss_config().method  # an alias (baseline) becomes its registry name
+        if self.full_splits and (self.train_per_class or self.test_per_class or self.train_file):
+            raise SettingError("full_splits", "asks for the full official splits: drop train_per_class, test_per_class and train_file")
         if not self.warmup_epochs < self.epochs:
             raise SettingError("warmup_epochs", f"must be fewer than the epochs ({self.epochs}), got {self.warmup_epochs}")
         method = METHODS[self.method]
@@ -102,7 +109,7 @@ def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
     set_fused_lif(cfg.fused_lif)  # the compiled LIF kernel: ~1.9x faster eager steps once compiled (make bench)
     info = DATASET_INFO[cfg.dataset]
     model = get_model(cfg.arch, num_classes=info.num_classes, T=cfg.T, in_channels=info.in_channels,
-                      width=cfg.width, head=cfg.head).to(device)
+                      width=cfg.width, head=cfg.head, init=cfg.init).to(device)
     if cfg.channels_last:
         import torch
         model = model.to(memory_format=torch.channels_last)

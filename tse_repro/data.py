@@ -17,14 +17,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'DIGITS_SIZE', 'NMNIST_SENSOR', 'NMNIST_DTYPE',
-           'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'RANK_SEED_STRIDE', 'DataError', 'DataMissing', 'data_root',
-           'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset', 'ImageDataset', 'cifar_transform',
-           'how_to_get', 'image_array_problem', 'read_image_npz', 'find_npz', 'cifar_arrays', 'cifar_datasets',
-           'digits_arrays', 'digits_datasets', 'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem',
-           'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt',
-           'read_events', 'read_dvs_recording', 'pt_files', 'dvs_datasets', 'pixel_normalization', 'get_datasets',
-           'data_signature', 'seed_worker', 'rank_seed', 'make_loaders']
+__all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'AUGMENTS', 'DIGITS_SIZE', 'NMNIST_SENSOR',
+           'NMNIST_DTYPE', 'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'OFFICIAL_SPLITS', 'RANK_SEED_STRIDE', 'DataError',
+           'DataMissing', 'data_root', 'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset',
+           'ImageDataset', 'cifar_transform', 'how_to_get', 'image_array_problem', 'read_image_npz', 'find_npz',
+           'cifar_arrays', 'cifar_datasets', 'digits_arrays', 'digits_datasets', 'to_frames', 'EventDataset',
+           'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets',
+           'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording', 'pt_files',
+           'dvs_datasets', 'pixel_normalization', 'get_datasets', 'check_full_splits', 'data_signature',
+           'write_synthetic', 'seed_worker', 'rank_seed', 'make_loaders']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -108,17 +109,26 @@ CIFAR = {  # name: (classes, torchvision folder, TET mean, TET std)
     "cifar100": (100, "cifar-100-python", (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
 
-def cifar_transform(name: str, train: bool) -> v2.Compose:
-    "TET's CIFAR pipeline on a uint8 `[3,32,32]` tensor: crop+flip when training, then scale and normalise."
+AUGMENTS = ("tet", "autoaugment")
+
+def cifar_transform(name: str, train: bool, augment: str = "tet", cutout: bool = False) -> v2.Compose:
+    """CIFAR pipeline on a uint8 `[3,32,32]` tensor. Training, `augment="tet"`: TET's crop (pad 4) and flip;
+    `"autoaugment"`: the same, then torchvision's AutoAugment with its CIFAR-10 policy; `cutout`: one 16x16 patch
+    erased after normalising (torchvision's RandomErasing at a fixed quarter of the image, square). Then scale and
+    normalise with TET's mean and std. Test: scale and normalise only."""
     _, _, mean, std = CIFAR[name]
-    augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train else []
-    return v2.Compose([*augment, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    if augment not in AUGMENTS: raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    steps = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train else []
+    if train and augment == "autoaugment": steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    if train and cutout: steps.append(v2.RandomErasing(p=1.0, scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0))
+    return v2.Compose(steps)
 
 def how_to_get(name: str, root: Path) -> str:
     "The fix to print when a dataset is missing."
     return {
-        "cifar10": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar10_train*.npz and cifar10_test*.npz",
-        "cifar100": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar100_train*.npz and cifar100_test*.npz",
+        "cifar10": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar10_train.npz and cifar10_test.npz",
+        "cifar100": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar100_train.npz and cifar100_test.npz",
         "nmnist": f"point --data-path ($TSE_DATA) at a folder with nmnist_small_events.npz (see ../shared/data/DATA.md) or with N-MNIST's Train/ and Test/ folders of .bin files",
         "dvs-cifar10": f"put TET's preprocessed frames ({root}/dvs-cifar10/train/0.pt ...) or the CIFAR10-DVS release ({root}/dvs-cifar10/airplane/*.aedat4 ...) there, or point --data-path ($TSE_DATA) elsewhere",
     }[name]
@@ -142,20 +152,27 @@ def read_image_npz(path: Path, num_classes: int, fix: str) -> tuple[np.ndarray, 
     if problem: raise DataError(f"{path} is corrupt or not a CIFAR array file of {num_classes} classes ({problem}); {fix}")
     return x, y.astype(np.int64)
 
-def find_npz(name: str, root: Path, split: str) -> Path | None:
-    found = sorted(root.glob(f"{name}_{split}*.npz"), key=lambda p: (len(p.name), p.name))
-    return found[0] if found else None
+def find_npz(name: str, root: Path, split: str, file: str | None = None) -> Path | None:
+    "The array file of a split: `file` when one is named (a subset, say), else exactly `<name>_<split>.npz`; None if absent."
+    path = root / (file or f"{name}_{split}.npz")
+    return path if file or path.exists() else None
 
-def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, files=None):
+def _subsets(name: str, root: Path, split: str) -> str:
+    found = sorted(p.name for p in root.glob(f"{name}_{split}_*.npz"))
+    hint = f", e.g. --train-file {found[0]}" if split == "train" and found else ""
+    return f" (found {', '.join(found)}: a subset is used only when named{hint})" if found else ""
+
+def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, files=None, train_file: str | None = None):
     "The images (uint8 NHWC) and labels of one CIFAR split, from array files or torchvision's folder."
     num_classes, folder, _, _ = CIFAR[name]
     split, fix = ("train" if train else "test"), how_to_get(name, root)
-    path = Path(files[0 if train else 1]) if files else find_npz(name, root, split)
+    path = Path(files[0 if train else 1]) if files else find_npz(name, root, split, train_file if train else None)
     if path is not None:
         if not path.exists(): raise DataMissing(f"{path} not found; {fix}")
         return read_image_npz(path, num_classes, fix)
     if not (root / folder).exists() and not download:
-        raise DataMissing(f"no {name} data in {root}: looked for {name}_{split}*.npz and {root / folder}/; {fix}")
+        raise DataMissing(f"no full {name} {split} split in {root}: looked for {name}_{split}.npz and {root / folder}/"
+                          f"{_subsets(name, root, split)}; {fix}")
     from torchvision import datasets
     try: ds = getattr(datasets, name.upper())(root, train=train, download=download)
     except Exception as e:
@@ -165,15 +182,16 @@ def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, fil
     if problem := image_array_problem(x, y, num_classes): raise DataError(f"{root / folder} is corrupt ({problem}); {fix}")
     return x, y
 
-def cifar_datasets(name, root=None, download=False, train_per_class=None, test_per_class=None, files=None):
-    "TET-augmented CIFAR train/test sets, optionally balanced subsets (the first n of each class in file order)."
+def cifar_datasets(name, root=None, download=False, train_per_class=None, test_per_class=None, files=None,
+                   train_file=None, augment="tet", cutout=False):
+    "Augmented CIFAR train/test sets, optionally balanced subsets (the first n of each class in file order)."
     root, num_classes = data_root(root), CIFAR[name][0]
     out = []
     for train, per_class in ((True, train_per_class), (False, test_per_class)):
-        x, y = cifar_arrays(name, root, train, download, files)
+        x, y = cifar_arrays(name, root, train, download, files, train_file)
         keep = balanced_indices(y, per_class, num_classes, f"{name} {'train' if train else 'test'}")
         images = torch.from_numpy(np.ascontiguousarray(x[keep].transpose(0, 3, 1, 2)))
-        out.append(ImageDataset(images, y[keep], cifar_transform(name, train)))
+        out.append(ImageDataset(images, y[keep], cifar_transform(name, train, augment, cutout)))
     return (*out, DATASET_INFO[name])
 
 # %% ../nbs/04_data.ipynb #a98a0736
@@ -314,7 +332,9 @@ def read_events(path: Path) -> np.ndarray:
     return events
 
 def read_dvs_recording(path: Path, T: int):
-    return to_frames(read_events(Path(path)), DVS_SENSOR, T, bins="event"), None
+    "A raw recording as `T` frames of equal event counts, each divided by its own maximum (TET's preprocessing, dvscifar_dataloader.py)."
+    frames = to_frames(read_events(Path(path)), DVS_SENSOR, T, bins="event")
+    return frames / frames.amax((1, 2, 3), keepdim=True).clamp(min=1), None
 
 def pt_files(folder: Path) -> list[Path]:
     "TET's `<i>.pt` files in index order."
@@ -365,26 +385,38 @@ def pixel_normalization(name: str) -> tuple[tuple, tuple] | None:
 
 # %% ../nbs/04_data.ipynb #331864cc
 def get_datasets(name: str, root=None, T: int = 4, download: bool = False, train_per_class: int | None = None,
-                 test_per_class: int | None = None, files: tuple | None = None) -> tuple[Dataset, Dataset, DataInfo]:
-    "Train and test datasets plus `DataInfo` for `name`; `T` sets the frame count of event data; `files` = own (train, test) CIFAR npz pair."
+                 test_per_class: int | None = None, files: tuple | None = None, train_file: str | None = None,
+                 augment: str = "tet", cutout: bool = False) -> tuple[Dataset, Dataset, DataInfo]:
+    """Train and test datasets plus `DataInfo` for `name`; `T` sets the frame count of event data; `files` = own (train, test)
+    CIFAR npz pair; `train_file` = a training array file in the data folder used instead of the full split (CIFAR)."""
     key = name.lower().replace("_", "-")
-    if key in CIFAR: return cifar_datasets(key, root, download, train_per_class, test_per_class, files)
+    if key in CIFAR: return cifar_datasets(key, root, download, train_per_class, test_per_class, files, train_file, augment, cutout)
     if key in ("dvs-cifar10", "dvscifar10", "cifar10-dvs"): return dvs_datasets(root, T, train_per_class, test_per_class)
     if key in ("nmnist", "n-mnist"): return nmnist_datasets(root, T, train_per_class, test_per_class)
     if key == "digits": return digits_datasets(train_per_class, test_per_class)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
+# %% ../nbs/04_data.ipynb #43947dd6
+OFFICIAL_SPLITS = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "dvs-cifar10": (9_000, 1_000), "nmnist": (60_000, 10_000)}
+
+def check_full_splits(name: str, n_train: int, n_test: int, root=None) -> None:
+    "A `DataError` unless `name` has exactly its official training and test split sizes."
+    want = OFFICIAL_SPLITS.get(name)
+    if want is None or (n_train, n_test) == want: return
+    raise DataError(f"{name} in {data_root(root)} has {n_train:,} training / {n_test:,} test samples, not the full official "
+                    f"splits ({want[0]:,} / {want[1]:,}) this run needs; {how_to_get(name, data_root(root)) if name in CIFAR or name in ('nmnist', 'dvs-cifar10') else ''}")
+
 # %% ../nbs/04_data.ipynb #61107c6a
 def _files(*paths) -> list:
     return [[p.name, p.stat().st_size] for p in paths if p is not None and p.is_file()]
 
-def data_signature(name: str, root=None) -> dict:
-    "The files (name, size) dataset `name` reads from `root`; `{'files': []}` when none are there yet."
+def data_signature(name: str, root=None, train_file: str | None = None) -> dict:
+    "The files (name, size) dataset `name` reads from `root` (`train_file`: a named training file); `{'files': []}` when none are there yet."
     root, key = data_root(root), name.lower().replace("_", "-")
     if key == "digits": return {"dataset": key, "files": [["sklearn.datasets.load_digits", 1797]]}
     if key in CIFAR:
         folder = root / CIFAR[key][1]
-        npz = [find_npz(key, root, split) for split in ("train", "test")]
+        npz = [find_npz(key, root, "train", train_file), find_npz(key, root, "test")]
         files = _files(*npz) if all(npz) else _files(*sorted(folder.glob("*"))) if folder.is_dir() else []
     elif key in ("nmnist", "n-mnist"):
         files = _files(root / "nmnist_small_events.npz") or [[f"{f.parent.parent.name}/{f.parent.name}", n] for f, n in
@@ -400,6 +432,30 @@ def _count_by_folder(root: Path, names, pattern: str) -> list:
     counts = {}
     for f in base.glob(pattern): counts.setdefault(f.parent, [f, 0])[1] += 1
     return [tuple(v) for _, v in sorted(counts.items())]
+
+# %% ../nbs/04_data.ipynb #aa2dc3e9
+def write_synthetic(name: str, folder, per_class: int = 2, T: int = 10, seed: int = 0) -> Path:
+    "Random samples of `name` (per_class per class, in train and test) in its real file format under `folder`; returns `folder`."
+    folder, rng = Path(folder), np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    info = DATASET_INFO[name]
+    labels = np.repeat(np.arange(info.num_classes), per_class)
+    if name in CIFAR:
+        for split in ("train", "test"):
+            np.savez(folder / f"{name}_{split}.npz", x=rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8), y=labels)
+    elif name == "dvs-cifar10":
+        for split in ("train", "test"):
+            (folder / "dvs-cifar10" / split).mkdir(parents=True, exist_ok=True)
+            for i, y in enumerate(labels):
+                frames = torch.from_numpy((rng.random((T, 2, 48, 48)) < 0.1).astype(np.float32))
+                torch.save([frames, torch.tensor([float(y)])], folder / "dvs-cifar10" / split / f"{i}.pt")
+    elif name == "nmnist":
+        n, events = 2 * len(labels), 50
+        cols = {"x": rng.integers(0, 34, n * events).astype(np.int16), "y": rng.integers(0, 34, n * events).astype(np.int16),
+                "t_us": np.tile(np.arange(events) * 1000, n), "p": rng.integers(0, 2, n * events).astype(np.int8)}
+        np.savez(folder / "nmnist_small_events.npz", **cols, offsets=np.arange(0, n * events + 1, events),
+                 labels=np.concatenate([labels, labels]), split=np.repeat([0, 1], len(labels)).astype(np.int8))
+    return folder
 
 # %% ../nbs/04_data.ipynb #da6e0470
 def seed_worker(worker_id: int):

@@ -14,7 +14,7 @@ import tse_repro
 from .checks import SettingError
 from .config import TrainConfig, flag_name
 from .losses import METHODS, resolve_method
-from .data import DATA_ENV
+from .data import DATA_ENV, DataError, write_synthetic
 from .runs import RunFolder, run_identity, run_key
 
 def checkout() -> Path:
@@ -23,14 +23,15 @@ def checkout() -> Path:
 
 # %% auto #0
 __all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
-           'checkout', 'Run', 'Profile', 'variant_method', 'check_profile', 'load_profile', 'profile_text', 'variants',
-           'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook',
-           'scrub_timings', 'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs',
-           'identity_record', 'set_aside_stale', 'run_profile', 'sweep_profile', 'promote', 'build_parser', 'override',
+           'SMOKE_RECIPE', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings', 'check_sources',
+           'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters',
+           'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_timings', 'papermill_runner',
+           'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record', 'set_aside_stale',
+           'run_profile', 'smoke_profile', 'sweep_profile', 'promote', 'build_parser', 'preflight', 'override',
            'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
-PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation"}
+PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
 EVALUATION_KEYS = {"robustness", "overlap"}  # what analyze_run (09_eval) measures after each run, beyond top-1 and spikes
 LOSS_SETTINGS = {k for m in METHODS.values() for k in m.settings}
 VARIANT_KEYS = {"method", *METHODS, *LOSS_SETTINGS}
@@ -56,6 +57,7 @@ class Profile:
     sweep: dict = field(default_factory=dict)
     path: str = ""
     evaluation: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)  # setting -> where its value comes from (required of paper-* profiles)
 
 # %% ../nbs/08_experiments.ipynb #4576dc0d
 def _fail(profile: str, msg: str):
@@ -76,6 +78,18 @@ def variant_method(profile: str, name: str, spec: dict) -> str:
         _fail(profile, f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} uses; remove it")
     return method
 
+def sourced_settings(p: Profile) -> list[str]:
+    "The values a paper recipe must name a source for: every recipe key, every variant's loss setting, the seeds."
+    return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS), "seeds"]
+
+def check_sources(p: Profile) -> None:
+    "A `paper-*` profile (or one that gives `sources:`) names the source of every value; no source names a value it lacks."
+    if not (p.name.startswith("paper-") or p.sources): return
+    wanted = sourced_settings(p)
+    missing = [k for k in wanted if not str(p.sources.get(k, "")).strip()]
+    if missing: _fail(p.name, f"sources: gives no source for {missing[0]}; name where its value comes from, or say 'not stated'")
+    _unknown(p.name, "sources", p.sources, wanted)
+
 def check_profile(p: Profile) -> Profile:
     "Raise one `ValueError` line naming the fix for the first problem of a profile."
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -90,6 +104,7 @@ def check_profile(p: Profile) -> Profile:
         if not isinstance(spec, dict): _fail(p.name, f"variant {name!r} must be a mapping, e.g. {{method: tse, tau_f: 0.5}}")
         _unknown(p.name, f"methods.{name}", spec, VARIANT_KEYS)
         variant_method(p.name, name, spec)
+    check_sources(p)
     _unknown(p.name, "evaluation", p.evaluation, EVALUATION_KEYS)
     for k, v in p.evaluation.items():
         if not isinstance(v, dict): _fail(p.name, f"evaluation.{k} must be a mapping of settings ({{}} for the defaults)")
@@ -119,12 +134,12 @@ def load_profile(name_or_path: str | os.PathLike, search: list | None = None, na
         raise ValueError(f"profile {path}: not valid YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}); fix the file") from None
     if not isinstance(data, dict): _fail(path.stem, "the file must be a mapping with recipe:, seeds:, methods:")
     _unknown(path.stem, "the top level", data, PROFILE_KEYS)
-    for k in ("recipe", "methods", "sweep", "evaluation"):
+    for k in ("recipe", "methods", "sweep", "evaluation", "sources"):
         if not isinstance(data.get(k) or {}, dict): _fail(path.stem, f"{k}: must be a mapping")
     seeds = data.get("seeds", [0])
     p = Profile(name or path.stem, str(data.get("description", "")).strip(), dict(data.get("recipe") or {}),
                 list(seeds) if isinstance(seeds, list) else [seeds], dict(data.get("methods") or {}),
-                dict(data.get("sweep") or {}), str(path), dict(data.get("evaluation") or {}))
+                dict(data.get("sweep") or {}), str(path), dict(data.get("evaluation") or {}), dict(data.get("sources") or {}))
     return check_profile(p)
 
 # %% ../nbs/08_experiments.ipynb #c1253a9f
@@ -386,6 +401,26 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
             log(f"    FAILED: {first} (see {_here(folder.file('error'))})")
     return statuses
 
+# %% ../nbs/08_experiments.ipynb #c028b1d9
+SMOKE_RECIPE = {"epochs": 1, "width": 0.25, "train_per_class": 2, "test_per_class": 1, "full_splits": False, "train_file": None,
+                "download": False, "workers": 0, "pin_memory": False, "persistent_workers": False, "warmup_epochs": 0}
+
+def smoke_profile(p: Profile, work: str | os.PathLike = "runs", nproc: int = 1) -> Profile:
+    "A smoke run of `p`'s code path: its recipe but one epoch on synthetic data, one seed, one variant per method, width 0.25."
+    name = f"smoke-{p.name}"
+    T = p.recipe.get("T", 4)
+    data = write_synthetic(p.recipe.get("dataset", "digits"), Path(work) / name / "data", per_class=2, T=T) if p.recipe.get("dataset", "digits") != "digits" else None
+    recipe = {**p.recipe, **SMOKE_RECIPE, "batch_size": 10 * nproc, **({"data_path": _here(data)} if data else {})}
+    methods, seen = {}, set()
+    for variant, spec in p.methods.items():
+        method = variant_method(p.name, variant, spec)
+        if method not in seen: seen.add(method); methods[variant] = spec
+    r = recipe
+    description = (f"SMOKE RUN of {p.name}, not a result: its code path ({r['arch']} at width {r['width']}, {r.get('optimizer', 'adam')} "
+                   f"lr {r.get('lr', 0.001)}, augmentation {r.get('augment', 'tet')}, amp {r.get('amp', False)}, T={T}) for one epoch of "
+                   f"one seed on synthetic data.")
+    return check_profile(Profile(name, description, recipe, p.seeds[:1], methods, {}, "", p.evaluation, {}))
+
 # %% ../nbs/08_experiments.ipynb #dfd6ae3c
 def sweep_profile(root: Path, name: str) -> Profile:
     "The profile a sweep folder was made from (its own copy), not the current file in `profiles/`."
@@ -431,8 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change one recipe setting for this sweep (a YAML value), e.g. --set epochs=1; repeatable")
     p.add_argument("--promote", action="store_true", help="make the finished sweep in <work>/<profile>/ the reference (make reference)")
     p.add_argument("--report", action="store_true", help="rebuild the reference's report from its own runs (make report), train nothing")
+    p.add_argument("--smoke", action="store_true", help="a smoke run of the profile's code path on synthetic data, into <work>/smoke-<profile>/")
     p.add_argument("--verbose", action="store_true", help="stream each run notebook's output")
     return p
+
+def preflight(runs: list, nproc: int) -> None:
+    "Before any run starts: every global batch splits over `nproc`, and a full-splits profile finds its full data."
+    from tse_repro.train import batch_per_rank, load_data
+    for run in runs:
+        try: batch_per_rank(TrainConfig(**run.config), nproc)
+        except SettingError as e: raise ValueError(f"run {run.name}: {e.named('recipe.batch_size')} (--nproc {nproc})") from None
+    if runs and runs[0].config.get("full_splits"): load_data(TrainConfig(**runs[0].config))  # a DataError names what it found
 
 def override(p: Profile, assignments: list[str]) -> Profile:
     "The profile with `KEY=VALUE` recipe changes applied (the sweep's copy of the profile then records them)."
@@ -458,8 +502,9 @@ def report_sweep(root: Path, reference: Path, verbose: bool = False) -> None:
     execute_notebook("report.ipynb", root / "report.ipynb",
                      {"results_dir": _here(root), "profile": _here(root / "profile.yaml"), "reference": ref}, verbose)
     print(f"report: {_here(root / 'report.md')}", flush=True)
-    print(f"\n{(root / 'verdict.md').read_text().strip()}" if ref else f"no reference in {_here(reference)}/ to compare with "
-          f"(promote this sweep with: make reference PROFILE={root.name})", flush=True)
+    if root.name.startswith("smoke-"): print("a smoke run: its numbers are not results and are compared with nothing", flush=True)
+    else: print(f"\n{(root / 'verdict.md').read_text().strip()}" if ref else f"no reference in {_here(reference)}/ to compare with "
+                f"(promote this sweep with: make reference PROFILE={root.name})", flush=True)
 
 def _list(runs: list, root: Path, nproc: int, name: str) -> None:
     for run in runs:
@@ -478,9 +523,11 @@ def main(argv=None) -> int:
             promote(load_profile(args.profile).name, args.work, args.reference, verbose=args.verbose); return 0
         if args.report: report_reference(load_profile(args.profile).name, args.reference, args.verbose); return 0
         profile = override(load_profile(args.profile), args.set)
+        if args.smoke: profile = smoke_profile(profile, args.work, args.nproc)
         runs = select_runs(expand(profile), args.only)
+        preflight(runs, args.nproc)
     except ValueError as e:
-        parser.exit(2, f"reproduce: error: {e}\n")
+        parser.exit(2, f"reproduce: error: {str(e).strip().splitlines()[-1] if isinstance(e, DataError) else e}\n")
     root, reference = Path(args.work) / profile.name, Path(args.reference) / profile.name
     print(f"profile {profile.name}: {len(runs)} runs, nproc={args.nproc}; training afresh in {_here(root)}/, "
           f"reference {_here(reference)}/", flush=True)

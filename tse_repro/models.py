@@ -10,10 +10,10 @@ from torch import nn
 from .neurons import LIF, SeqToANNContainer, encode_static
 
 # %% auto #0
-__all__ = ['VGG_LAYOUT', 'MODELS', 'WITHOUT_GAP_HEAD', 'TET_KEY_RULES', 'as_sequence', 'SpikingModel', 'SpikingHead', 'make_head',
-           'scaled', 'conv3x3', 'conv1x1', 'unfold', 'BasicBlock', 'Bottleneck', 'SpikingResNet', 'resnet19',
-           'resnet18', 'resnet34', 'resnet50', 'resnet_tiny', 'ConvBNLIF', 'VGGSNN', 'vggsnn', 'vggsnn_gap',
-           'get_model', 'tet_key', 'collapse_tet_aliases', 'load_tet_checkpoint']
+__all__ = ['VGG_LAYOUT', 'MODELS', 'WITHOUT_GAP_HEAD', 'INITS', 'TET_KEY_RULES', 'as_sequence', 'SpikingModel', 'SpikingHead',
+           'make_head', 'scaled', 'conv3x3', 'conv1x1', 'unfold', 'BasicBlock', 'Bottleneck', 'SpikingResNet',
+           'resnet19', 'resnet18', 'resnet34', 'resnet50', 'resnet_tiny', 'ConvBNLIF', 'VGGSNN', 'vggsnn', 'vggsnn_gap',
+           'initialise', 'get_model', 'tet_key', 'collapse_tet_aliases', 'load_tet_checkpoint']
 
 # %% ../nbs/02_models.ipynb #b82750c2
 def as_sequence(x: torch.Tensor, T: int) -> torch.Tensor:
@@ -116,7 +116,6 @@ class SpikingResNet(SpikingModel):
             setattr(self, f"layer{i}", self._make_layer(block, scaled(w, width), n, s))
         self.num_stages, self.num_features = len(layers), self.cin
         self.head = make_head(head, self.num_features, num_classes, scaled(hidden, width))
-        self._init_weights()
 
     def _make_layer(self, block, planes, blocks, stride):
         downsample = None
@@ -127,11 +126,6 @@ class SpikingResNet(SpikingModel):
         self.cin = planes * block.expansion
         layers += [block(self.cin, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = as_sequence(x, self.T)
@@ -204,13 +198,24 @@ def vggsnn_gap(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **k
 MODELS = {"resnet19": resnet19, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
           "vggsnn": vggsnn, "vggsnn_gap": vggsnn_gap, "resnet_tiny": resnet_tiny}
 WITHOUT_GAP_HEAD = {"vggsnn"}  # flatten before the head (TET's VGGSNN); every other model pools globally first
+INITS = ("tet", "kaiming", "default")
+
+def initialise(model: nn.Module, rule: str = "tet") -> nn.Module:
+    """Initial weights by `rule` (in place; returns the model). `tet`: as the TET code (models/resnet_models.py keeps
+    PyTorch's default for ResNet19; models/VGG_models.py draws VGGSNN's convolutions from Kaiming, fan_out, ReLU);
+    `kaiming`: Kaiming for every convolution; `default`: PyTorch's default everywhere."""
+    if rule not in INITS: raise ValueError(f"init must be one of {', '.join(INITS)}, got {rule!r}")
+    if rule == "default" or (rule == "tet" and not isinstance(model, VGGSNN)): return model
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return model
 
 def get_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int = 3, width: float = 1.0,
-              head: str | None = None, **kw) -> SpikingModel:
-    "Build the model `name` of `MODELS`; `head` is 'spiking', 'linear' or None (the model's TET default)."
+              head: str | None = None, init: str = "tet", **kw) -> SpikingModel:
+    "Build the model `name` of `MODELS`; `head` is 'spiking', 'linear' or None (the model's TET default); `init` a rule of `initialise`."
     if name not in MODELS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     if head is not None: kw["head"] = head
-    return MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, width=width, **kw)
+    return initialise(MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, width=width, **kw), init)
 
 # %% ../nbs/02_models.ipynb #3e3613bd
 TET_KEY_RULES = [  # (pattern, replacement), applied in order to every checkpoint key

@@ -16,13 +16,13 @@ from .losses import METHODS
 from .runs import RunFolder
 
 # %% auto #0
-__all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'REPORTED', 'SETTING_NAMES', 'VERDICT_TOLERANCE', 'FIGURE_FILES', 'load_runs',
-           'runs_frame', 'summary_table', 'markdown', 'table_markdown', 'spike_markdown', 'setting_key',
-           'reported_markdown', 'plot_curves', 'plot_acc_by_t', 'plot_erased', 'plot_sweep', 'FigureUnavailable',
-           'mask_arrays', 'plot_masks', 'paired_difference', 'noise_sentence', 'paired_table', 'paired_markdown',
-           'overlap_markdown', 'robustness_markdown', 'plot_robustness', 'plot_overlap', 'welch_halfwidth', 'compare',
-           'verdict_table', 'verdict_line', 'verdict_markdown', 'build_report', 'draw_figures', 'report_markdown',
-           'plot_run']
+__all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'VERDICT_TOLERANCE',
+           'FIGURE_FILES', 'load_runs', 'runs_frame', 'summary_table', 'markdown', 'table_markdown', 'spike_markdown',
+           'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t', 'plot_erased',
+           'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'paired_difference', 'noise_sentence',
+           'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown', 'plot_robustness',
+           'plot_overlap', 'welch_halfwidth', 'compare', 'verdict_table', 'verdict_line', 'verdict_markdown',
+           'build_report', 'draw_figures', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
@@ -91,7 +91,7 @@ def table_markdown(table: pd.DataFrame) -> str:
     "The per-variant table as markdown: accuracies in %, time in minutes."
     if table.empty: return "_No runs yet._"
     ts = sorted(int(c[5:-5]) for c in table.columns if c.startswith("acc_t") and c.endswith("_mean"))
-    header = ["variant", "method", "tau_f", "kappa", "seeds", "final top-1 (%)", "best top-1 (%)",
+    header = ["variant", "method", "tau_f", "kappa", "seeds", "final top-1 (%)", "best epoch's top-1 (%)",
               *[f"t={t}" for t in ts], "train time (min)", "failed / unfinished"]
     rows = []
     for _, r in table.iterrows():
@@ -117,46 +117,63 @@ def spike_markdown(table: pd.DataFrame) -> str:
 TSE_UNAVAILABLE = ("The TSE paper's own result tables could not be obtained; the rows below are the TET paper's "
                    "and the follow-up paper of the TSE authors' group (whose own method is not TSE).")
 
-REPORTED = {  # (dataset, arch family, T) -> {method: [(source, top-1 %)]}
-    ("cifar10", "resnet19", 4): {"tet": [("TET paper (Deng et al., ICLR 2022)", 94.44)]},
-    ("cifar100", "resnet19", 4): {"tet": [("TET paper (Deng et al., ICLR 2022)", 74.47),
-                                          ("follow-up paper, same group as TSE", 80.16)],
-                                  "sdt": [("follow-up paper, same group as TSE", 77.75)],
-                                  "tse": [("follow-up paper, same group as TSE: their method (not TSE)", 81.27)]},
-    ("dvs-cifar10", "vggsnn", 10): {"sdt": [("TET paper, VGGSNN", 77.33), ("follow-up paper, same group as TSE", 78.40)],
-                                    "tet": [("TET paper, VGGSNN", 83.17)],
-                                    "tse": [("follow-up paper, same group as TSE: their method (not TSE)", 83.60)]},
-}
-SETTING_NAMES = {("cifar10", "resnet19", 4): "CIFAR-10, ResNet19, T=4", ("cifar100", "resnet19", 4): "CIFAR-100, ResNet19, T=4",
-                 ("dvs-cifar10", "vggsnn", 10): "DVS-CIFAR10, VGGSNN, T=10"}
+TET_PAPER, FOLLOW_UP = "TET paper (Deng et al., ICLR 2022)", "follow-up paper, same group as TSE"
+REPORTED = [  # one published number each: its full setting (None = not stated in what we could read)
+    dict(dataset="cifar10", arch="resnet19", T=4, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=94.44),
+    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=74.47),
+    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="sdt", source=FOLLOW_UP, top1=77.75),
+    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="tet", source=FOLLOW_UP, top1=80.16),
+    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="tse", source=FOLLOW_UP + ": their method (not TSE)", top1=81.27),
+    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="sdt", source=TET_PAPER, top1=77.33),
+    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=83.17),
+    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="sdt", source=FOLLOW_UP, top1=78.40),
+    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="tse", source=FOLLOW_UP + ": their method (not TSE)", top1=83.60),
+]
+RECIPE_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "augment", "cutout", "amp", "init", "head")
 
-def setting_key(config: dict) -> tuple | None:
-    "The `REPORTED` key a run's settings match, or None (another model, T, dataset or a training subset)."
-    if not config or config.get("train_per_class"): return None
-    key = (config.get("dataset"), str(config.get("arch", "")).removesuffix("_gap"), config.get("T"))
-    return key if key in REPORTED else None
+def differences(reported: dict, config: dict) -> list[str]:
+    "What keeps a published number from standing beside a run of `config` (empty: the whole setting matches)."
+    out = [f"{k} {config.get(k)} vs {reported[k]}" for k in ("dataset", "arch", "T") if config.get(k) != reported[k]]
+    if not config.get("full_splits"): out.append("ours not on the full official splits")
+    if reported["epochs"] is None: out.append("their epochs not stated")
+    elif config.get("epochs") != reported["epochs"]: out.append(f"epochs {config.get('epochs')} vs {reported['epochs']}")
+    if reported["recipe"] is None: out.append("their recipe not stated")
+    else: out += [f"{k} {config.get(k)} vs {v}" for k, v in reported["recipe"].items() if config.get(k) != v]
+    return out
 
 def reported_markdown(table: pd.DataFrame, records: list[dict]) -> str:
-    "The reported numbers beside ours where the setting matches; the reference table otherwise."
-    keys = {setting_key(r["config"]) for r in records if r["config"]}
-    key = next(iter(keys)) if len(keys) == 1 else None
+    "The published numbers whose whole setting matches ours beside our rows; every other one for reference, with what differs."
+    config = next((r["config"] for r in records if r["config"]), {})
+    beside, reference = [], []
+    for rep in REPORTED:
+        why = differences(rep, config) if config else ["no runs"]
+        mine = table[table.method == rep["method"]] if not table.empty else table
+        if not why and len(mine):
+            for _, r in mine.iterrows():
+                beside.append([r.variant, _pm(r.final_acc_mean, r.final_acc_std), rep["source"], f"{rep['top1']:.2f}",
+                               _pm(r.final_acc_mean - rep["top1"], None)])
+        else:
+            label = METHODS[rep["method"]].label if rep["method"] != "tse" else "TSE-group method"
+            reference.append([f"{rep['dataset']}, {rep['arch']}, T={rep['T']}", label, rep["source"], f"{rep['top1']:.2f}", "; ".join(why)])
     out = [TSE_UNAVAILABLE, ""]
-    if key is None:
-        setting = sorted({f"{r['config'].get('dataset')}, {r['config'].get('arch')}, T={r['config'].get('T')}"
-                          + (", subset" if r["config"].get("train_per_class") else "") for r in records if r["config"]})
-        out.append(f"No published number matches this profile's setting ({'; '.join(setting) or 'no runs'}); "
-                   "the published numbers, for reference only:\n")
-        rows = [[SETTING_NAMES[k], METHODS[m].label if m != "tse" else "TSE-group method", src, f"{v:.2f}"]
-                for k, by_m in REPORTED.items() for m, items in by_m.items() for src, v in items]
-        return "\n".join(out) + "\n" + markdown(rows, ["setting", "method", "source", "top-1 (%)"])
-    out.append(f"Setting: **{SETTING_NAMES[key]}**" + (" (ours: VGGSNN with GAP before the head, which TSE needs)"
-                                                      if key[0] == "dvs-cifar10" else "") + ".\n")
-    rows = []
-    for _, r in table.iterrows():
-        for src, v in REPORTED[key].get(r.method, []):
-            gap = r.final_acc_mean - v if not math.isnan(r.final_acc_mean) else float("nan")
-            rows.append([r.variant, _pm(r.final_acc_mean, r.final_acc_std), src, f"{v:.2f}", _pm(gap, None)])
-    return "\n".join(out) + "\n" + markdown(rows, ["our variant", "ours: final top-1 (%)", "reported by", "reported top-1 (%)", "ours − reported"])
+    if beside:
+        out += ["Beside ours (the whole setting matches):", "", markdown(beside, ["our variant", "ours: final top-1 (%)", "reported by",
+                                                                                 "reported top-1 (%)", "ours − reported"]), ""]
+    out += ["For reference only (the setting does not match ours, or is not stated in full):", "",
+            markdown(reference, ["setting", "method", "source", "top-1 (%)", "why not beside ours"])]
+    return "\n".join(out)
+
+# %% ../nbs/10_report.ipynb #78066873
+def recipe_markdown(sources: dict, config: dict, methods: dict) -> str:
+    "The recipe as a table: each sourced setting, its value, its source ('' without sources)."
+    if not sources: return ""
+    def value(key):
+        if key == "seeds": return "–"
+        if key.startswith("methods."):
+            _, variant, setting = key.split(".", 2)
+            return methods.get(variant, {}).get(setting, "–")
+        return config.get(key, "–")
+    return markdown([[key, value(key), str(src).replace("|", "\\|")] for key, src in sources.items()], ["setting", "value", "source"])
 
 # %% ../nbs/10_report.ipynb #0ff0ce6a
 def _subplots(nrows=1, ncols=1, figsize=(6, 4), **kw):
@@ -452,10 +469,11 @@ def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = Tru
     `profile`: the profile file the runs were made from (its copy in `results_dir`), to list runs not started as
     pending; `reference`: a reference results folder to compare with (adds the verdict and `verdict.md`)."""
     results_dir = Path(results_dir); figs = results_dir / "figures"
-    expected, title, description = None, results_dir.name, ""
+    expected, title, description, recipe_table = None, results_dir.name, "", ""
     if profile:
         from tse_repro.experiments import expand, load_profile
         p = load_profile(profile, name=results_dir.name); expected, title, description = expand(p), p.name, p.description
+        recipe_table = recipe_markdown(p.sources, expected[0].config if expected else {}, p.methods)
     records = load_runs(results_dir, expected)
     table = summary_table(records)
     out = {"results.csv": results_dir / "results.csv", "runs.csv": results_dir / "runs.csv"}
@@ -469,7 +487,7 @@ def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = Tru
         out["verdict.md"] = results_dir / "verdict.md"
         out["verdict.md"].write_text(f"Fresh runs in {results_dir} against the reference in {reference}:\n\n{verdict}\n")
     out["report.md"] = results_dir / "report.md"
-    out["report.md"].write_text(report_markdown(title, description, records, table, made, verdict, missing))
+    out["report.md"].write_text(report_markdown(title, description, records, table, made, verdict, missing, recipe_table))
     return out
 
 FIGURE_FILES = {"curves": "curves.png", "accuracy_by_t": "accuracy_by_t.png", "erased_fraction": "erased_fraction.png",
@@ -493,7 +511,8 @@ def draw_figures(records: list[dict], table: pd.DataFrame, figs: Path, masks: bo
         if made[name] is None: path.unlink(missing_ok=True)
     return made, missing
 
-def report_markdown(title, description, records, table, figures, verdict: str | None = None, missing: dict | None = None) -> str:
+def report_markdown(title, description, records, table, figures, verdict: str | None = None, missing: dict | None = None,
+                    recipe_table: str = "") -> str:
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict() if records else {}
     cfgs = [r["config"] for r in records if r["config"]]
     recipe = ""
@@ -503,9 +522,12 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
                   f"{' (' + str(c['train_per_class']) + ' train / ' + str(c['test_per_class']) + ' test per class)' if c.get('train_per_class') else ''}, "
                   f"T={c['T']}, {c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr {c['lr']}, weight decay {c['weight_decay']}.")
     parts = [f"# Results: profile `{title}`", "", description, "", recipe, "",
+             *(["## Recipe and the source of each value", "", recipe_table, ""] if recipe_table else []),
              "Runs: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none") + ".", "",
              "## Top-1 accuracy (mean ± std over seeds)", "",
-             "Final = last epoch, using all T steps; `t=k` = the same network run for only the first k steps (any-time inference).", "",
+             "Final = last epoch, using all T steps; best epoch = the epoch with the highest test top-1, *selected on the test set* "
+             "(the TET code's protocol: it prints the best epoch); `t=k` = the final network run for only its first k steps "
+             "(any-time inference).", "",
              table_markdown(table), ""]
     if verdict: parts += ["## Reproduced? Fresh runs against the committed reference", "", verdict, ""]
     if paired := paired_markdown(paired_table(records)):

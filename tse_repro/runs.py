@@ -193,7 +193,7 @@ def run_identity(cfg: TrainConfig | dict, nproc: int = 1) -> dict:
     "Everything that determines a run's result: settings (the data folder replaced by the data's signature) and process count."
     settings = result_settings(cfg)
     return {"settings": {k: v for k, v in settings.items() if k != "data_path"},
-            "data": data_signature(settings["dataset"], settings.get("data_path")), "nproc": nproc}
+            "data": data_signature(settings["dataset"], settings.get("data_path"), settings.get("train_file")), "nproc": nproc}
 
 def run_key(identity: dict) -> str:
     "A short, stable hash of a run's identity."

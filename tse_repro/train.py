@@ -19,14 +19,14 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside not
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_command
 from .losses import LossModel, tse_masks
-from .data import DataError, data_root, data_signature, get_datasets, make_loaders, rank_seed
+from .data import DataError, check_full_splits, data_root, data_signature, get_datasets, make_loaders, rank_seed
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
 
 # %% auto #0
 __all__ = ['Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
            'build_optimizer', 'build_scheduler', 'autocast', 'evaluate', 'NonFiniteTraining', 'nonfinite_state',
-           'checkpoint_state', 'train_one_epoch', 'TensorBoardLog', 'train', 'resume_command', 'last_line', 'dry_run',
-           'main']
+           'checkpoint_state', 'train_one_epoch', 'TensorBoardLog', 'load_data', 'batch_per_rank', 'train',
+           'resume_command', 'last_line', 'dry_run', 'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -198,6 +198,22 @@ class TensorBoardLog:
 
     def close(self) -> None: self.writer.close()
 
+# %% ../nbs/07_train.ipynb #d209eda0
+def load_data(cfg: TrainConfig):
+    "The run's `(train_ds, test_ds, info)`; the full official splits checked when the run asks for them."
+    train_ds, test_ds, info = get_datasets(cfg.dataset, root=cfg.data_path, T=cfg.T, download=cfg.download,
+                                           train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
+                                           train_file=cfg.train_file, augment=cfg.augment, cutout=cfg.cutout)
+    if cfg.full_splits: check_full_splits(cfg.dataset, len(train_ds), len(test_ds), cfg.data_path)
+    return train_ds, test_ds, info
+
+def batch_per_rank(cfg: TrainConfig, world: int) -> int:
+    "Each process's share of the global batch."
+    if cfg.batch_size % world:
+        raise SettingError("batch_size", f"{cfg.batch_size} is a global batch that {world} processes cannot share evenly; "
+                                         f"use a multiple of {world}")
+    return cfg.batch_size // world
+
 # %% ../nbs/07_train.ipynb #7b251f3b
 def _log(d: Dist, msg: str) -> None:
     if d.main: print(msg, flush=True)
@@ -209,12 +225,12 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     cfg.validate()
     d = setup_distributed()
     check_run_folder(cfg)
+    per_rank = batch_per_rank(cfg, d.world)
     if d.world > 1: dist.barrier()  # every rank checks the folder before rank 0 claims it
     folder = RunFolder(cfg.out)
     seed_everything(cfg.seed)
-    train_ds, test_ds, info = datasets or get_datasets(cfg.dataset, root=cfg.data_path, T=cfg.T, download=cfg.download,
-                                                       train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
-    train_loader, test_loader, sampler = make_loaders(train_ds, test_ds, cfg.batch_size, workers=cfg.workers, seed=cfg.seed,
+    train_ds, test_ds, info = datasets or load_data(cfg)
+    train_loader, test_loader, sampler = make_loaders(train_ds, test_ds, per_rank, workers=cfg.workers, seed=cfg.seed,
                                                       distributed=d.world > 1, pin_memory=cfg.pin_memory,
                                                       persistent_workers=cfg.persistent_workers)
     model = build_model(cfg, d.device)
