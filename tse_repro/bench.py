@@ -44,6 +44,7 @@ def bench_model(variant: str, name: str = "resnet19", T: int = 4, num_classes: i
 def sync(device: torch.device) -> None:
     if device.type == "cuda": torch.cuda.synchronize(device)
 
+# %% ../nbs/11_bench.ipynb #e9db10f5
 class BenchStep:
     "One variant's model, optimizer and (eager or compiled) `TrainStep`; calling it runs one full training step."
     def __init__(self, variant: str, model: nn.Module, device: torch.device, mode: str = "eager", amp: bool = False):
@@ -85,6 +86,7 @@ class BenchStep:
         self.opt.zero_grad(set_to_none=True)
         return profiled_peak_bytes(lambda: self(x, y))
 
+# %% ../nbs/11_bench.ipynb #0144e7c2
 def profiled_peak_bytes(fn) -> int:
     "Peak of the CPU allocator's 'Total Allocated' that torch's profiler reports while `fn()` runs, over its start."
     from torch.profiler import profile, ProfilerActivity
@@ -174,7 +176,9 @@ def profile_step(variant: str = "tet", model: str = "resnet19", T: int = 4, batc
 
 # %% ../nbs/11_bench.ipynb #2f121f72
 TARGETS = """Targets: TSE step time <= 1.03x TET's and peak memory <= 1.05x TET's; on CPU the compiled spiking step
+
 within 1.2x the compiled floor and the eager one within 1.3x the eager floor. `stats` is the TSE step with the spike
+
 statistics hooks open (`tse_repro.eval.SpikeStats`); closed, they cost nothing: the `tse` row is that step."""
 
 def write_results(raw: dict, out: str | Path = "results/bench", command: str = "make bench") -> Path:
@@ -199,6 +203,7 @@ def write_results(raw: dict, out: str | Path = "results/bench", command: str = "
     (out / "README.md").write_text(text)
     return out / "README.md"
 
+# %% ../nbs/11_bench.ipynb #a2fd4eeb
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tse_repro.bench", description="Training-step time and peak memory: SDT, TET, TSE and the ReLU floor.")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -216,6 +221,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpu-check", action="store_true", help="the GPU check (make gpu-check): throughput, memory and a DDP run on every GPU present")
     return p.parse_args(argv)
 
+# %% ../nbs/11_bench.ipynb #24b934e2
 def main(argv=None) -> Path:
     args = parse_args(argv)
     if args.gpu_check: sys.exit(gpu_check(args.batch or 64, args.repeats or 20))

@@ -124,6 +124,7 @@ def cifar_transform(name: str, train: bool, augment: str = "tet", cutout: bool =
     if train and cutout: steps.append(v2.RandomErasing(p=1.0, scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0))
     return v2.Compose(steps)
 
+# %% ../nbs/04_data.ipynb #911be923
 def how_to_get(name: str, root: Path) -> str:
     "The fix to print when a dataset is missing."
     return {
@@ -133,6 +134,7 @@ def how_to_get(name: str, root: Path) -> str:
         "dvs-cifar10": f"put TET's preprocessed frames ({root}/dvs-cifar10/train/0.pt ...) or the CIFAR10-DVS release ({root}/dvs-cifar10/airplane/*.aedat4 ...) there, or point --data-path ($TSE_DATA) elsewhere",
     }[name]
 
+# %% ../nbs/04_data.ipynb #81888f4a
 def image_array_problem(x: np.ndarray, y: np.ndarray, num_classes: int, size: int = 32) -> str | None:
     "What is wrong with images `x` and labels `y` for a dataset of `num_classes` classes of `size`x`size` RGB images, or None."
     if x.dtype != np.uint8 or x.shape[1:] != (size, size, 3): return f"x is {x.dtype} {list(x.shape)}, expected uint8 [N,{size},{size},3]"
@@ -143,6 +145,7 @@ def image_array_problem(x: np.ndarray, y: np.ndarray, num_classes: int, size: in
     if len(np.unique(y)) != num_classes: return f"labels of {len(np.unique(y))} classes, expected all {num_classes}"
     return None
 
+# %% ../nbs/04_data.ipynb #12eb9382
 def read_image_npz(path: Path, num_classes: int, fix: str) -> tuple[np.ndarray, np.ndarray]:
     "`x` uint8 `[N,32,32,3]` and `y` int64 `[N]` from an array file, checked; a `DataError` naming the file when it is not one."
     try:
@@ -152,11 +155,13 @@ def read_image_npz(path: Path, num_classes: int, fix: str) -> tuple[np.ndarray, 
     if problem: raise DataError(f"{path} is corrupt or not a CIFAR array file of {num_classes} classes ({problem}); {fix}")
     return x, y.astype(np.int64)
 
+# %% ../nbs/04_data.ipynb #93cfed86
 def find_npz(name: str, root: Path, split: str, file: str | None = None) -> Path | None:
     "The array file of a split: `file` when one is named (a subset, say), else exactly `<name>_<split>.npz`; None if absent."
     path = root / (file or f"{name}_{split}.npz")
     return path if file or path.exists() else None
 
+# %% ../nbs/04_data.ipynb #c6e5566f
 def _subsets(name: str, root: Path, split: str) -> str:
     found = sorted(p.name for p in root.glob(f"{name}_{split}_*.npz"))
     hint = f", e.g. --train-file {found[0]}" if split == "train" and found else ""
@@ -182,6 +187,7 @@ def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, fil
     if problem := image_array_problem(x, y, num_classes): raise DataError(f"{root / folder} is corrupt ({problem}); {fix}")
     return x, y
 
+# %% ../nbs/04_data.ipynb #1be44df2
 def cifar_datasets(name, root=None, download=False, train_per_class=None, test_per_class=None, files=None,
                    train_file=None, augment="tet", cutout=False):
     "Augmented CIFAR train/test sets, optionally balanced subsets (the first n of each class in file order)."
@@ -235,6 +241,7 @@ class EventDataset(AugmentedDataset):
 
 # %% ../nbs/04_data.ipynb #d21ba6fd
 NMNIST_SENSOR = (34, 34, 2)
+
 NMNIST_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
 
 def read_nmnist_bin(path) -> np.ndarray:
@@ -242,6 +249,7 @@ def read_nmnist_bin(path) -> np.ndarray:
     from tonic.io import read_mnist_file
     return read_mnist_file(str(path), dtype=NMNIST_DTYPE)
 
+# %% ../nbs/04_data.ipynb #2040f098
 def nmnist_problem(cols: dict, offsets, labels, split) -> str | None:
     "What is wrong with the columns of an N-MNIST event file, or None."
     n, (w, h, _) = len(cols["x"]), NMNIST_SENSOR
@@ -254,6 +262,7 @@ def nmnist_problem(cols: dict, offsets, labels, split) -> str | None:
     if not np.array_equal(np.unique(labels), np.arange(10)): return f"labels {np.unique(labels).tolist()[:12]}, expected the digits 0..9"
     return None
 
+# %% ../nbs/04_data.ipynb #f474d822
 def nmnist_npz_events(path: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     "Every recording of `nmnist_small_events.npz` as a structured array, with labels and split (0 train, 1 test)."
     try:
@@ -266,9 +275,11 @@ def nmnist_npz_events(path: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndar
     for name, key in (("x", "x"), ("y", "y"), ("t", "t_us"), ("p", "p")): events[name] = cols[key]
     return [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])], labels.astype(np.int64), split
 
+# %% ../nbs/04_data.ipynb #a97d5584
 def read_nmnist_frames(path, T: int):
     return to_frames(read_nmnist_bin(path), NMNIST_SENSOR, T, bins="time"), None
 
+# %% ../nbs/04_data.ipynb #fd98ec34
 def nmnist_datasets(root=None, T=4, train_per_class=None, test_per_class=None):
     "N-MNIST as `[T,2,34,34]` frames from the shared event file, else from the release's .bin folders."
     root = data_root(root)
@@ -301,11 +312,13 @@ class RandomRoll(torch.nn.Module):
         shifts = torch.randint(-self.max_shift, self.max_shift + 1, (2,)).tolist()
         return torch.roll(x, shifts=shifts, dims=(-2, -1))
 
+# %% ../nbs/04_data.ipynb #82666104
 def dvs_transform(train: bool, size: int = DVS_SIZE) -> v2.Compose:
     "Resize frames `[T,2,H,W]` to `size`; when training, TET's flip and ±5 pixel roll."
     augment = [v2.RandomHorizontalFlip(), RandomRoll(5)] if train else []
     return v2.Compose([v2.Resize((size, size), antialias=True), *augment])
 
+# %% ../nbs/04_data.ipynb #a304e72a
 def read_tet_pt(path: Path, T: int | None = None):
     "One TET per-sample file: `(frames [T,2,H,W], label)`; a clear ValueError when it is not one."
     try:
@@ -320,6 +333,7 @@ def read_tet_pt(path: Path, T: int | None = None):
     if problem: raise DataError(f"{path} is corrupt or not a TET DVS-CIFAR10 file ({problem}); replace it with a good copy")
     return frames, label
 
+# %% ../nbs/04_data.ipynb #11fa0ae2
 def read_events(path: Path) -> np.ndarray:
     "A raw recording as a structured event array with fields t, x, y, p: `.aedat4` via tonic, or `.npy`."
     if path.suffix == ".npy": return np.load(path)
@@ -331,15 +345,18 @@ def read_events(path: Path) -> np.ndarray:
     events.dtype.names = ("t", "x", "y", "p")
     return events
 
+# %% ../nbs/04_data.ipynb #800dfca2
 def read_dvs_recording(path: Path, T: int):
     "A raw recording as `T` frames of equal event counts, each divided by its own maximum (TET's preprocessing, dvscifar_dataloader.py)."
     frames = to_frames(read_events(Path(path)), DVS_SENSOR, T, bins="event")
     return frames / frames.amax((1, 2, 3), keepdim=True).clamp(min=1), None
 
+# %% ../nbs/04_data.ipynb #4951644d
 def pt_files(folder: Path) -> list[Path]:
     "TET's `<i>.pt` files in index order."
     return sorted(folder.glob("*.pt"), key=lambda p: (len(p.stem), p.stem))
 
+# %% ../nbs/04_data.ipynb #c8b09590
 def dvs_datasets(root=None, T=10, train_per_class=None, test_per_class=None, size: int = DVS_SIZE):
     "DVS-CIFAR10 as `[T,2,size,size]` frames from TET's .pt files or from raw recordings."
     root = data_root(root)

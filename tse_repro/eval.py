@@ -17,7 +17,7 @@ from .config import TrainConfig, build_model
 from .data import DATASET_INFO, DataError, get_datasets, make_loaders, pixel_normalization
 from .losses import true_class_maps, tse_masks
 from .neurons import LIF
-from .runs import RunFolder, RunRefused, write_json
+from .runs import RunFolder, RunRefused, model_from_state, read_checkpoint, write_json
 from .train import Dist, evaluate, last_line
 
 # %% auto #0
@@ -32,23 +32,12 @@ def load_trained(target: str | Path, checkpoint: str | Path | None = None, devic
     if not target.exists(): raise RunRefused(f"{target} not found: give a run folder (with config.json) or a checkpoint file")
     if target.is_dir() and checkpoint is None: return RunFolder(target).load_model(device)
     ckpt_path = Path(checkpoint) if checkpoint else target
-    state = RunFolder(ckpt_path.parent).load_checkpoint() if ckpt_path.name == "checkpoint.pt" else _load(ckpt_path)
+    state = read_checkpoint(ckpt_path)
     saved = RunFolder(target).config() if target.is_dir() else state.get("config")
     if saved is None: raise RunRefused(f"{ckpt_path} holds no settings and has no config.json beside it; evaluate its run folder instead")
     try: cfg = TrainConfig(**saved).validate()
     except (TypeError, SettingError) as e: raise RunRefused(f"the settings of {ckpt_path} are not this version's ({e})") from None
-    model = build_model(replace(cfg, channels_last=False), device)
-    try: model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise RunRefused(f"{ckpt_path} does not fit the model of its settings ({str(e).splitlines()[0]}); "
-                         f"it comes from another architecture, width or head") from None
-    return model.eval(), cfg
-
-def _load(path: Path) -> dict:
-    try: state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e: raise RunRefused(f"{path} is unreadable ({type(e).__name__}); give a tse-repro checkpoint.pt") from None
-    if not isinstance(state, dict) or "model" not in state: raise RunRefused(f"{path} is not a tse-repro checkpoint")
-    return state
+    return model_from_state(cfg, state, str(ckpt_path), device), cfg
 
 # %% ../nbs/09_eval.ipynb #c5c06051
 PJ_PER_SYNOP, PJ_PER_MAC = 0.9, 4.6  # 45 nm, Horowitz (ISSCC 2014), as in Spikformer and the Spike-driven Transformer

@@ -78,10 +78,12 @@ def variant_method(profile: str, name: str, spec: dict) -> str:
         _fail(profile, f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} uses; remove it")
     return method
 
+# %% ../nbs/08_experiments.ipynb #c2788427
 def sourced_settings(p: Profile) -> list[str]:
     "The values a paper recipe must name a source for: every recipe key, every variant's loss setting, the seeds."
     return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS), "seeds"]
 
+# %% ../nbs/08_experiments.ipynb #04df9ef7
 def check_sources(p: Profile) -> None:
     "A `paper-*` profile (or one that gives `sources:`) names the source of every value; no source names a value it lacks."
     if not (p.name.startswith("paper-") or p.sources): return
@@ -90,6 +92,7 @@ def check_sources(p: Profile) -> None:
     if missing: _fail(p.name, f"sources: gives no source for {missing[0]}; name where its value comes from, or say 'not stated'")
     _unknown(p.name, "sources", p.sources, wanted)
 
+# %% ../nbs/08_experiments.ipynb #b4fedc1a
 def check_profile(p: Profile) -> Profile:
     "Raise one `ValueError` line naming the fix for the first problem of a profile."
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -116,6 +119,7 @@ def check_profile(p: Profile) -> Profile:
                 _fail(p.name, f"sweep.{k} must be a non-empty list of numbers, e.g. {k}: [0.3, 0.5, 0.7]")
     return p
 
+# %% ../nbs/08_experiments.ipynb #ca720827
 def load_profile(name_or_path: str | os.PathLike, search: list | None = None, name: str | None = None) -> Profile:
     "Read and validate a profile: a path to a `.yaml` file (named `name`, else by its file) or a name looked up in `profiles/`."
     path = Path(name_or_path)
@@ -219,6 +223,7 @@ def notebooks_dir() -> Path:
         if (d / "run.ipynb").exists(): return d
     raise FileNotFoundError("nbs/papermill/run.ipynb not found; run from the tse-repro checkout")
 
+# %% ../nbs/08_experiments.ipynb #36ea99b8
 def _strip_ansi(s: str) -> str: return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", s)
 
 def _here(path: Path) -> str:
@@ -246,6 +251,7 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
         finally:
             if Path(out_nb).exists(): scrub_timings(out_nb)
 
+# %% ../nbs/08_experiments.ipynb #53c5522d
 VOLATILE = ("start_time", "end_time", "duration")
 
 def scrub_timings(path: Path) -> None:
@@ -256,9 +262,11 @@ def scrub_timings(path: Path) -> None:
         for key in VOLATILE: meta.get("papermill", {}).pop(key, None)
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
+# %% ../nbs/08_experiments.ipynb #51910acb
 def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False, evaluation: dict | None = None) -> None:
     execute_notebook("run.ipynb", run_dir / "run.ipynb", notebook_parameters(run, _here(run_dir), nproc, resume, evaluation), verbose)
 
+# %% ../nbs/08_experiments.ipynb #2ac613f1
 def describe_error(e: BaseException) -> str:
     "The error of a failed run as text: papermill's cell error (name, value, traceback) or the exception."
     if hasattr(e, "ename"):
@@ -470,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="stream each run notebook's output")
     return p
 
+# %% ../nbs/08_experiments.ipynb #ea6bba7f
 def preflight(runs: list, nproc: int) -> None:
     "Before any run starts: every global batch splits over `nproc`, and a full-splits profile finds its full data."
     from tse_repro.train import batch_per_rank, load_data
@@ -478,6 +487,7 @@ def preflight(runs: list, nproc: int) -> None:
         except SettingError as e: raise ValueError(f"run {run.name}: {e.named('recipe.batch_size')} (--nproc {nproc})") from None
     if runs and runs[0].config.get("full_splits"): load_data(TrainConfig(**runs[0].config))  # a DataError names what it found
 
+# %% ../nbs/08_experiments.ipynb #04ca5520
 def override(p: Profile, assignments: list[str]) -> Profile:
     "The profile with `KEY=VALUE` recipe changes applied (the sweep's copy of the profile then records them)."
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - GRID_FIELDS
@@ -488,6 +498,7 @@ def override(p: Profile, assignments: list[str]) -> Profile:
     if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file
     return check_profile(p)
 
+# %% ../nbs/08_experiments.ipynb #1cdc04ba
 def report_reference(name: str, reference: str | os.PathLike = "results", verbose: bool = False) -> Path:
     "Rebuild the report of the reference `reference/<name>/` from its own runs and profile copy; trains nothing."
     root = Path(reference) / name
@@ -496,6 +507,7 @@ def report_reference(name: str, reference: str | os.PathLike = "results", verbos
     print(f"report: {_here(root / 'report.md')}", flush=True)
     return root
 
+# %% ../nbs/08_experiments.ipynb #837e5634
 def report_sweep(root: Path, reference: Path, verbose: bool = False) -> None:
     "Execute the report notebook on a sweep folder, comparing with `reference` when it holds runs; print the verdict."
     ref = _here(reference) if (reference / "runs").is_dir() else ""
@@ -506,6 +518,7 @@ def report_sweep(root: Path, reference: Path, verbose: bool = False) -> None:
     else: print(f"\n{(root / 'verdict.md').read_text().strip()}" if ref else f"no reference in {_here(reference)}/ to compare with "
                 f"(promote this sweep with: make reference PROFILE={root.name})", flush=True)
 
+# %% ../nbs/08_experiments.ipynb #1f2d8f67
 def _list(runs: list, root: Path, nproc: int, name: str) -> None:
     for run in runs:
         folder, want = RunFolder(root / "runs" / run.name), identity_record(run, name, nproc)

@@ -39,6 +39,7 @@ def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: 
         spikes.append(spike)
     return torch.stack(spikes, dim=1)
 
+# %% ../nbs/01_neurons.ipynb #24ce3af9
 class LIFSequence(torch.autograd.Function):
     "`lif_sequence` as one autograd node: the backward repeats autograd's arithmetic through the loop, step by step."
     @staticmethod
@@ -75,6 +76,7 @@ class LIFSequence(torch.autograd.Function):
             grad_mem = g_m * tau
         return grad_x, None, None, None
 
+# %% ../nbs/01_neurons.ipynb #4f9a589b
 @functools.cache
 def compiled_lif_sequence(thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0):
     "`lif_sequence` with these constants, compiled once (dynamic shapes) for inputs `[B, T, N]`."

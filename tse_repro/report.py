@@ -61,6 +61,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/10_report.ipynb #7efb29d7
 def summary_table(records: list[dict]) -> pd.DataFrame:
     "Mean and std over seeds per variant (complete runs), in the order the variants first appear."
     df = runs_frame(records)
@@ -78,6 +79,7 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/10_report.ipynb #86d0a1e4
 def _pm(mean, std, digits=2) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)): return "–"
     return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
@@ -87,6 +89,7 @@ def markdown(rows: list[list], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
+# %% ../nbs/10_report.ipynb #c5a531e7
 def table_markdown(table: pd.DataFrame) -> str:
     "The per-variant table as markdown: accuracies in %, time in minutes."
     if table.empty: return "_No runs yet._"
@@ -359,6 +362,7 @@ def overlap_markdown(records: list[dict]) -> str:
     rows = [[v, _mean_pm(iou[v], 3), _mean_pm(cos[v], 3), _mean_pm(gains[v])] for v in iou]
     return markdown(rows, ["variant", "top-k IoU between steps", "cosine between steps", "any-time gain t=1 → t=T (points)"])
 
+# %% ../nbs/10_report.ipynb #c170f336
 def robustness_markdown(records: list[dict]) -> str:
     clean = _eval_values(records, ("robustness", "clean"))
     if not clean: return ""
@@ -370,6 +374,7 @@ def robustness_markdown(records: list[dict]) -> str:
     return markdown(rows, ["variant", *[name for name, _ in columns]]) + \
         f"\n\nTop-1 (%) on {first['images']} test images ({first['settings']['images_per_class']} per class); eps in pixel units /255."
 
+# %% ../nbs/10_report.ipynb #e02bc951
 def plot_robustness(records: list[dict], path: Path | None = None):
     "Top-1 against FGSM and PGD strength and noise level, a line per variant (mean, error bars = std over seeds)."
     runs = [r for r in records if r["status"] == "complete" and (r.get("eval") or {}).get("robustness", {}).get("clean") is not None]
@@ -386,6 +391,7 @@ def plot_robustness(records: list[dict], path: Path | None = None):
     axes[0].legend(fontsize=8)
     return _save(fig, path)
 
+# %% ../nbs/10_report.ipynb #3672d738
 def plot_overlap(records: list[dict], path: Path | None = None):
     "Top-k IoU between every pair of steps, a bar per variant (mean over seeds)."
     runs = [r for r in records if r["status"] == "complete" and (r.get("eval") or {}).get("overlap", {}).get("topk_iou")]
@@ -490,6 +496,7 @@ def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = Tru
     out["report.md"].write_text(report_markdown(title, description, records, table, made, verdict, missing, recipe_table))
     return out
 
+# %% ../nbs/10_report.ipynb #bc608916
 FIGURE_FILES = {"curves": "curves.png", "accuracy_by_t": "accuracy_by_t.png", "erased_fraction": "erased_fraction.png",
                 "sweep": "tse_sweep_heatmap.png", "masks": "tse_masks.png", "overlap": "step_overlap.png", "robustness": "robustness.png"}
 
@@ -511,6 +518,7 @@ def draw_figures(records: list[dict], table: pd.DataFrame, figs: Path, masks: bo
         if made[name] is None: path.unlink(missing_ok=True)
     return made, missing
 
+# %% ../nbs/10_report.ipynb #c3d71ae3
 def report_markdown(title, description, records, table, figures, verdict: str | None = None, missing: dict | None = None,
                     recipe_table: str = "") -> str:
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict() if records else {}

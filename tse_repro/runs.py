@@ -17,8 +17,9 @@ from .config import TrainConfig, build_model
 from .data import data_signature
 
 # %% auto #0
-__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'epoch_record',
-           'summarize', 'result_settings', 'check_run_folder', 'run_identity', 'run_key', 'fake_run']
+__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'read_checkpoint',
+           'epoch_record', 'summarize', 'result_settings', 'check_run_folder', 'run_identity', 'run_key',
+           'model_from_state', 'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -133,15 +134,19 @@ def write_error(self: RunFolder, text: str) -> None: atomic_write(self.file("err
 @patch
 def save_checkpoint(self: RunFolder, state: dict) -> None: atomic_write(self.file("checkpoint"), lambda p: torch.save(state, p))
 
-@patch
-def load_checkpoint(self: RunFolder) -> dict:
-    "The checkpoint's state; one line naming the file when it is missing or unreadable."
-    path, fix = self.file("checkpoint"), "move it away to start the run over, or restore a good copy"
+def read_checkpoint(path: Path) -> dict:
+    "A checkpoint file's state; one line naming the file when it is missing or unreadable."
+    path, fix = Path(path), "move it away to start the run over, or restore a good copy"
     if not path.exists(): raise RunRefused(f"{path} not found: the run saved no checkpoint yet")
     try: state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e: raise RunRefused(f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {fix}") from None
     if not isinstance(state, dict) or "model" not in state: raise RunRefused(f"{path} is unreadable (not a tse-repro checkpoint); {fix}")
     return state
+
+@patch
+def load_checkpoint(self: RunFolder) -> dict:
+    "This run's checkpoint (`read_checkpoint`)."
+    return read_checkpoint(self.file("checkpoint"))
 
 def epoch_record(epoch: int, step: int, train_stats: dict, test_acc_by_t: list, history: list) -> dict:
     "One line of metrics.jsonl: the epoch (1-based), the global step, the training statistics and the test top-1 by t."
@@ -214,17 +219,20 @@ def record(self: RunFolder) -> dict:
             "kappa": config.get("kappa") if method == "tse" else None, "status": self.status(), "config": config,
             "summary": summary, "history": history, "error": self.error(), "eval": evaluation}
 
+def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") -> nn.Module:
+    "The model of `cfg` with the weights of a checkpoint `state` (eval mode); one line naming `where` when they do not fit."
+    model = build_model(replace(cfg, channels_last=False), device)
+    try: model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise RunRefused(f"{where} does not fit the model of its settings ({str(e).splitlines()[0]}); "
+                         f"it comes from another run, architecture, width or head") from None
+    return model.eval()
+
 @patch
 def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:
     "The trained model of this run (eval mode) and its settings."
     cfg = self.train_config()
-    state = self.load_checkpoint()
-    model = build_model(replace(cfg, channels_last=False), device)
-    try: model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise RunRefused(f"{self.file('checkpoint')} does not fit the model of {self.file('config')} "
-                         f"({str(e).splitlines()[0]}); the two come from different runs") from None
-    return model.eval(), cfg
+    return model_from_state(cfg, self.load_checkpoint(), str(self.file("checkpoint")), device), cfg
 
 # %% ../nbs/06_runs.ipynb #252c4e38
 def fake_run(path: str | os.PathLike, variant: str | None = None, method: str = "tse", seed: int = 0, T: int = 4,
