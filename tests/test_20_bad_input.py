@@ -110,9 +110,9 @@ def write_cifar(folder: Path, size=32, classes=10, n=50, label_shift=0, test=Tru
     (lambda d: write_cifar(d, n=0), "holds no images"),
     (lambda d: (write_cifar(d), (d / "cifar10_test.npz").write_bytes((d / "cifar10_test.npz").read_bytes()[:300])), "cifar10_test.npz is corrupt"),
     (lambda d: (d.mkdir(), (d / "cifar10_train.npz").write_bytes(b"")), "cifar10_train.npz is corrupt"),
-    (lambda d: write_cifar(d, test=False), "no cifar10 data in"),
-    (lambda d: d.mkdir(), "no cifar10 data in"),
-    (lambda d: None, "no cifar10 data in")])
+    (lambda d: write_cifar(d, test=False), "no full cifar10 test split in"),
+    (lambda d: d.mkdir(), "no full cifar10 train split in"),
+    (lambda d: None, "no full cifar10 train split in")])
 def test_data_cifar(tmp_path, make, words):
     data = tmp_path / "data"
     make(data)
@@ -161,7 +161,7 @@ def test_one_owner(tmp_path):
     (lambda d: None, "", [], "--out must name a folder"),
     (lambda d: None, "run", ["--resume"], "holds no run to resume; drop --resume"),
     (lambda d: None, "run", ["--arch", "vggsnn", "--tse"], "use vggsnn_gap"),
-    (lambda d: None, "run", ["--dataset", "cifar10", "--data-path", "{d}/nowhere"], "no cifar10 data")])
+    (lambda d: None, "run", ["--dataset", "cifar10", "--data-path", "{d}/nowhere"], "no full cifar10 train split")])
 def test_folder_refusals_leave_everything_as_it_was(tmp_path, setup, out, flags, words):
     setup(tmp_path)
     before = snapshot(tmp_path)

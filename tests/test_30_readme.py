@@ -68,8 +68,11 @@ def fresh_copy(dest: Path) -> Path:
 def run_lab(argv, cwd, env) -> int:
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        first = proc.stdout.readline()
-        url = re.search(r"http://\S+", first).group(0)
+        lines = [proc.stdout.readline() for _ in range(1)]
+        while not re.search(r"http://\S+", lines[-1]) and lines[-1] and len(lines) < 20: lines.append(proc.stdout.readline())
+        found = re.search(r"http://\S+", lines[-1])
+        assert found, f"make lab printed no address in its first lines: {lines}"
+        url = found.group(0)
         for _ in range(60):
             try:
                 with urllib.request.urlopen(url, timeout=5) as r: return 0 if r.status == 200 else r.status

@@ -96,7 +96,8 @@ def eval_loader(cfg: TrainConfig, dataset: str | None = None, data_path: str | N
         raise SettingError("dataset", f"{name!r} has {have.num_classes} classes of {have.in_channels}-channel inputs, the run "
                                       f"was trained on {want.num_classes} of {want.in_channels}: choose a dataset like {cfg.dataset}")
     per_class = cfg.test_per_class if name == cfg.dataset else None
-    _, test_ds, _ = get_datasets(name, root=data_path or cfg.data_path, T=cfg.T, train_per_class=1, test_per_class=per_class)
+    _, test_ds, _ = get_datasets(name, root=data_path or cfg.data_path, T=cfg.T, train_per_class=1, test_per_class=per_class,
+                                 train_file=cfg.train_file if name == cfg.dataset else None)
     return make_loaders(test_ds, test_ds, batch_size)[1]
 
 def evaluate_run(model: nn.Module, cfg: TrainConfig, loader, spikes: bool = True) -> dict:
@@ -163,7 +164,8 @@ def gaussian_noise(x: torch.Tensor, sigma: float, space: PixelSpace, generator: 
 # %% ../nbs/09_eval.ipynb #59b12745
 def robustness_images(cfg: TrainConfig, images_per_class: int, data_path: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "The fixed balanced subset of the run's test set the robustness evaluation uses."
-    _, test_ds, _ = get_datasets(cfg.dataset, root=data_path or cfg.data_path, T=cfg.T, train_per_class=1, test_per_class=images_per_class)
+    _, test_ds, _ = get_datasets(cfg.dataset, root=data_path or cfg.data_path, T=cfg.T, train_per_class=1, test_per_class=images_per_class,
+                                 train_file=cfg.train_file)
     loader = make_loaders(test_ds, test_ds, 512)[1]
     xs, ys = zip(*loader)
     return torch.cat(xs), torch.cat(ys)

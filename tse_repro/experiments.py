@@ -23,12 +23,12 @@ def checkout() -> Path:
 
 # %% auto #0
 __all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
-           'SMOKE_RECIPE', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings', 'check_sources',
-           'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters',
-           'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_timings', 'papermill_runner',
-           'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record', 'set_aside_stale',
-           'run_profile', 'smoke_profile', 'sweep_profile', 'promote', 'build_parser', 'preflight', 'override',
-           'report_reference', 'report_sweep', 'main']
+           'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings',
+           'check_sources', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
+           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_timings',
+           'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record',
+           'set_aside_stale', 'run_profile', 'smoke_profile', 'sweep_profile', 'promote', 'build_parser', 'preflight',
+           'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
@@ -254,12 +254,23 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
 # %% ../nbs/08_experiments.ipynb #53c5522d
 VOLATILE = ("start_time", "end_time", "duration")
 
+def _from_checkout(path: str) -> str:
+    "A path below this checkout, relative to it (so an executed notebook does not depend on where it was run from)."
+    p = Path(path)
+    return str(p.relative_to(checkout())) if p.is_absolute() and p.is_relative_to(checkout()) else path
+
 def scrub_timings(path: Path) -> None:
-    "Drop the clock times papermill and the kernel write into an executed notebook: the same inputs then give the same file."
+    """Drop what changes between two executions of the same inputs: clock times, the interpreter's patch version, the
+    random id papermill gives its injected-parameters cell, and the source notebook's absolute path."""
     nb = json.loads(Path(path).read_text())
+    nb["metadata"].get("language_info", {}).pop("version", None)
     for meta in [nb["metadata"], *(c.get("metadata", {}) for c in nb["cells"])]:
         meta.pop("execution", None)
         for key in VOLATILE: meta.get("papermill", {}).pop(key, None)
+    for cell in nb["cells"]:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []): cell["id"] = "injected-parameters"
+    if "input_path" in nb["metadata"].get("papermill", {}):
+        nb["metadata"]["papermill"]["input_path"] = _from_checkout(nb["metadata"]["papermill"]["input_path"])
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 # %% ../nbs/08_experiments.ipynb #51910acb
@@ -282,8 +293,10 @@ def _clock(seconds: float) -> str:
 
 class Progress:
     "A background watcher of one run's metrics.jsonl that logs a progress line per finished epoch."
-    def __init__(self, folder: RunFolder, index: int, total: int, epochs: int, sweep_start: float, finished: list, log=print, every: float = 2.0):
+    def __init__(self, folder: RunFolder, index: int, total: int, epochs: int, sweep_start: float, finished: list, log=print, every: float = 2.0,
+                 to_train: int | None = None):
         self.folder, self.index, self.total, self.epochs = folder, index, total, epochs
+        self.to_train = total - index if to_train is None else to_train  # runs after this one that will train
         self.sweep_start, self.finished, self.log, self.every = sweep_start, finished, log, every
         self.start, self.seen = time.time(), len(self._epochs())
         self.first, self._stop = self.seen, None
@@ -298,7 +311,7 @@ class Progress:
         per_epoch = (now - self.start) / max(done - self.first, 1)
         run_total = per_epoch * (self.epochs - self.first)
         per_run = sum(self.finished) / len(self.finished) if self.finished else run_total
-        left = per_epoch * (self.epochs - done) + per_run * (self.total - self.index)
+        left = per_epoch * (self.epochs - done) + per_run * self.to_train
         return (f"    [{self.index}/{self.total}] {self.folder.path.name}: epoch {done}/{self.epochs}, {_clock(now - self.start)} in this run; "
                 f"sweep {_clock(now - self.sweep_start)} so far, about {_clock(left)} left")
 
@@ -319,11 +332,12 @@ class Progress:
 
 # %% ../nbs/08_experiments.ipynb #8a624925
 def reevaluate(folder: RunFolder, evaluation: dict) -> bool:
-    "Evaluate a complete run again when its eval.json was made with other evaluation settings (and it has a checkpoint)."
+    "Evaluate a complete run (with its checkpoint) again when its eval.json is missing or was made with other evaluation settings."
     done = folder.read_json("eval")
-    if done is None or done.get("evaluation", {}) == evaluation or not folder.file("checkpoint").exists(): return False
+    if not folder.file("checkpoint").exists() or (done is not None and done.get("evaluation", {}) == evaluation): return False
     from tse_repro.eval import analyze_run
     analyze_run(folder.path, evaluation)
+    folder.file("error").unlink(missing_ok=True)  # the evaluation that failed after training is done now
     return True
 
 def select_runs(runs: list, only: str | None) -> list:
@@ -382,7 +396,7 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
         folder = RunFolder(root / "runs" / run.name)
         status = folder.status()
         if status == "complete" and reevaluate(folder, profile.evaluation):
-            log(f"[{i}/{len(runs)}] {run.name}: complete; evaluated again (the profile's evaluation: settings changed)")
+            log(f"[{i}/{len(runs)}] {run.name}: complete; evaluated (again): its eval.json was missing or of other settings")
         if status in ("complete", "live"):
             statuses[run.name] = status; log(f"[{i}/{len(runs)}] {run.name}: {status}, skipped"); continue
         resume = folder.file("config").exists()
@@ -392,7 +406,8 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
         log(f"[{i}/{len(runs)}] {run.name}: {'resuming' if resume else 'starting'} ({run.method})")
         start = time.perf_counter()
         try:
-            with Progress(folder, i, len(runs), run.config["epochs"], sweep_start, durations, log):
+            to_train = sum(RunFolder(root / "runs" / r.name).status() not in ("complete", "live") for r in runs[i:])
+            with Progress(folder, i, len(runs), run.config["epochs"], sweep_start, durations, log, to_train=to_train):
                 runner(run, folder.path, nproc, resume)
         except KeyboardInterrupt: raise
         except Exception as e:
@@ -430,6 +445,8 @@ def smoke_profile(p: Profile, work: str | os.PathLike = "runs", nproc: int = 1) 
     return check_profile(Profile(name, description, recipe, p.seeds[:1], methods, {}, "", p.evaluation, {}))
 
 # %% ../nbs/08_experiments.ipynb #dfd6ae3c
+NOT_PROMOTED = (".*", "*.pt", "tensorboard")  # hidden files, checkpoints, event files (named after the host)
+
 def sweep_profile(root: Path, name: str) -> Profile:
     "The profile a sweep folder was made from (its own copy), not the current file in `profiles/`."
     if not (root / "profile.yaml").exists(): raise ValueError(f"{root}/ holds no sweep: run `make reproduce PROFILE={name}` first")
@@ -444,11 +461,14 @@ def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.Pat
         folder = RunFolder(src / "runs" / run.name)
         status, ident = folder.status(), folder.identity()
         if status != "complete": raise ValueError(f"{_here(folder.path)} is {status}: finish the sweep (make reproduce PROFILE={name}) before promoting it")
-        if ident.get("key") != identity_record(run, name, ident.get("nproc", 1))["key"]:
-            raise ValueError(f"{_here(folder.path)} holds a run of other settings than {_here(src / 'profile.yaml')}; rerun make reproduce PROFILE={name}")
+        if ident.get("key") != (want := identity_record(run, name, ident.get("nproc", 1)))["key"]:
+            raise ValueError(f"{_here(folder.path)} is not the run {_here(src / 'profile.yaml')} asks for now (differs in {_changed(ident, want)}); "
+                             f"rerun make reproduce PROFILE={name}, with the same data folder ($TSE_DATA or --data-path)")
     staging, old = dst.with_name(f".{name}.promoting"), dst.with_name(f".{name}.replaced")
     shutil.rmtree(staging, ignore_errors=True); shutil.rmtree(old, ignore_errors=True)
-    for run in expand(swept): shutil.copytree(src / "runs" / run.name, staging / "runs" / run.name, ignore=shutil.ignore_patterns(".*"))
+    for run in expand(swept):
+        shutil.copytree(src / "runs" / run.name, staging / "runs" / run.name, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
+        if (staging / "runs" / run.name / "run.ipynb").exists(): scrub_timings(staging / "runs" / run.name / "run.ipynb")
     shutil.copy(src / "profile.yaml", staging / "profile.yaml")
     if dst.exists(): dst.rename(old)
     staging.rename(dst); shutil.rmtree(old, ignore_errors=True)

@@ -313,6 +313,7 @@ def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
 
 def noise_sentence(diff: dict) -> str:
     if diff["n"] < 2: return "one common seed: no interval"
+    if diff["halfwidth"] == 0: return "the same difference on every seed: too few seeds to judge the noise"  # a discrete-accuracy tie, not certainty
     lo, hi = diff["mean"] - diff["halfwidth"], diff["mean"] + diff["halfwidth"]
     if lo > 0: return "higher, and the difference exceeds seed noise"
     if hi < 0: return "lower, and the difference exceeds seed noise"
@@ -363,12 +364,17 @@ def overlap_markdown(records: list[dict]) -> str:
     return markdown(rows, ["variant", "top-k IoU between steps", "cosine between steps", "any-time gain t=1 → t=T (points)"])
 
 # %% ../nbs/10_report.ipynb #c170f336
+def _levels(by_level: dict) -> list:
+    "eval.json's attack levels (JSON keys are strings) in numeric order."
+    return sorted(by_level, key=float)
+
 def robustness_markdown(records: list[dict]) -> str:
     clean = _eval_values(records, ("robustness", "clean"))
     if not clean: return ""
     first = next(r["eval"]["robustness"] for r in records if r.get("eval") and "clean" in (r["eval"].get("robustness") or {}))
-    columns = [("clean", ("clean",))] + [(f"FGSM {e}/255", ("fgsm", e)) for e in first["fgsm"]] + \
-              [(f"PGD-{first['settings']['pgd_steps']} {e}/255", ("pgd", e)) for e in first["pgd"]] + [(f"noise σ={g}", ("noise", g)) for g in first["noise"]]
+    columns = [("clean", ("clean",))] + [(f"FGSM {e}/255", ("fgsm", e)) for e in _levels(first["fgsm"])] + \
+              [(f"PGD-{first['settings']['pgd_steps']} {e}/255", ("pgd", e)) for e in _levels(first["pgd"])] + \
+              [(f"noise σ={g}", ("noise", g)) for g in _levels(first["noise"])]
     cells = {name: _eval_values(records, ("robustness", *path)) for name, path in columns}
     rows = [[v, *[_mean_pm(cells[name][v]) if v in cells[name] else "–" for name, _ in columns]] for v in clean]
     return markdown(rows, ["variant", *[name for name, _ in columns]]) + \
@@ -383,7 +389,7 @@ def plot_robustness(records: list[dict], path: Path | None = None):
     for ax, kind, label in zip(axes, ("fgsm", "pgd", "noise"), ("FGSM eps (/255)", "PGD eps (/255)", "Gaussian noise sigma")):
         for variant in dict.fromkeys(r["variant"] for r in runs):
             rs = [r["eval"]["robustness"] for r in runs if r["variant"] == variant]
-            levels = list(rs[0][kind])
+            levels = _levels(rs[0][kind])
             acc = np.array([[rb["clean"]] + [rb[kind][k] for k in levels] for rb in rs])
             xs = [0.0] + [float(k) for k in levels]
             ax.errorbar(xs, acc.mean(0), yerr=acc.std(0, ddof=1) if len(rs) > 1 else None, marker="o", capsize=3, label=variant)
