@@ -25,7 +25,7 @@ def checkout() -> Path:
 __all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
            'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings',
            'check_sources', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
-           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_timings',
+           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_executed',
            'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record',
            'set_aside_stale', 'run_profile', 'smoke_profile', 'sweep_profile', 'promote', 'build_parser', 'preflight',
            'override', 'report_reference', 'report_sweep', 'main']
@@ -249,7 +249,7 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
         try: pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
                                  progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=LoggedKernelManager)
         finally:
-            if Path(out_nb).exists(): scrub_timings(out_nb)
+            if Path(out_nb).exists(): scrub_executed(out_nb)
 
 # %% ../nbs/08_experiments.ipynb #53c5522d
 VOLATILE = ("start_time", "end_time", "duration")
@@ -259,7 +259,7 @@ def _from_checkout(path: str) -> str:
     p = Path(path)
     return str(p.relative_to(checkout())) if p.is_absolute() and p.is_relative_to(checkout()) else path
 
-def scrub_timings(path: Path) -> None:
+def scrub_executed(path: Path) -> None:
     """Drop what changes between two executions of the same inputs: clock times, the interpreter's patch version, the
     random id papermill gives its injected-parameters cell, and the source notebook's absolute path."""
     nb = json.loads(Path(path).read_text())
@@ -468,7 +468,7 @@ def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.Pat
     shutil.rmtree(staging, ignore_errors=True); shutil.rmtree(old, ignore_errors=True)
     for run in expand(swept):
         shutil.copytree(src / "runs" / run.name, staging / "runs" / run.name, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
-        if (staging / "runs" / run.name / "run.ipynb").exists(): scrub_timings(staging / "runs" / run.name / "run.ipynb")
+        if (staging / "runs" / run.name / "run.ipynb").exists(): scrub_executed(staging / "runs" / run.name / "run.ipynb")
     shutil.copy(src / "profile.yaml", staging / "profile.yaml")
     if dst.exists(): dst.rename(old)
     staging.rename(dst); shutil.rmtree(old, ignore_errors=True)

@@ -113,7 +113,7 @@ class TSEResult(NamedTuple):
 
 def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0.5, kappa: float = 1.0,
              linear_fast_path: bool = True) -> TSEResult:
-    "TSE loss (SPEC §1 Eq. 7-12) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`."
+    "TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`."
     B, T, C, H, W = features.shape
     feats = features.flatten(3)  # [B,T,C,L]
     keep_later = tse_masks(features, head, labels, tau_f, kappa, linear_fast_path).keep.flatten(2)  # [B,T-1,L]
