@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_bench.ipynb #fee5eef0
 from __future__ import annotations
-import argparse, csv, json, os, platform, statistics, sys, tempfile, time
+import argparse, csv, json, math, os, platform, statistics, sys, tempfile, time
 from contextlib import nullcontext
 from pathlib import Path
 import torch
@@ -12,17 +12,21 @@ from torch import nn
 from .neurons import LIF
 from .models import get_model
 from .losses import LossConfig, LossModel
-from .eval import SpikeStats
+from .report import load_runs, noise_sentence, paired_difference
+from .eval import PRECISION_VARIANTS, SpikeStats, load_trained, precision_agreement, robustness_images
 
 # %% auto #0
-__all__ = ['SPIKING', 'VARIANTS', 'MODES', 'FLOOR_MODE', 'FLOOR_METHOD', 'TARGETS', 'relu_in_place_of_lif', 'bench_model', 'sync',
-           'BenchStep', 'profiled_peak_bytes', 'run_bench', 'summarize', 'markdown_table', 'profile_step',
-           'write_results', 'parse_args', 'main', 'gpu_check']
+__all__ = ['SPIKING', 'VARIANTS', 'MODES', 'PRECISIONS', 'LAYOUTS', 'FLOOR_MODE', 'FLOOR_METHOD', 'TARGETS',
+           'relu_in_place_of_lif', 'bench_model', 'sync', 'BenchStep', 'profiled_peak_bytes', 'bench_keys', 'run_bench',
+           'summarize', 'fastest', 'verdicts', 'markdown_table', 'profile_step', 'write_results', 'parse_args', 'main',
+           'precision_markdown', 'precision_check', 'precision_paired', 'precision_paired_markdown', 'gpu_check']
 
 # %% ../nbs/11_bench.ipynb #10a3f410
 SPIKING = ("sdt", "tet", "tse")
 VARIANTS = SPIKING + ("floor", "stats")  # stats: the TSE step with the spike statistics hooks open (`tse_repro.eval.SpikeStats`)
 MODES = ("eager", "fused", "compiled")
+PRECISIONS = ("fp32", "bf16")            # bf16: torch.autocast(device, torch.bfloat16), as the trainer's --amp
+LAYOUTS = ("contiguous", "channels_last")
 FLOOR_MODE = {"eager": "eager", "fused": "eager", "compiled": "compiled"}  # the floor has no LIF to fuse
 FLOOR_METHOD = "tet"  # the floor network is trained with TET's loss; the loss itself costs next to nothing
 
@@ -45,15 +49,21 @@ def sync(device: torch.device) -> None:
     if device.type == "cuda": torch.cuda.synchronize(device)
 
 # %% ../nbs/11_bench.ipynb #e9db10f5
+def _check_choices(kind: str, given, allowed) -> None:
+    bad = [g for g in given if g not in allowed]
+    if bad: raise ValueError(f"unknown {kind} {bad}: use some of {', '.join(allowed)}")
+
 class BenchStep:
-    "One variant's model, optimizer and (eager or compiled) `TrainStep`; calling it runs one full training step."
-    def __init__(self, variant: str, model: nn.Module, device: torch.device, mode: str = "eager", amp: bool = False):
+    "One variant's model, optimizer and (eager or compiled) step in one precision and layout; calling it runs one training step."
+    def __init__(self, variant: str, model: nn.Module, device: torch.device, mode: str = "eager",
+                 precision: str = "fp32", layout: str = "contiguous"):
         if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-        self.variant, self.device, self.mode, self.amp = variant, device, mode, amp
+        _check_choices("precisions", [precision], PRECISIONS); _check_choices("layouts", [layout], LAYOUTS)
+        self.variant, self.device, self.mode, self.precision, self.layout = variant, device, mode, precision, layout
         self.model = model.to(device)
         for m in self.model.modules():
             if isinstance(m, LIF): m.fused = mode == "fused"
-        if device.type == "cuda": self.model = self.model.to(memory_format=torch.channels_last)
+        if layout == "channels_last": self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)  # the trainer's default optimizer
         method = {"floor": FLOOR_METHOD, "stats": "tse"}.get(variant, variant)
         step = LossModel(self.model, LossConfig(method=method))
@@ -62,7 +72,8 @@ class BenchStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.opt.zero_grad(set_to_none=True)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
+        if self.layout == "channels_last": x = x.contiguous(memory_format=torch.channels_last)  # as the trainer does
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with autocast, self.stats: loss = self.forward(x, y)[0]
         loss.backward()
         self.opt.step()
@@ -102,71 +113,101 @@ def profiled_peak_bytes(fn) -> int:
     return max(m["Total Allocated"] for m in memory) - start
 
 # %% ../nbs/11_bench.ipynb #a63b539e
-def run_bench(model: str = "resnet19", T: int = 4, batch: int = 2, repeats: int = 3, variants=VARIANTS,
-              modes=("eager", "fused"), device: str = "cpu", warmup: int = 1, image_size: int = 32,
-              log=print) -> dict:
-    "Raw figures: per `(mode, variant)` the step times of every repeat and the peak step memory."
+def bench_keys(variants, modes, precisions, layouts) -> list[tuple]:
+    "Every `(precision, layout, mode, variant)` to time: the floor only in its own modes, the hooks never compiled."
+    return [(p, l, mode, v) for p in precisions for l in layouts for mode in modes for v in variants
+            if not (v == "floor" and FLOOR_MODE[mode] != mode) and not (v == "stats" and mode == "compiled")]
+
+def run_bench(model: str = "resnet_tiny", T: int = 4, batch: int = 64, repeats: int = 5, variants=VARIANTS,
+              modes=("eager", "fused"), precisions=PRECISIONS, layouts=LAYOUTS, device: str = "cpu", warmup: int = 1,
+              image_size: int = 32, log=print, **model_kw) -> dict:
+    "Raw figures: per `(precision, layout, mode, variant)` the step times of every repeat and the peak step memory."
     dev = torch.device(device)
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad: raise ValueError(f"unknown variants {bad}: use some of {', '.join(VARIANTS)}")
-    bad = [m for m in modes if m not in MODES]
-    if bad: raise ValueError(f"unknown modes {bad}: use some of {', '.join(MODES)}")
+    _check_choices("variants", variants, VARIANTS); _check_choices("modes", modes, MODES)
+    _check_choices("precisions", precisions, PRECISIONS); _check_choices("layouts", layouts, LAYOUTS)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, image_size, image_size, device=dev)
-    if dev.type == "cuda": x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=dev)
-    steps = {(mode, v): BenchStep(v, bench_model(v, model, T), dev, mode, amp=dev.type == "cuda")
-             for mode in modes for v in variants
-             if not (v == "floor" and FLOOR_MODE[mode] != mode) and not (v == "stats" and mode == "compiled")}
+    steps = {key: BenchStep(key[3], bench_model(key[3], model, T, **model_kw), dev, key[2], key[0], key[1])
+             for key in bench_keys(variants, modes, precisions, layouts)}
     runs = {}
-    for (mode, v), step in steps.items():
+    for key, step in steps.items():
         start = time.perf_counter()
         for _ in range(warmup): step(x, y)
         warm = time.perf_counter() - start
-        runs[(mode, v)] = {"mode": mode, "variant": v, "warmup_s": warm, "peak_bytes": step.peak_bytes(x, y), "times": []}
-        log(f"{mode:8s} {v:5s} warm-up {warm:6.1f} s, peak {runs[(mode, v)]['peak_bytes'] / 2**20:7.1f} MiB")
+        runs[key] = dict(zip(("precision", "layout", "mode", "variant"), key), warmup_s=warm, peak_bytes=step.peak_bytes(x, y), times=[])
+        log(f"{' '.join(key):36s} warm-up {warm:6.1f} s, peak {runs[key]['peak_bytes'] / 2**20:7.1f} MiB")
     for r in range(repeats):
         for key, step in steps.items(): runs[key]["times"].append(step.timed(x, y))
-        log(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{m[0]}-{v} {runs[(m, v)]['times'][-1]:.2f}s" for m, v in steps))
-    meta = {"model": model, "T": T, "batch": batch, "image_size": image_size, "repeats": repeats, "warmup": warmup,
-            "device": str(dev), "threads": torch.get_num_threads(), "amp_bf16": dev.type == "cuda",
-            "channels_last": dev.type == "cuda", "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        log(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{'-'.join(k)} {runs[k]['times'][-1]:.3f}s" for k in steps))
+    meta = {"model": model, **model_kw, "T": T, "batch": batch, "image_size": image_size, "repeats": repeats, "warmup": warmup,
+            "device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "memory_method": "torch.cuda.max_memory_allocated" if dev.type == "cuda" else "torch.profiler profile_memory (CPU allocator 'Total Allocated')"}
     return {"meta": meta, "runs": list(runs.values())}
 
+def _cpu_name() -> str:
+    "The CPU's model name (Linux), else what platform says."
+    try: return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration): return platform.processor()
+
 # %% ../nbs/11_bench.ipynb #aee0daad
+def _setup(row: dict) -> tuple: return row["precision"], row["layout"]
+
 def summarize(raw: dict) -> list[dict]:
-    "One row per (mode, variant): median/min/max seconds, peak MiB, and ratios to TET and to the floor (`FLOOR_MODE`)."
+    """One row per (precision, layout, mode, variant): median/min/max seconds, peak MiB, and ratios: to fp32 contiguous
+    (the same mode and variant), to TET and to the floor (both in the same precision and layout; the floor in `FLOOR_MODE`)."""
     rows = {}
     for run in raw["runs"]:
         ts = run["times"]
-        rows[(run["mode"], run["variant"])] = {"mode": run["mode"], "variant": run["variant"],
-            "median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "peak_mib": run["peak_bytes"] / 2**20}
-    for (mode, v), row in rows.items():
-        tet, floor = rows.get((mode, "tet")), rows.get((FLOOR_MODE[mode], "floor"))
+        key = (run["precision"], run["layout"], run["mode"], run["variant"])
+        rows[key] = {"precision": key[0], "layout": key[1], "mode": key[2], "variant": key[3], "median_s": statistics.median(ts),
+                     "min_s": min(ts), "max_s": max(ts), "peak_mib": run["peak_bytes"] / 2**20}
+    for (p, l, mode, v), row in rows.items():
+        tet, floor, base = rows.get((p, l, mode, "tet")), rows.get((p, l, FLOOR_MODE[mode], "floor")), rows.get(("fp32", "contiguous", mode, v))
+        row["time_vs_fp32"] = row["median_s"] / base["median_s"] if base else None
         row["time_vs_tet"] = row["median_s"] / tet["median_s"] if tet else None
         row["mem_vs_tet"] = row["peak_mib"] / tet["peak_mib"] if tet and tet["peak_mib"] else None
         row["time_vs_floor"] = row["median_s"] / floor["median_s"] if floor else None
     return list(rows.values())
 
-def markdown_table(rows: list[dict], meta: dict) -> str:
+def fastest(rows: list[dict], variant: str = "tse") -> dict | None:
+    "The row of `variant` with the smallest median step time: the setup to train it with on this machine."
+    mine = [r for r in rows if r["variant"] == variant]
+    return min(mine, key=lambda r: r["median_s"]) if mine else None
+
+def _describe_setup(r: dict) -> str:
+    return f"{r['precision']} + {r['layout']}, {r['mode']} ({r['median_s']:.3f} s)"
+
+def verdicts(rows: list[dict]) -> list[str]:
+    "Lines that read the table: the fastest setup per spiking variant, and how far TSE is from the floor of its setup."
+    lines = [f"Fastest setup for {v}: {_describe_setup(f)}" + (f", {f['time_vs_fp32']:.2f}x fp32 contiguous" if f["time_vs_fp32"] else "")
+             for v in SPIKING if (f := fastest(rows, v))]
+    for p, l in dict.fromkeys(map(_setup, rows)):
+        tse = [r for r in rows if _setup(r) == (p, l) and r["variant"] == "tse" and r["time_vs_floor"]]
+        if tse:
+            best = min(tse, key=lambda r: r["median_s"])
+            lines.append(f"TSE ({p} + {l}, its fastest mode: {best['mode']}) is {best['time_vs_floor']:.2f}x the {p} ReLU floor of the same layout")
+    return lines
+
+def markdown_table(rows: list[dict], meta: dict | None = None) -> str:
     "The summary as a markdown table."
     ratio = lambda r: "–" if r is None else f"{r:.2f}x"
-    lines = ["| mode | variant | step time, median (s) | spread min–max (s) | vs TET | vs floor | peak memory (MiB) | memory vs TET |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| precision | layout | mode | variant | step time, median (s) | spread min–max (s) | vs fp32 contiguous | vs TET | "
+             "vs floor | peak memory (MiB) | memory vs TET |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['mode']} | {r['variant']} | {r['median_s']:.3f} | {r['min_s']:.3f}–{r['max_s']:.3f} | "
-                     f"{ratio(r['time_vs_tet'])} | {ratio(r['time_vs_floor'])} | {r['peak_mib']:.1f} | {ratio(r['mem_vs_tet'])} |")
+        lines.append(f"| {r['precision']} | {r['layout']} | {r['mode']} | {r['variant']} | {r['median_s']:.3f} | "
+                     f"{r['min_s']:.3f}–{r['max_s']:.3f} | {ratio(r['time_vs_fp32'])} | {ratio(r['time_vs_tet'])} | "
+                     f"{ratio(r['time_vs_floor'])} | {r['peak_mib']:.1f} | {ratio(r['mem_vs_tet'])} |")
     return "\n".join(lines)
 
 # %% ../nbs/11_bench.ipynb #08ba1d01
-def profile_step(variant: str = "tet", model: str = "resnet19", T: int = 4, batch: int = 2, mode: str = "eager",
-                 device: str = "cpu", rows: int = 25) -> str:
+def profile_step(variant: str = "tet", model: str = "resnet_tiny", T: int = 4, batch: int = 64, mode: str = "eager",
+                 precision: str = "fp32", layout: str = "contiguous", device: str = "cpu", rows: int = 25, **model_kw) -> str:
     "torch.profiler's operator table (by self time) of one training step of `variant`, after a warm-up step."
     from torch.profiler import profile, ProfilerActivity
     dev = torch.device(device)
-    step = BenchStep(variant, bench_model(variant, model, T), dev, mode, amp=dev.type == "cuda")
+    step = BenchStep(variant, bench_model(variant, model, T, **model_kw), dev, mode, precision, layout)
     x, y = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
     step(x, y)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
@@ -175,69 +216,162 @@ def profile_step(variant: str = "tet", model: str = "resnet19", T: int = 4, batc
     return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 # %% ../nbs/11_bench.ipynb #2f121f72
-TARGETS = """Targets: TSE step time <= 1.03x TET's and peak memory <= 1.05x TET's; on CPU the compiled spiking step
+TARGETS = """Targets (CPU): TSE step time <= 1.03x TET's and peak memory <= 1.05x TET's in every setup; the TSE step within
 
-within 1.2x the compiled floor and the eager one within 1.3x the eager floor. `stats` is the TSE step with the spike
+1.05x the bf16 ReLU floor of the same layout. `stats` is the TSE step with the spike statistics hooks open
 
-statistics hooks open (`tse_repro.eval.SpikeStats`); closed, they cost nothing: the `tse` row is that step."""
+(`tse_repro.eval.SpikeStats`); closed, they cost nothing: the `tse` row is that step."""
 
 def write_results(raw: dict, out: str | Path = "results/bench", command: str = "make bench") -> Path:
-    "Write `bench.json`, `bench.csv` and `README.md` (the table) under `out`; returns the README's path."
+    "Write `bench.json`, `bench.csv` and `README.md` (the table, what it says, the settings) under `out`; returns the README's path."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     rows, meta = summarize(raw), raw["meta"]
     (out / "bench.json").write_text(json.dumps(raw, indent=1))
     with open(out / "bench.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0])); writer.writeheader(); writer.writerows(rows)
     settings = ", ".join(f"{k}={v}" for k, v in meta.items())
-    by = {(r["mode"], r["variant"]): r for r in rows}
-    stats = "".join(f"\nSpike statistics hooks open ({mode}): {by[(mode, 'stats')]['median_s'] / by[(mode, 'tse')]['median_s']:.2f}x the "
-                    f"TSE step; closed, the `tse` row is the step, hooks and all.\n" for mode in MODES if (mode, "stats") in by and (mode, "tse") in by)
-    text = (f"# Training-step bench\n\nCommand: `{command}`\n\n{markdown_table(rows, meta)}\n{stats}\n"
-            f"Step = `LossModel` forward (loss included) + backward + Adam step. Time: median over repeats, variants "
-            f"interleaved, spread = min–max. vs floor: against the ReLU network run the same way (the floor has no LIF to "
-            f"fuse: `fused` rows are compared with the eager floor). Modes: eager = nothing compiled (LIF: the exact "
-            f"`LIFSequence` node); fused = eager step with the fused LIF kernel (`LIF(fused=True)`); compiled = "
-            f"`torch.compile` of the step. Peak memory: bytes "
-            f"allocated during one step over what was allocated before it, measured with {meta['memory_method']}.\n\n"
+    by = {(r["precision"], r["layout"], r["mode"], r["variant"]): r for r in rows}
+    stats = "".join(f"\nSpike statistics hooks open ({' + '.join(k[:3])}): {r['median_s'] / by[(*k[:3], 'tse')]['median_s']:.2f}x the TSE step."
+                    for k, r in by.items() if k[3] == "stats" and (*k[:3], "tse") in by)
+    readings = "\n".join(f"- {line}" for line in verdicts(rows))
+    text = (f"# Training-step bench\n\nCommand: `{command}`\n\n{readings}\n\n{markdown_table(rows, meta)}\n{stats}\n\n"
+            f"Step = `LossModel` forward (loss included) + backward + Adam step. Time: median over repeats, every "
+            f"precision, layout, mode and variant interleaved in each repeat, spread = min–max. Precision: fp32, or bf16 = "
+            f"`torch.autocast(device, torch.bfloat16)` (the trainer's `--amp`; the LIF membrane accumulates in fp32). Layout: "
+            f"contiguous, or channels_last for the model and the input (`--channels-last`). vs fp32 contiguous: against the "
+            f"same mode and variant in fp32, contiguous. vs TET and vs floor: against TET, and against the ReLU network, of "
+            f"the same precision and layout (the floor has no LIF to fuse: `fused` rows are compared with the eager floor). "
+            f"Modes: eager = nothing compiled (LIF: the exact `LIFSequence` node); fused = eager step with the fused LIF "
+            f"kernel (`LIF(fused=True)`); compiled = `torch.compile` of the step. Peak memory: bytes allocated during one "
+            f"step over what was allocated before it, measured with {meta['memory_method']}.\n\n"
             f"{TARGETS}\n\nSettings: {settings}\n")
     (out / "README.md").write_text(text)
     return out / "README.md"
 
 # %% ../nbs/11_bench.ipynb #a2fd4eeb
+def _listed(text: str) -> tuple: return tuple(v.strip() for v in text.split(",") if v.strip())
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tse_repro.bench", description="Training-step time and peak memory: SDT, TET, TSE and the ReLU floor.")
+    p = argparse.ArgumentParser(prog="python -m tse_repro.bench", description="Training-step time and peak memory: SDT, TET, TSE and the ReLU floor, per precision and layout.")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--model", default="resnet19")
+    p.add_argument("--model", default="resnet_tiny", help="default: resnet_tiny, the network of the CPU profiles")
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)")
+    p.add_argument("--head", default="linear", choices=("linear", "spiking"), help="default: linear, as cifar10-cpu")
     p.add_argument("--T", type=int, default=4)
-    p.add_argument("--batch", type=int, default=None, help="default: 2 on CPU, 64 on CUDA")
-    p.add_argument("--repeats", type=int, default=None, help="default: 3 on CPU, 20 on CUDA")
+    p.add_argument("--batch", type=int, default=64, help="images per step (default: 64, as cifar10-cpu)")
+    p.add_argument("--repeats", type=int, default=None, help="default: 5 on CPU, 20 on CUDA")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first (compiles happen there)")
     p.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (CPU)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {','.join(VARIANTS)}")
+    p.add_argument("--precisions", default=",".join(PRECISIONS), help=f"comma-separated, of {','.join(PRECISIONS)}")
+    p.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {','.join(LAYOUTS)}")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the compiled step (default: on CUDA only; a cold CPU compile of ResNet19's step takes ~3 min per variant)")
     p.add_argument("--modes", default=None, help=f"comma-separated, of {','.join(MODES)} (default: eager,fused + compiled per --compile)")
     p.add_argument("--out", default="results/bench")
+    p.add_argument("--precision-check", metavar="RUN", default=None, help="bf16 against fp32 on the trained run RUN: spikes, logits, loss (writes precision.md)")
+    p.add_argument("--compare", nargs=2, metavar=("NEW", "OLD"), default=None, help="two sweep folders of one profile, paired by seed: top-1, erased fraction, train time")
     p.add_argument("--gpu-check", action="store_true", help="the GPU check (make gpu-check): throughput, memory and a DDP run on every GPU present")
     return p.parse_args(argv)
 
 # %% ../nbs/11_bench.ipynb #24b934e2
 def main(argv=None) -> Path:
     args = parse_args(argv)
-    if args.gpu_check: sys.exit(gpu_check(args.batch or 64, args.repeats or 20))
+    if args.gpu_check: sys.exit(gpu_check(args.batch, args.repeats or 20))
+    torch.set_num_threads(args.threads)
+    if args.compare:
+        new, old = args.compare
+        path = Path(args.out) / f"{Path(new).name}-vs-{Path(old).name}.md"; path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(precision_paired_markdown(precision_paired(new, old), new, old)); print(path.read_text()); return path
+    if args.precision_check:
+        path = precision_check(args.precision_check, out=args.out); print(path.read_text()); return path
     cuda = args.device.startswith("cuda")
     torch.set_num_threads(args.threads)
     compile_ = cuda if args.compile is None else args.compile
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()] if args.modes else ["eager", "fused", "compiled"]
+    modes = list(_listed(args.modes)) if args.modes else ["eager", "fused", "compiled"]
     if not compile_ and not (args.modes and args.compile is None): modes = [m for m in modes if m != "compiled"]
     if not modes: raise ValueError("no mode left to time: pass --modes eager,fused,compiled or drop --no-compile")
-    raw = run_bench(args.model, args.T, args.batch or (64 if cuda else 2), args.repeats or (20 if cuda else 3),
-                    tuple(v.strip() for v in args.variants.split(",") if v.strip()), tuple(modes), args.device, args.warmup)
+    raw = run_bench(args.model, args.T, args.batch, args.repeats or (20 if cuda else 5), _listed(args.variants), tuple(modes),
+                    _listed(args.precisions), _listed(args.layouts), args.device, args.warmup, width=args.width, head=args.head)
     flags = " ".join(sys.argv[1:] if argv is None else argv)
     command = f"python -m tse_repro.bench {flags}".strip() + ("" if flags else " (= make bench)")
     readme = write_results(raw, args.out, command)
     print(readme.read_text())
     return readme
+
+# %% ../nbs/11_bench.ipynb #7ea3f597
+def precision_markdown(result: dict, run: str) -> str:
+    "The precision check as markdown: a row per LIF layer, then the network's outputs."
+    names = list(PRECISION_VARIANTS)
+    rows = ["| LIF layer | " + " | ".join(f"spikes differing, {n} (%)" for n in names) + " |", "|---|" + "---|" * len(names)]
+    for layer in result[names[0]]["spike_disagreement"]:
+        rows.append(f"| {layer or 'lif'} | " + " | ".join(f"{100 * result[n]['spike_disagreement'][layer]:.3f}" for n in names) + " |")
+    rows.append("| all layers | " + " | ".join(f"{100 * result[n]['spike_disagreement_overall']:.3f}" for n in names) + " |")
+    out = ["| | fp32 | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names),
+           f"| training loss (its method) | {result['fp32']['loss']:.4f} | " + " | ".join(f"{result[n]['loss']:.4f}" for n in names) + " |",
+           f"| top-1 (%) | {result['fp32']['top1']:.2f} | " + " | ".join(f"{result[n]['top1']:.2f}" for n in names) + " |",
+           "| predictions equal to fp32's (%) | 100 | " + " | ".join(f"{100 * result[n]['prediction_agreement']:.2f}" for n in names) + " |",
+           "| logits: max abs difference | 0 | " + " | ".join(f"{result[n]['logits_max_abs_diff']:.4f}" for n in names) + " |",
+           "| logits: relative L2 difference | 0 | " + " | ".join(f"{result[n]['logits_relative_diff']:.5f}" for n in names) + " |"]
+    return (f"# bf16 against fp32 on a trained network\n\nCommand: `python -m tse_repro.bench --precision-check {run}` "
+            f"({result['images']} test images, eval mode, the same inputs each way)\n\n" + "\n".join(rows) + "\n\n" + "\n".join(out) + "\n")
+
+def precision_check(run: str, images_per_class: int = 50, out: str | Path = "results/bench") -> Path:
+    "Write `precision.json` and `precision.md` for the trained run `run` under `out`; returns the markdown's path."
+    model, cfg = load_trained(run)
+    x, y = robustness_images(cfg, images_per_class)
+    result = precision_agreement(model, cfg, x, y)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    (out / "precision.json").write_text(json.dumps({"run": str(run), **result}, indent=1))
+    (out / "precision.md").write_text(precision_markdown(result, str(run)))
+    return out / "precision.md"
+
+# %% ../nbs/11_bench.ipynb #d8e26d88
+def _per_seed(records: list[dict], value) -> dict:
+    "variant -> seed -> value(record) over the complete runs."
+    out = {}
+    for r in records:
+        if r["status"] == "complete": out.setdefault(r["variant"], {})[r["seed"]] = value(r)
+    return out
+
+def _erased_at(t: int):
+    return lambda r: 100 * r["history"][-1]["erased_fraction"][t - 2] if "erased_fraction" in r["history"][-1] else float("nan")
+
+def precision_paired(new_dir: str | Path, old_dir: str | Path) -> list[dict]:
+    "Rows (variant, quantity, n, mean, halfwidth, reading) of new − old paired by seed; train time as a ratio."
+    new, old = load_runs(Path(new_dir)), load_runs(Path(old_dir))
+    T = max((r["config"].get("T", 1) for r in new if r["status"] == "complete"), default=1)
+    quantities = {"final top-1 (points)": lambda r: r["summary"]["final_acc"],
+                  **{f"erased at t={t} (points)": _erased_at(t) for t in range(2, T + 1)},
+                  "train time (new / old)": lambda r: r["summary"]["train_seconds"]}
+    rows = []
+    for name, value in quantities.items():
+        a, b = _per_seed(new, value), _per_seed(old, value)
+        for variant in a:
+            if variant not in b: continue
+            if name.startswith("train time"):
+                common = sorted(set(a[variant]) & set(b[variant]))
+                a_v, b_v = {s: a[variant][s] / b[variant][s] for s in common}, {s: 1.0 for s in common}
+            else: a_v, b_v = a[variant], b[variant]
+            if any(math.isnan(v) for v in a_v.values()): continue
+            diff = paired_difference(a_v, b_v)
+            rows.append({"variant": variant, "quantity": name, **diff,
+                         "reading": noise_sentence(diff) if not name.startswith("train time") else ""})
+    return rows
+
+def precision_paired_markdown(rows: list[dict], new_dir, old_dir) -> str:
+    "The paired comparison as markdown (train time: the mean ratio and its interval; the rest: differences)."
+    lines = ["| variant | quantity | seeds | new − old | 95 % interval | reading |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = r["quantity"].startswith("train time")
+        mean, lo, hi = (r["mean"] + (1 if ratio else 0)), r["mean"] - r["halfwidth"] + (1 if ratio else 0), r["mean"] + r["halfwidth"] + (1 if ratio else 0)
+        fmt = (lambda v: f"{v:.3f}x") if ratio else (lambda v: f"{v:+.2f}")
+        interval = "–" if math.isnan(r["halfwidth"]) else f"[{fmt(lo)}, {fmt(hi)}]"
+        lines.append(f"| {r['variant']} | {r['quantity']} | {r['n']} | {fmt(mean)} | {interval} | {r['reading']} |")
+    return (f"# {Path(new_dir).name} against {Path(old_dir).name}, paired by seed\n\nCommand: `python -m tse_repro.bench "
+            f"--compare {new_dir} {old_dir}`\n\n" + "\n".join(lines) + "\n\nErased: % of the map erased at step t, training "
+            "batches of the last epoch. Train time: the sum of the epochs' training seconds (`summary.json`), as a ratio "
+            "new / old per seed. Interval: 95 % t-interval over the seeds both folders hold.\n")
 
 # %% ../nbs/11_bench.ipynb #2738e620
 def gpu_check(batch: int = 64, repeats: int = 20, ddp_images_per_class: int = 100, log=print) -> int:
@@ -247,7 +381,8 @@ def gpu_check(batch: int = 64, repeats: int = 20, ddp_images_per_class: int = 10
         return 1
     n = torch.cuda.device_count()
     log(f"gpu-check: {n} x {torch.cuda.get_device_name(0)}, torch {torch.__version__}, batch {batch}, bf16 autocast, channels_last")
-    raw = run_bench("resnet19", 4, batch, repeats, SPIKING, ("eager", "compiled"), "cuda", warmup=3, log=lambda m: None)
+    raw = run_bench("resnet19", 4, batch, repeats, SPIKING, ("eager", "compiled"), ("bf16",), ("channels_last",), "cuda",
+                    warmup=3, log=lambda m: None, head="spiking")
     for r in summarize(raw):
         log(f"  {r['mode']:8s} {r['variant']:4s}: {batch / r['median_s']:8.0f} img/s (median of {repeats} steps), peak {r['peak_mib']:8.0f} MiB")
     with tempfile.TemporaryDirectory() as d:

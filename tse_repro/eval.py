@@ -5,6 +5,7 @@
 # %% ../nbs/09_eval.ipynb #b95f61f6
 from __future__ import annotations
 import argparse, json, sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,15 +16,16 @@ from torch import nn
 from .checks import SettingError, check_number
 from .config import TrainConfig, build_model
 from .data import DATASET_INFO, DataError, get_datasets, make_loaders, pixel_normalization
-from .losses import true_class_maps, tse_masks
+from .losses import compute_loss, true_class_maps, tse_masks
 from .neurons import LIF
 from .runs import RunFolder, RunRefused, model_from_state, read_checkpoint, write_json
-from .train import Dist, evaluate, last_line
+from .train import Dist, autocast, evaluate, last_line
 
 # %% auto #0
-__all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'OVERLAP_DEFAULTS', 'load_trained', 'SpikeStats', 'eval_loader',
-           'evaluate_run', 'mask_sample', 'PixelSpace', 'fgsm', 'pgd', 'gaussian_noise', 'robustness_images',
-           'robustness', 'step_overlap', 'overlap', 'analyze_run', 'build_parser', 'describe', 'main']
+__all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'load_trained',
+           'SpikeStats', 'eval_loader', 'evaluate_run', 'mask_sample', 'PixelSpace', 'fgsm', 'pgd', 'gaussian_noise',
+           'robustness_images', 'robustness', 'membrane_in', 'lif_outputs', 'precision_agreement', 'step_overlap',
+           'overlap', 'analyze_run', 'build_parser', 'describe', 'main']
 
 # %% ../nbs/09_eval.ipynb #d80e3699
 def load_trained(target: str | Path, checkpoint: str | Path | None = None, device="cpu") -> tuple[nn.Module, TrainConfig]:
@@ -67,14 +69,14 @@ class SpikeStats:
 
     def _lif_hook(self, name):
         def hook(module, args, out):
-            self.spikes[name] = self.spikes.get(name, 0.0) + float(out.detach().sum())
+            self.spikes[name] = self.spikes.get(name, 0.0) + float(out.detach().sum(dtype=torch.float64))  # a bf16 sum would round the count
             self.neurons[name] = self.neurons.get(name, 0) + out.numel()
         return hook
 
     def _op_hook(self, module, args, out):
         x = args[0].detach()
         macs = _macs(module, out)
-        if x.min() >= 0 and x.max() <= 1: self.synops += float(x.mean()) * macs  # spikes, or rates of spikes
+        if x.min() >= 0 and x.max() <= 1: self.synops += float(x.mean(dtype=torch.float64)) * macs  # spikes, or rates of spikes
         else: self.macs += macs
 
     def summary(self) -> dict:
@@ -104,7 +106,7 @@ def evaluate_run(model: nn.Module, cfg: TrainConfig, loader, spikes: bool = True
     "Top-1 (%) by number of steps used and, with `spikes`, the spike statistics, on `loader`."
     with SpikeStats(model) if spikes else _Null() as stats:
         by_t = evaluate(model, loader, cfg, Dist())
-    out = {"images": len(loader.dataset), "top1": by_t[-1], "top1_by_t": by_t}
+    out = {"images": len(loader.dataset), "amp": cfg.amp, "top1": by_t[-1], "top1_by_t": by_t}
     if spikes: out["spikes"] = stats.summary()
     return out
 
@@ -118,7 +120,7 @@ def mask_sample(model: nn.Module, cfg: TrainConfig, loader, n: int = 4) -> dict:
     ds = loader.dataset
     idx = np.linspace(0, len(ds) - 1, n).astype(int)
     x = torch.stack([torch.as_tensor(ds[i][0]) for i in idx]); y = torch.tensor([int(ds[i][1]) for i in idx])
-    with torch.no_grad(): masks = tse_masks(model.features(x), model.head, y, cfg.tau_f, cfg.kappa)
+    with torch.no_grad(), autocast(cfg, x.device): masks = tse_masks(model.features(x), model.head, y, cfg.tau_f, cfg.kappa)
     return {"images": x.numpy(), "labels": y.numpy(), "Q": masks.Q.numpy(), "keep": masks.keep.numpy(),
             "tau_f": cfg.tau_f, "kappa": cfg.kappa}
 
@@ -133,26 +135,28 @@ class PixelSpace:
     def to_pixels(self, x): return x * self.std + self.mean
     def to_inputs(self, p): return (p - self.mean) / self.std
 
-def _loss_and_grad(model: nn.Module, pixels: torch.Tensor, y: torch.Tensor, space: PixelSpace):
+def _loss_and_grad(model: nn.Module, pixels: torch.Tensor, y: torch.Tensor, space: PixelSpace, amp: bool = False):
+    "The inference loss and its gradient in pixel space; `amp`: the model runs under bf16 autocast, the loss in fp32."
     pixels = pixels.detach().requires_grad_()
-    loss = nn.functional.cross_entropy(model(space.to_inputs(pixels)).mean(1), y)
+    with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=amp): out = model(space.to_inputs(pixels))
+    loss = nn.functional.cross_entropy(out.float().mean(1), y)
     return loss.detach(), torch.autograd.grad(loss, pixels)[0]
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, space: PixelSpace) -> torch.Tensor:
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, space: PixelSpace, amp: bool = False) -> torch.Tensor:
     "FGSM inputs: one signed-gradient step of `eps` (pixel units) on the inference cross-entropy, clipped to [0, 1]."
     pixels = space.to_pixels(x)
-    _, grad = _loss_and_grad(model, pixels, y, space)
+    _, grad = _loss_and_grad(model, pixels, y, space, amp)
     return space.to_inputs((pixels + eps * grad.sign()).clamp(0, 1)).detach()
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, space: PixelSpace, steps: int = 5,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+        generator: torch.Generator | None = None, amp: bool = False) -> torch.Tensor:
     "PGD inputs (L-inf, `eps` in pixel units): a random start in the ball, `steps` steps of 2.5 eps / steps, projected."
     clean = space.to_pixels(x)
     if eps == 0: return x.clone()
     start = torch.empty_like(clean).uniform_(-eps, eps, generator=generator)
     pixels, alpha = (clean + start).clamp(0, 1), 2.5 * eps / steps
     for _ in range(steps):
-        _, grad = _loss_and_grad(model, pixels, y, space)
+        _, grad = _loss_and_grad(model, pixels, y, space, amp)
         pixels = torch.min(torch.max(pixels + alpha * grad.sign(), clean - eps), clean + eps).clamp(0, 1)
     return space.to_inputs(pixels).detach()
 
@@ -170,12 +174,13 @@ def robustness_images(cfg: TrainConfig, images_per_class: int, data_path: str | 
     xs, ys = zip(*loader)
     return torch.cat(xs), torch.cat(ys)
 
-def _top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 100) -> float:
-    with torch.no_grad(): correct = sum((model(x[i:i + batch]).mean(1).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
+def _top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 100, amp: bool = False) -> float:
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        correct = sum((model(x[i:i + batch]).float().mean(1).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
     return 100.0 * correct / len(x)
 
 def robustness(model: nn.Module, cfg: TrainConfig, settings: dict | None = None, data_path: str | None = None, batch: int = 100) -> dict:
-    "Top-1 (%) clean and under FGSM, PGD (eps in /255) and Gaussian noise (sigma in pixels), with the settings used."
+    "Top-1 (%) clean and under FGSM, PGD (eps in /255) and Gaussian noise (sigma in pixels), in the run's precision (`cfg.amp`)."
     s = {**ROBUSTNESS_DEFAULTS, **(settings or {})}
     norm = pixel_normalization(cfg.dataset)
     if norm is None: return {"settings": s, "skipped": f"{cfg.dataset} is event data: no pixel scale to attack in"}
@@ -183,11 +188,59 @@ def robustness(model: nn.Module, cfg: TrainConfig, settings: dict | None = None,
     x, y = robustness_images(cfg, s["images_per_class"], data_path)
     def under(attack) -> float:
         adv = torch.cat([attack(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)])
-        return _top1(model, adv, y, batch)
-    return {"settings": s, "images": len(x), "clean": _top1(model, x, y, batch),
-            "fgsm": {str(e): under(lambda a, b: fgsm(model, a, b, e / 255, space)) for e in s["fgsm_eps"]},
-            "pgd": {str(e): under(lambda a, b: pgd(model, a, b, e / 255, space, s["pgd_steps"], gen)) for e in s["pgd_eps"]},
+        return _top1(model, adv, y, batch, cfg.amp)
+    return {"settings": s, "images": len(x), "amp": cfg.amp, "clean": _top1(model, x, y, batch, cfg.amp),
+            "fgsm": {str(e): under(lambda a, b: fgsm(model, a, b, e / 255, space, cfg.amp)) for e in s["fgsm_eps"]},
+            "pgd": {str(e): under(lambda a, b: pgd(model, a, b, e / 255, space, s["pgd_steps"], gen, cfg.amp)) for e in s["pgd_eps"]},
             "noise": {str(g): under(lambda a, b: gaussian_noise(a, g, space, gen)) for g in s["noise_sigma"]}}
+
+# %% ../nbs/09_eval.ipynb #55f1dc96
+@contextmanager
+def membrane_in(model: nn.Module, fp32_membrane: bool):
+    """Every LIF of `model` on the exact eager node with its membrane in fp32 or not, restored after. (With an fp32
+    membrane the eager node gives the fused kernel's bits; a bf16 membrane only the eager node rounds.)"""
+    lifs = [m for m in model.modules() if isinstance(m, LIF)]
+    saved = [(m.fp32_membrane, m.fused) for m in lifs]
+    for m in lifs: m.fp32_membrane, m.fused = fp32_membrane, False
+    try: yield
+    finally:
+        for m, (fp32, fused) in zip(lifs, saved): m.fp32_membrane, m.fused = fp32, fused
+
+def lif_outputs(model: nn.Module, x: torch.Tensor, amp: bool, fp32_membrane: bool = True) -> tuple[dict, torch.Tensor]:
+    "Every LIF layer's spikes (bool) and the fp32 logits of `model(x)`, in fp32 or under bf16 autocast, membrane as asked."
+    spikes = {}
+    handles = [m.register_forward_hook(lambda mod, args, out, name=name: spikes.__setitem__(name, out.detach().bool()))
+               for name, m in model.named_modules() if isinstance(m, LIF)]
+    try:
+        with membrane_in(model, fp32_membrane), torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x).float()
+    finally:
+        for h in handles: h.remove()
+    return spikes, logits
+
+def _method_loss(model, cfg: TrainConfig, x, y, amp: bool, fp32_membrane: bool = True) -> float:
+    with membrane_in(model, fp32_membrane), torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        return compute_loss(model, x, y, cfg.loss_config())[0].float().item()
+
+PRECISION_VARIANTS = {"bf16, fp32 membrane": True, "bf16, bf16 membrane": False}
+
+def precision_agreement(model: nn.Module, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> dict:
+    "bf16 autocast against fp32 on the same inputs (eval mode): spike disagreement per LIF layer, logits, loss, predictions."
+    ref_spikes, ref_logits = lif_outputs(model, x, amp=False)
+    ref_pred = ref_logits.mean(1).argmax(1)
+    out = {"images": len(x), "fp32": {"loss": _method_loss(model, cfg, x, y, False), "top1": 100.0 * (ref_pred == y).float().mean().item()}}
+    for name, fp32_membrane in PRECISION_VARIANTS.items():
+        spikes, logits = lif_outputs(model, x, True, fp32_membrane)
+        differ = {layer: (spikes[layer] != ref).float().mean().item() for layer, ref in ref_spikes.items()}
+        pred = logits.mean(1).argmax(1)
+        out[name] = {"spike_disagreement": differ,
+                     "spike_disagreement_overall": sum((spikes[l] != r).sum().item() for l, r in ref_spikes.items()) / sum(r.numel() for r in ref_spikes.values()),
+                     "logits_max_abs_diff": (logits - ref_logits).abs().max().item(),
+                     "logits_relative_diff": ((logits - ref_logits).norm() / ref_logits.norm()).item(),
+                     "loss": _method_loss(model, cfg, x, y, True, fp32_membrane),
+                     "top1": 100.0 * (pred == y).float().mean().item(),
+                     "prediction_agreement": (pred == ref_pred).float().mean().item()}
+    return out
 
 # %% ../nbs/09_eval.ipynb #2004217e
 OVERLAP_DEFAULTS = {"images_per_class": 20}
@@ -215,7 +268,8 @@ def overlap(model: nn.Module, cfg: TrainConfig, settings: dict | None = None, da
     "How much the steps' true-class location maps overlap, on a fixed balanced set of test images."
     s = {**OVERLAP_DEFAULTS, **(settings or {})}
     x, y = robustness_images(cfg, s["images_per_class"], data_path)
-    with torch.no_grad(): maps = torch.cat([true_class_maps(model.features(x[i:i + 100]), model.head, y[i:i + 100]) for i in range(0, len(x), 100)])
+    with torch.no_grad(), autocast(cfg, x.device):
+        maps = torch.cat([true_class_maps(model.features(x[i:i + 100]), model.head, y[i:i + 100]) for i in range(0, len(x), 100)])
     return {"settings": s, "images": len(x), **step_overlap(maps)}
 
 # %% ../nbs/09_eval.ipynb #f5e72150
@@ -241,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="evaluate on this dataset instead of the run's (same classes and channels)")
     p.add_argument("--data-path", default=None, help="data folder (default: the run's, else $TSE_DATA)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    p.add_argument("--precision", choices=("run", "fp32", "bf16"), default="run",
+                   help="run: the precision the run trained in (its amp setting, the default); fp32; or bf16 autocast")
     p.add_argument("--no-spikes", action="store_true", help="skip the spike statistics")
     p.add_argument("--write", action="store_true", help="write eval.json into the run folder")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -248,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 def describe(result: dict, cfg: TrainConfig) -> str:
-    lines = [f"top-1 {result['top1']:.2f}% on {result['images']} test images ({cfg.dataset}); using the first t steps: " +
+    lines = [f"top-1 {result['top1']:.2f}% on {result['images']} test images ({cfg.dataset}, {'bf16' if cfg.amp else 'fp32'}); using the first t steps: " +
              ", ".join(f"t={t} {a:.2f}%" for t, a in enumerate(result["top1_by_t"], 1))]
     if s := result.get("spikes"):
         lines.append(f"firing rate {s['mean_firing_rate']:.4f} spikes/neuron/step; {s['synops_per_image'] / 1e6:.2f} M SynOps and "
@@ -261,6 +317,7 @@ def main(argv=None) -> None:
     try:
         check_number("--batch-size", args.batch_size, integer=True, low=1)
         model, cfg = load_trained(args.run, args.checkpoint)
+        if args.precision != "run": cfg = replace(cfg, amp=args.precision == "bf16")
         result = evaluate_run(model, cfg, eval_loader(cfg, args.dataset, args.data_path, args.batch_size), spikes=not args.no_spikes)
         if args.write:
             if not Path(args.run).is_dir(): raise SettingError("--write", "needs a run folder to write into, not a checkpoint file")

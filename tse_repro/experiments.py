@@ -261,7 +261,8 @@ def _from_checkout(path: str) -> str:
 
 def scrub_executed(path: Path) -> None:
     """Drop what changes between two executions of the same inputs: clock times, the interpreter's patch version, the
-    random id papermill gives its injected-parameters cell, and the source notebook's absolute path."""
+    random id papermill gives its injected-parameters cell, the source notebook's absolute path, and the checkout's
+    absolute path in any output."""
     nb = json.loads(Path(path).read_text())
     nb["metadata"].get("language_info", {}).pop("version", None)
     for meta in [nb["metadata"], *(c.get("metadata", {}) for c in nb["cells"])]:
@@ -269,6 +270,9 @@ def scrub_executed(path: Path) -> None:
         for key in VOLATILE: meta.get("papermill", {}).pop(key, None)
     for cell in nb["cells"]:
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []): cell["id"] = "injected-parameters"
+    root = str(checkout()) + os.sep  # a library's message may name a file below the checkout (its .venv): keep it relative
+    for out in (o for cell in nb["cells"] for o in cell.get("outputs", [])):
+        if "text" in out: out["text"] = [t.replace(root, "") for t in out["text"]] if isinstance(out["text"], list) else out["text"].replace(root, "")
     if "input_path" in nb["metadata"].get("papermill", {}):
         nb["metadata"]["papermill"]["input_path"] = _from_checkout(nb["metadata"]["papermill"]["input_path"])
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['ZIF', 'lif_sequence', 'LIFSequence', 'compiled_lif_sequence', 'set_fused_lif', 'LIF', 'time_lif', 'SeqToANNContainer',
+__all__ = ['ZIF', 'membrane_dtype', 'lif_sequence', 'LIFSequence', 'lif_kernel_forward', 'lif_kernel_backward',
+           'compiled_lif_kernels', 'FusedLIF', 'set_fused_lif', 'memory_order', 'LIF', 'time_lif', 'SeqToANNContainer',
            'encode_static']
 
 # %% ../nbs/01_neurons.ipynb #db589deb
@@ -29,22 +30,30 @@ class ZIF(torch.autograd.Function):
         return grad_output * surrogate, None
 
 # %% ../nbs/01_neurons.ipynb #4e77ee92
-def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0) -> torch.Tensor:
-    "Spikes `[B,T,...]` of TET's LIF neuron driven by the input currents `x` `[B,T,...]` (eager loop)."
+def membrane_dtype(dtype: torch.dtype, fp32_membrane: bool = True) -> torch.dtype:
+    "The dtype the membrane accumulates in for input currents of `dtype`: at least fp32 when `fp32_membrane`."
+    return torch.promote_types(dtype, torch.float32) if fp32_membrane else dtype
+
+def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0,
+                 fp32_membrane: bool = True) -> torch.Tensor:
+    "Spikes `[B,T,...]` (in `x`'s dtype) of TET's LIF neuron driven by the input currents `x` `[B,T,...]` (eager loop)."
+    dtype = membrane_dtype(x.dtype, fp32_membrane)
     mem, spikes = 0, []  # python 0, as TET: the first step is exactly x_0
     for t in range(x.shape[1]):
-        mem = mem * tau + x[:, t]
-        spike = ZIF.apply(mem - thresh, gamma)
+        mem = mem * tau + x[:, t].to(dtype)
+        spike = ZIF.apply(mem - thresh, gamma).to(dtype)
         mem = (1 - spike) * mem  # hard reset, spike not detached
         spikes.append(spike)
-    return torch.stack(spikes, dim=1)
+    return torch.stack(spikes, dim=1).to(x.dtype)
 
 # %% ../nbs/01_neurons.ipynb #24ce3af9
 class LIFSequence(torch.autograd.Function):
     "`lif_sequence` as one autograd node: the backward repeats autograd's arithmetic through the loop, step by step."
     @staticmethod
-    def forward(ctx, x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0) -> torch.Tensor:
-        spikes, mems = torch.empty_like(x), torch.empty_like(x)  # mems[:, t]: membrane before the reset
+    def forward(ctx, x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0,
+                fp32_membrane: bool = True) -> torch.Tensor:
+        dtype = membrane_dtype(x.dtype, fp32_membrane)
+        spikes, mems = torch.empty_like(x), torch.empty_like(x, dtype=dtype)  # mems[:, t]: membrane before the reset
         mem = u = None
         for t in range(x.shape[1]):
             m, s = mems.select(1, t), spikes.select(1, t)
@@ -69,23 +78,77 @@ class LIFSequence(torch.autograd.Function):
         keep = torch.rsub(spikes, 1)
         grad_x, grad_mem = torch.empty_like(mems), None  # grad_mem: gradient reaching mem after step t's reset
         for t in reversed(range(mems.shape[1])):
-            g_spike = grad_spikes.select(1, t)
+            g_spike = grad_spikes.select(1, t).to(mems.dtype)
             if grad_mem is not None: g_spike = g_spike - grad_mem * mems.select(1, t)  # via the reset (1 - s) * m
             g_m = torch.mul(g_spike, surrogate.select(1, t), out=grad_x.select(1, t))
             if grad_mem is not None: g_m.addcmul_(grad_mem, keep.select(1, t))  # exact: keep is 0 or 1
             grad_mem = g_m * tau
-        return grad_x, None, None, None
+        return grad_x.to(spikes.dtype), None, None, None, None
 
 # %% ../nbs/01_neurons.ipynb #4f9a589b
-@functools.cache
-def compiled_lif_sequence(thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0):
-    "`lif_sequence` with these constants, compiled once (dynamic shapes) for inputs `[B, T, N]`."
-    def run(x): return lif_sequence(x, thresh, tau, gamma)
-    compiled = torch.compile(run, dynamic=True)
-    def call(x):
-        # dynamic=True would also trace the float constants symbolically, which ZIF's backward cannot take
-        with torch._dynamo.config.patch(specialize_float=True): return compiled(x)
+def _membrane_steps(x: torch.Tensor, thresh: float, tau: float, dtype: torch.dtype):
+    "Per step t of `x` `[B,T,N]`: the membrane before the reset and `u = mem - thresh`, as `LIFSequence` computes them."
+    mem = None
+    for t in range(x.shape[1]):
+        xt = x[:, t].to(dtype)
+        m = xt + 0 * tau if mem is None else mem * tau + xt  # mem_0 = 0: `0*tau + x_0`
+        u = m - thresh
+        yield m, u
+        mem = (u <= 0).to(dtype) * m
+
+def lif_kernel_forward(x: torch.Tensor, thresh: float, tau: float, fp32_membrane: bool) -> torch.Tensor:
+    "The fused forward on `[B,T,N]`: the spikes only."
+    dtype = membrane_dtype(x.dtype, fp32_membrane)
+    return torch.stack([torch.where(u > 0, 1.0, 0.0).to(x.dtype) for _, u in _membrane_steps(x, thresh, tau, dtype)], 1)
+
+def lif_kernel_backward(x: torch.Tensor, grad_spikes: torch.Tensor, thresh: float, tau: float, gamma: float,
+                        fp32_membrane: bool) -> torch.Tensor:
+    "The fused backward: the gradient reaching `x` `[B,T,N]`, membranes recomputed, `LIFSequence.backward`'s arithmetic."
+    dtype = membrane_dtype(x.dtype, fp32_membrane)
+    mems, us = zip(*_membrane_steps(x, thresh, tau, dtype))
+    scale = (1 / gamma) * (1 / gamma)
+    grads, grad_mem = [None] * x.shape[1], None  # grad_mem: gradient reaching mem after step t's reset
+    for t in reversed(range(x.shape[1])):
+        surrogate = (gamma - us[t].abs()).clamp(min=0)
+        if scale != 1: surrogate = surrogate * scale
+        g_spike = grad_spikes[:, t].to(dtype)
+        if grad_mem is not None: g_spike = g_spike - grad_mem * mems[t]
+        g_m = g_spike * surrogate
+        if grad_mem is not None: g_m = g_m + grad_mem * (us[t] <= 0).to(dtype)
+        grad_mem = g_m * tau
+        grads[t] = g_m.to(x.dtype)  # rounded as it is stored: a stack of fp32 steps would be written and read again
+    return torch.stack(grads, 1)
+
+def _stable_call(fn):
+    """`fn` called so that dynamo keeps one graph per dtype: float constants specialised (dynamic=True would trace them
+    symbolically), autocast off (the kernels state their dtypes), and tensors detached from the views they came from
+    (dynamo guards a view on its base's sizes and strides, and would recompile for every layer and layout)."""
+    def call(*tensors):
+        device = tensors[0].device.type
+        with torch._dynamo.config.patch(specialize_float=True), torch.autocast(device, enabled=False):
+            return fn(*(t.detach() for t in tensors))
     return call
+
+@functools.cache
+def compiled_lif_kernels(thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fp32_membrane: bool = True):
+    "The fused forward and backward kernels for these constants, compiled once (dynamic shapes) for `[B, T, N]`."
+    forward = torch.compile(lambda x: lif_kernel_forward(x, thresh, tau, fp32_membrane), dynamic=True)
+    backward = torch.compile(lambda x, g: lif_kernel_backward(x, g, thresh, tau, gamma, fp32_membrane), dynamic=True)
+    return _stable_call(forward), _stable_call(backward)
+
+class FusedLIF(torch.autograd.Function):
+    "The LIF on `[B,T,N]` as two compiled kernels; the same bits as `LIFSequence` (fp32, and bf16 with an fp32 membrane)."
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fp32_membrane: bool = True):
+        forward, ctx.kernel_backward = compiled_lif_kernels(float(thresh), float(tau), float(gamma), bool(fp32_membrane))
+        ctx.save_for_backward(x)
+        return forward(x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return ctx.kernel_backward(x, grad_spikes.contiguous()), None, None, None, None
 
 _fused_default = False
 
@@ -95,23 +158,34 @@ def set_fused_lif(enabled: bool) -> bool:
     previous, _fused_default = _fused_default, bool(enabled)
     return previous
 
+def memory_order(x: torch.Tensor) -> list[int]:
+    "The permutation of `x` `[B,T,...]` that keeps B and T first and puts the other dims in the order they lie in memory."
+    return [0, 1, *sorted(range(2, x.dim()), key=lambda d: -x.stride(d))]  # sorted is stable: ties keep their order
+
 # %% ../nbs/01_neurons.ipynb #6a59a43b
 class LIF(nn.Module):
-    "TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None: `set_fused_lif`)."
-    def __init__(self, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fused: bool | None = None):
+    """TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None: `set_fused_lif`);
+    `fp32_membrane`: under bf16 autocast the membrane accumulates in fp32 (the spikes stay in the input's dtype)."""
+    def __init__(self, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fused: bool | None = None,
+                 fp32_membrane: bool = True):
         super().__init__()
-        self.thresh, self.tau, self.gamma, self.fused = thresh, tau, gamma, fused
+        self.thresh, self.tau, self.gamma, self.fused, self.fp32_membrane = thresh, tau, gamma, fused, fp32_membrane
 
-    def extra_repr(self): return f"thresh={self.thresh}, tau={self.tau}, gamma={self.gamma}, fused={self.fused}"
+    def extra_repr(self):
+        return f"thresh={self.thresh}, tau={self.tau}, gamma={self.gamma}, fused={self.fused}, fp32_membrane={self.fp32_membrane}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2: raise ValueError(f"LIF expects [B, T, ...], got shape {tuple(x.shape)}")
         fused = _fused_default if self.fused is None else self.fused
-        if torch.compiler.is_compiling(): return lif_sequence(x, self.thresh, self.tau, self.gamma)
-        if not fused: return LIFSequence.apply(x, self.thresh, self.tau, self.gamma)
-        run = compiled_lif_sequence(float(self.thresh), float(self.tau), float(self.gamma))
-        # a fresh [B,T,N] tensor, not a view: views would add guards on their base and recompile per layer shape
-        return run(x.reshape(x.shape[0], x.shape[1], -1).clone()).reshape(x.shape)
+        if torch.compiler.is_compiling(): return lif_sequence(x, self.thresh, self.tau, self.gamma, self.fp32_membrane)
+        # both paths see [B,T,N] flattened in memory order: channels_last stays channels_last with no copy either way,
+        # and every step x[:, t] is one dense block (strided steps of mixed dtypes take slow kernels)
+        order = memory_order(x)
+        inner = x.permute(order)
+        flat = inner.reshape(x.shape[0], x.shape[1], -1)
+        method = FusedLIF if fused else LIFSequence
+        out = method.apply(flat, self.thresh, self.tau, self.gamma, self.fp32_membrane)
+        return out.view(inner.shape).permute(sorted(range(x.dim()), key=order.__getitem__))
 
 # %% ../nbs/01_neurons.ipynb #c0054a27
 def time_lif(shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True), loop: bool = False) -> dict:

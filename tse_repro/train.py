@@ -90,7 +90,7 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 
 # %% ../nbs/07_train.ipynb #5567a79c
 def autocast(cfg: TrainConfig, device: torch.device):
-    "bf16 autocast where asked (GPU, or CPU on request); a no-op context otherwise."
+    "bf16 autocast where the run asks (`amp`), on GPU or CPU alike; a no-op context otherwise."
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
 
 # %% ../nbs/07_train.ipynb #8636352f
