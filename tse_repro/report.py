@@ -18,13 +18,13 @@ from .runs import RunFolder
 
 # %% auto #0
 __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'VERDICT_ALPHA', 'VERDICT_RULE',
-           'FIGURE_FILES', 'load_runs', 'runs_frame', 'summary_table', 'markdown', 'table_markdown', 'spike_markdown',
-           'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t', 'plot_erased',
-           'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'paired_difference', 'noise_sentence',
-           'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown', 'plot_robustness',
-           'plot_overlap', 'sampling_variance', 'floored_variance', 'difference_test', 'holm_adjusted', 'verdict_table',
-           'verdict_line', 'verdict_markdown', 'simulate_verdicts', 'simulation_markdown', 'build_report',
-           'draw_figures', 'report_markdown', 'plot_run']
+           'FIGURE_FILES', 'load_runs', 'method_label', 'runs_frame', 'summary_table', 'markdown', 'table_markdown',
+           'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t',
+           'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'paired_difference',
+           'noise_sentence', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
+           'plot_robustness', 'plot_overlap', 'sampling_variance', 'floored_variance', 'difference_test',
+           'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
+           'simulation_markdown', 'build_report', 'draw_figures', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
@@ -46,12 +46,19 @@ def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
 # %% ../nbs/10_report.ipynb #a15228d9
 SPIKE_KEYS = ("mean_firing_rate", "synops_per_image", "macs_per_image", "energy_uj_per_image")  # from each run's eval.json
 
+def method_label(method: str, config: dict) -> str:
+    "A method's name with the loss settings it reads, 'TET (lamb=0, means=1)': in a table, 'TET' always says which TET."
+    if method not in METHODS: return method
+    settings = ", ".join(f"{k}={config[k]:g}" for k in METHODS[method].settings if config.get(k) is not None)
+    return f"{METHODS[method].label} ({settings})" if settings else METHODS[method].label
+
 def runs_frame(records: list[dict]) -> pd.DataFrame:
     "One row per run (all statuses) with its final numbers."
     rows = []
     for r in records:
         s = r["summary"] or {}
         row = {k: r[k] for k in ("name", "variant", "method", "seed", "tau_f", "kappa", "status")}
+        row["method_label"] = method_label(r["method"], r["config"] or {})
         row.update(final_acc=s.get("final_acc"), best_acc=s.get("best_acc"), train_seconds=s.get("train_seconds"),
                    epochs_done=s.get("epochs_done", len(r["history"])))
         for t, a in enumerate(s.get("final_acc_by_t") or [], 1): row[f"acc_t{t}"] = a
@@ -73,6 +80,7 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
     for variant, g in df.groupby("variant", sort=False):
         done = g[g.status == "complete"]
         row = {"variant": variant, "method": g.method.iloc[0], "tau_f": g.tau_f.iloc[0], "kappa": g.kappa.iloc[0],
+               "method_label": g.method_label.iloc[0],
                "seeds": len(done), "not_complete": len(g) - len(done)}
         for m in metrics:
             vals = pd.to_numeric(done[m], errors="coerce").dropna()
@@ -96,13 +104,11 @@ def table_markdown(table: pd.DataFrame) -> str:
     "The per-variant table as markdown: accuracies in %, time in minutes."
     if table.empty: return "_No runs yet._"
     ts = sorted(int(c[5:-5]) for c in table.columns if c.startswith("acc_t") and c.endswith("_mean"))
-    header = ["variant", "method", "tau_f", "kappa", "seeds", "final top-1 (%)", "best epoch's top-1 (%)",
+    header = ["variant", "method (loss settings)", "seeds", "final top-1 (%)", "best epoch's top-1 (%)",
               *[f"t={t}" for t in ts], "train time (min)", "failed / unfinished"]
     rows = []
     for _, r in table.iterrows():
-        tse = r.method == "tse"
-        rows.append([r.variant, METHODS[r.method].label,
-                     f"{r.tau_f:g}" if tse else "", f"{r.kappa:g}" if tse else "", r.seeds,
+        rows.append([r.variant, r.method_label, r.seeds,
                      _pm(r.final_acc_mean, r.final_acc_std), _pm(r.best_acc_mean, r.best_acc_std),
                      *[_pm(r[f"acc_t{t}_mean"], r[f"acc_t{t}_std"]) for t in ts],
                      _pm(r.train_seconds_mean / 60, r.train_seconds_std / 60, 1), r.not_complete or ""])
@@ -112,7 +118,7 @@ def table_markdown(table: pd.DataFrame) -> str:
 def spike_markdown(table: pd.DataFrame) -> str:
     "The spike statistics per variant, or '' when no run has them."
     if table.empty or "mean_firing_rate_mean" not in table or table.mean_firing_rate_mean.isna().all(): return ""
-    rows = [[r.variant, METHODS[r.method].label, _pm(r.mean_firing_rate_mean, r.mean_firing_rate_std, 4),
+    rows = [[r.variant, r.method_label, _pm(r.mean_firing_rate_mean, r.mean_firing_rate_std, 4),
              _pm(r.synops_per_image_mean / 1e6, r.synops_per_image_std / 1e6), _pm(r.macs_per_image_mean / 1e6, r.macs_per_image_std / 1e6),
              _pm(r.energy_uj_per_image_mean, r.energy_uj_per_image_std, 3)] for r in table.itertuples()]
     return markdown(rows, ["variant", "method", "firing rate (spikes/neuron/step)", "SynOps per image (M)", "MACs per image (M)",
