@@ -46,10 +46,11 @@ gpu-check: $(STAMP)
 
 LAB_PORT ?= 8888
 LAB_TOKEN := $(shell head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# kernels on IPC (local sockets), not TCP: no kernel port on the network, and no start-up warning about one
 lab: $(STAMP)
 	@echo "JupyterLab: open http://127.0.0.1:$(LAB_PORT)/lab?token=$(LAB_TOKEN)  (Ctrl-C stops it)"
 	@$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 --no-browser \
-	  --IdentityProvider.token=$(LAB_TOKEN) --ServerApp.log_level=WARN $(if $(filter 0,$(shell id -u)),--allow-root)
+	  --IdentityProvider.token=$(LAB_TOKEN) --ServerApp.log_level=WARN --KernelManager.transport=ipc $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Notebooks are the source: export them to tse_repro/ and strip outputs before committing.
 export: $(STAMP)

@@ -49,15 +49,20 @@ def _macs(module: nn.Module, out: torch.Tensor) -> int:
     return out.numel() * module.in_features
 
 class SpikeStats:
-    "Firing rates of every LIF layer and SynOps / MACs of every conv and linear layer, while open (`with SpikeStats(model):`)."
-    def __init__(self, model: nn.Module):
-        self.model, self.handles = model, []
+    """Firing rates of every spiking neuron layer and SynOps / MACs of every conv and linear layer, while open
+    (`with SpikeStats(model):`). `neurons`: the neuron classes to count (a model of your own names its own)."""
+    def __init__(self, model: nn.Module, neurons: tuple = (LIF,)):
+        self.model, self.handles, self.neuron_classes = model, [], tuple(neurons)
         self.spikes, self.neurons, self.synops, self.macs, self.images = {}, {}, 0.0, 0.0, 0
 
     def __enter__(self):
+        if not any(isinstance(m, self.neuron_classes) for m in self.model.modules()):  # else a firing rate of 0 and SynOps from it
+            names = ", ".join(c.__name__ for c in self.neuron_classes)
+            raise ValueError(f"SpikeStats found no spiking neuron ({names}) in {type(self.model).__name__}: "
+                             "name your neuron class, SpikeStats(model, neurons=(MyNeuron,))")
         self.handles.append(self.model.register_forward_pre_hook(self._count_images))
         for name, m in self.model.named_modules():
-            if isinstance(m, LIF): self.handles.append(m.register_forward_hook(self._lif_hook(name)))
+            if isinstance(m, self.neuron_classes): self.handles.append(m.register_forward_hook(self._lif_hook(name)))
             elif isinstance(m, (nn.Conv2d, nn.Linear)): self.handles.append(m.register_forward_hook(self._op_hook))
         return self
 

@@ -25,10 +25,10 @@ def checkout() -> Path:
 __all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
            'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings',
            'check_sources', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
-           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'execute_notebook', 'scrub_executed',
-           'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record',
-           'set_aside_stale', 'run_profile', 'smoke_profile', 'sweep_profile', 'promote', 'build_parser', 'preflight',
-           'override', 'report_reference', 'report_sweep', 'main']
+           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'ipc_kernel_manager', 'execute_notebook',
+           'papermill_command', 'scrub_executed', 'papermill_runner', 'describe_error', 'Progress', 'reevaluate',
+           'select_runs', 'identity_record', 'set_aside_stale', 'run_profile', 'smoke_profile', 'sweep_profile',
+           'promote', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
@@ -231,25 +231,51 @@ def _here(path: Path) -> str:
     path = Path(path).absolute()
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
-def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False) -> None:
-    """Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`.
-
-    The kernel process's own messages (its start-up warning about TCP, its noise when a sweep is interrupted) go to
-    a hidden `.<notebook>.kernel.log` beside `out_nb`, not to the terminal; what the notebook prints stays in it."""
-    import papermill as pm
+def ipc_kernel_manager(stderr=None) -> type:
+    """An `AsyncKernelManager` class whose kernels talk over IPC (Unix sockets in Jupyter's runtime folder) rather than
+    TCP: no kernel port listens on the network, so the kernel has no plain-text TCP to warn about at start-up.
+    `stderr`: a file for the kernel process's own messages (default: the terminal's)."""
+    import uuid
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import default
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _ipc(self): return "ipc"
+        @default("ip")  # the sockets' path prefix; jupyter_client's own default is relative, i.e. in the working folder
+        def _sockets(self):
+            os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)  # absent on a fresh machine
+            return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
+        async def start_kernel(self, **kw):
+            if stderr is not None: kw.setdefault("stderr", stderr)
+            return await super().start_kernel(**kw)
+    return IPCKernelManager
+
+def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False) -> None:
+    """Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`, its kernel on IPC.
+
+    The kernel process's own messages (its noise when a sweep is interrupted) go to a hidden
+    `.<notebook>.kernel.log` beside `out_nb`, not to the terminal; what the notebook prints stays in it."""
+    import papermill as pm
     import logging
     for logger in ("traitlets", "papermill"):  # nbclient's "kernel died" on Ctrl-C; cell errors reach error.txt anyway
         logging.getLogger(logger).setLevel(logging.INFO if verbose else logging.CRITICAL)
     with open(Path(out_nb).with_name(f".{Path(out_nb).stem}.kernel.log"), "ab") as log:
-        class LoggedKernelManager(AsyncKernelManager):
-            async def start_kernel(self, **kw):
-                kw.setdefault("stderr", log)
-                return await super().start_kernel(**kw)
         try: pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
-                                 progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=LoggedKernelManager)
+                                 progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=ipc_kernel_manager(log))
         finally:
             if Path(out_nb).exists(): scrub_executed(out_nb)
+
+def papermill_command(argv: list) -> None:
+    "papermill's own command line (every flag of `papermill --help`) with its kernel on IPC: `python -m tse_repro.experiments papermill IN OUT ...`."
+    from papermill.cli import papermill
+    from papermill.engines import NBClientEngine, papermill_engines
+    class IPCEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kw):
+            return super().execute_managed_notebook(nb_man, kernel_name, kernel_manager_class=ipc_kernel_manager(), **kw)
+    papermill_engines.register("ipc", IPCEngine)  # papermill's own extension point: how a notebook is executed
+    papermill.main(args=["--engine", "ipc", *argv], prog_name="python -m tse_repro.experiments papermill")
 
 # %% ../nbs/08_experiments.ipynb #53c5522d
 VOLATILE = ("start_time", "end_time", "duration")
@@ -485,7 +511,9 @@ def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.Pat
 # %% ../nbs/08_experiments.ipynb #3665addf
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tse_repro.experiments",
-                                description="Train a profile's runs afresh, report them and compare them with the committed reference.")
+                                description="Train a profile's runs afresh, report them and compare them with the committed reference.",
+                                epilog="python -m tse_repro.experiments papermill IN.ipynb OUT.ipynb [papermill's options]: execute one "
+                                       "notebook as papermill does, its kernel on IPC (local sockets) rather than TCP")
     p.add_argument("--profile", default="demo", help="a name in profiles/ or a path to a .yaml file (default: demo)")
     p.add_argument("--nproc", type=int, default=1, help="processes per run; > 1 launches torchrun, one per GPU (default: 1)")
     p.add_argument("--work", default="runs", help="working folder: the sweep trains into <work>/<profile>/ (default: runs)")
@@ -551,6 +579,8 @@ def _list(runs: list, root: Path, nproc: int, name: str) -> None:
         print(f"  {run.name:32s} {status}")
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["papermill"]: papermill_command(argv[1:]); return 0  # one notebook, as papermill runs it, on a quiet kernel
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

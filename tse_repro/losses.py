@@ -14,10 +14,32 @@ from torch import nn, Tensor
 from .checks import SettingError, check_choice, check_number
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_ALIASES', 'per_step_ce', 'sdt_loss', 'tet_loss', 'linear_location_logits', 'folded_location_logits',
-           'true_class_history', 'check_thresholds', 'erase_mask', 'TSEMasks', 'location_logits', 'tse_masks',
-           'true_class_maps', 'TSEResult', 'tse_loss', 'sdt_step', 'tet_step', 'tse_step', 'Method', 'resolve_method',
-           'LossConfig', 'compute_loss', 'LossModel']
+__all__ = ['METHODS', 'METHOD_ALIASES', 'BRING_YOUR_OWN', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss',
+           'linear_location_logits', 'folded_location_logits', 'true_class_history', 'check_thresholds', 'erase_mask',
+           'TSEMasks', 'location_logits', 'tse_masks', 'true_class_maps', 'TSEResult', 'tse_loss', 'sdt_step',
+           'tet_step', 'tse_step', 'Method', 'resolve_method', 'LossConfig', 'TimeFirst', 'multi_step_layers',
+           'check_model', 'compute_loss', 'LossModel']
+
+# %% ../nbs/03_losses.ipynb #a46e6bab
+_LAYOUT_HINTS = {("outputs", 2): " (one logit vector per sample: the losses need every step's, the model's output before the mean over time)",
+                 ("features", 3): " (pooled features: TSE needs the map before global average pooling, model.features(x))",
+                 ("features", 4): " (one step: the map of every step is needed)"}
+
+def checked_labels(tensor: Tensor, labels: Tensor, name: str, layout: str) -> Tensor:
+    "`labels` as int64 class indices `[B]` after checking that `tensor` is batch-first `layout` (e.g. 'B,T,K') for them."
+    if not isinstance(labels, Tensor): raise TypeError(f"labels must be a tensor of class indices [B], got {type(labels).__name__}")
+    n, dims = (len(labels) if labels.dim() else 0), layout.split(",")
+    if tensor.dim() != len(dims):
+        raise ValueError(f"{name} must be [{layout}], got shape {list(tensor.shape)}{_LAYOUT_HINTS.get((name, tensor.dim()), '')}")
+    if tensor.shape[0] != n:
+        flipped = tensor.shape[1] == n and " (time first, [T,B,...]?): wrap the model as TimeFirst(model) or pass .transpose(0, 1)"
+        raise ValueError(f"{name} must be batch-first [{layout}] for {n} labels, got shape {list(tensor.shape)}{flipped or ''}")
+    if labels.dim() == 2 and labels.shape[1] > 1:
+        raise ValueError(f"labels must be class indices [B], got shape {list(labels.shape)} (one-hot or scores?): pass labels.argmax(1)")
+    if labels.dim() != 1: raise ValueError(f"labels must be class indices [B], got shape {list(labels.shape)}")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be class indices of an integer dtype, got {labels.dtype}: pass labels.long() if they hold whole numbers")
+    return labels.long()
 
 # %% ../nbs/03_losses.ipynb #f22131c9
 def per_step_ce(outputs: Tensor, labels: Tensor) -> Tensor:
@@ -27,10 +49,12 @@ def per_step_ce(outputs: Tensor, labels: Tensor) -> Tensor:
 
 def sdt_loss(outputs: Tensor, labels: Tensor) -> Tensor:
     "Baseline (SDT): cross-entropy of the time-averaged logits `mean_t o^t`; outputs `[B,T,K]`."
+    labels = checked_labels(outputs, labels, "outputs", "B,T,K")
     return F.cross_entropy(outputs.mean(1), labels)
 
 def tet_loss(outputs: Tensor, labels: Tensor, lamb: float = 0.0, means: float = 1.0) -> Tensor:
     "TET: `(1-lamb) * mean_t CE(o^t, y) + lamb * MSE(o, means)`; the MSE term is skipped when `lamb == 0`."
+    labels = checked_labels(outputs, labels, "outputs", "B,T,K")
     loss = per_step_ce(outputs, labels)
     if lamb == 0: return loss
     return (1 - lamb) * loss + lamb * F.mse_loss(outputs, torch.full_like(outputs, means))
@@ -86,6 +110,7 @@ def tse_masks(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 
               linear_fast_path: bool = True) -> TSEMasks:
     "Eq. 7-10 from pre-GAP `features` `[B,T,C,H,W]`: the history confidence and keep-mask of every step t >= 2."
     check_thresholds(tau_f, kappa)
+    labels = checked_labels(features, labels, "features", "B,T,C,H,W")
     B, T, C, H, W = features.shape
     if T == 1: return TSEMasks(features.new_zeros(B, 0, H, W), features.new_ones(B, 0, H, W))
     with torch.no_grad():
@@ -114,6 +139,7 @@ class TSEResult(NamedTuple):
 def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0.5, kappa: float = 1.0,
              linear_fast_path: bool = True) -> TSEResult:
     "TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`."
+    labels = checked_labels(features, labels, "features", "B,T,C,H,W")
     B, T, C, H, W = features.shape
     feats = features.flatten(3)  # [B,T,C,L]
     keep_later = tse_masks(features, head, labels, tau_f, kappa, linear_fast_path).keep.flatten(2)  # [B,T-1,L]
@@ -170,9 +196,9 @@ def resolve_method(method: str | None = None, **switches) -> str:
 # %% ../nbs/03_losses.ipynb #6e9b60e6
 @dataclass(frozen=True)
 class LossConfig:
-    "Which loss the trainer minimises, validated on construction."
+    "Which loss the trainer minimises, validated on construction; the one home of the loss settings' defaults."
     method: str = "sdt"    # a name of METHODS (or an alias)
-    lamb: float = 0.0      # TET: weight of the MSE term (0 turns it off)
+    lamb: float = 0.0      # TET: weight of the MSE term (0 turns it off); the TET code's CIFAR default (its DVS script: 1e-3)
     means: float = 1.0     # TET: target of the MSE term
     tau_f: float = 0.5     # TSE: fixed threshold floor, in (0, 1]
     kappa: float = 1.0     # TSE: std multiplier of the dynamic threshold, >= 0
@@ -183,22 +209,56 @@ class LossConfig:
         check_number("means", self.means, hint="TET's MSE target, default 1.0")
         check_thresholds(self.tau_f, self.kappa)
 
+# %% ../nbs/03_losses.ipynb #fa35129e
+class _TimeFirstHead(nn.Module):
+    "A time-first head `[T,N,C] -> [T,N,K]` seen batch-first, `[N,T,C] -> [N,T,K]`."
+    def __init__(self, head: nn.Module): super().__init__(); self.head = head
+    def forward(self, z: Tensor) -> Tensor: return self.head(z.transpose(0, 1)).transpose(0, 1)
+
+class TimeFirst(nn.Module):
+    """A time-first model (`model(x) -> [T,B,K]`, `features(x) -> [T,B,C,H,W]`, `head` on `[T,N,C]`: spikingjelly's
+    multi-step layout) seen batch-first, as the losses and the trainer expect. `transpose_input`: inputs with a time
+    axis (events) arrive `[B,T,...]` and are handed to `model` as `[T,B,...]`."""
+    def __init__(self, model: nn.Module, transpose_input: bool = False):
+        super().__init__()
+        self.model, self.transpose_input, self.gap_head = model, transpose_input, getattr(model, "gap_head", False)
+        if hasattr(model, "head"):  # a linear head acts on the last axis alone: it keeps its fast TSE path
+            self.head = model.head if isinstance(model.head, nn.Linear) else _TimeFirstHead(model.head)
+
+    def _input(self, x: Tensor) -> Tensor: return x.transpose(0, 1) if self.transpose_input else x
+    def forward(self, x: Tensor) -> Tensor: return self.model(self._input(x)).transpose(0, 1)
+    def features(self, x: Tensor) -> Tensor: return self.model.features(self._input(x)).transpose(0, 1)
+
+def multi_step_layers(model: nn.Module) -> list[str]:
+    "Names of the layers that declare spikingjelly's multi-step mode (`step_mode == 'm'`): time-first tensors."
+    return [name for name, m in model.named_modules() if getattr(m, "step_mode", None) == "m"]
+
 # %% ../nbs/03_losses.ipynb #2e13d60f
-def compute_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor, dict]:
-    "One training step's `(loss, logits [B,T,K], stats)` by the method of `cfg`; the backbone runs once."
-    method = METHODS[cfg.method]
+BRING_YOUR_OWN = ("give your model features(x) -> [B,T,C,H,W] (the map before global average pooling), head on [N,T,C] "
+                  "and gap_head = True (see 'Bring your own model' in nbs/03_losses.ipynb); for VGGSNN use 'vggsnn_gap'")
+
+def check_model(model: nn.Module, method: Method) -> None:
+    "Refuse, in one line, a model that `method` cannot train as it is: DDP around TSE, no GAP head, a time-first model unwrapped."
     if method.needs_gap_head and isinstance(model, nn.parallel.DistributedDataParallel):
         raise ValueError(f"{method.label} calls model.features and model.head, which bypass DDP's gradient sync: "
                          "wrap as DistributedDataParallel(LossModel(model, cfg)) and call that")
-    if method.needs_gap_head and not getattr(model, "gap_head", False):
-        raise ValueError(f"{method.label} needs a head on globally pooled features (gap_head=True), which "
-                         f"{type(model).__name__} lacks: for VGGSNN use 'vggsnn_gap'")
+    if method.needs_gap_head and not (getattr(model, "gap_head", False) and hasattr(model, "features") and hasattr(model, "head")):
+        raise ValueError(f"{method.label} needs a head on globally pooled features, which {type(model).__name__} lacks: {BRING_YOUR_OWN}")
+    if not isinstance(model, TimeFirst) and (layers := multi_step_layers(model)):
+        raise ValueError(f"{type(model).__name__} has multi-step layers ({layers[0]}: step_mode='m'), whose tensors are time-first "
+                         "[T,B,...]: wrap it as TimeFirst(model)")
+
+def compute_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor, dict]:
+    "One training step's `(loss, logits [B,T,K], stats)` by the method of `cfg`; the backbone runs once."
+    method = METHODS[cfg.method]
+    check_model(model, method)
     return method.step(model, x, y, cfg)
 
 class LossModel(nn.Module):
     "`model` and its loss in one forward, `(x, y) -> compute_loss(...)`, so DDP can wrap TSE's two-part call."
     def __init__(self, model: nn.Module, cfg: LossConfig):
         super().__init__()
+        check_model(model, METHODS[cfg.method])  # refused when built, not at the first step
         self.model, self.cfg = model, cfg
 
     def forward(self, x: Tensor, y: Tensor): return compute_loss(self.model, x, y, self.cfg)

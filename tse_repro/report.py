@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as t_dist
 from matplotlib.figure import Figure  # figures without pyplot: the Agg canvas, no display, no global state
 
 from .eval import eval_loader, mask_sample
@@ -16,13 +17,14 @@ from .losses import METHODS
 from .runs import RunFolder
 
 # %% auto #0
-__all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'VERDICT_TOLERANCE',
-           'FIGURE_FILES', 'load_runs', 'runs_frame', 'summary_table', 'markdown', 'table_markdown', 'spike_markdown',
-           'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t', 'plot_erased',
-           'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'paired_difference', 'noise_sentence',
-           'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown', 'plot_robustness',
-           'plot_overlap', 'welch_halfwidth', 'compare', 'verdict_table', 'verdict_line', 'verdict_markdown',
-           'build_report', 'draw_figures', 'report_markdown', 'plot_run']
+__all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'VERDICT_ALPHA', 'VERDICT_RULE',
+           'FIGURE_FILES', 'load_runs', 'method_label', 'runs_frame', 'summary_table', 'markdown', 'table_markdown',
+           'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t',
+           'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'paired_difference',
+           'noise_sentence', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
+           'plot_robustness', 'plot_overlap', 'sampling_variance', 'floored_variance', 'difference_test',
+           'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
+           'simulation_markdown', 'build_report', 'draw_figures', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
@@ -44,12 +46,19 @@ def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
 # %% ../nbs/10_report.ipynb #a15228d9
 SPIKE_KEYS = ("mean_firing_rate", "synops_per_image", "macs_per_image", "energy_uj_per_image")  # from each run's eval.json
 
+def method_label(method: str, config: dict) -> str:
+    "A method's name with the loss settings it reads, 'TET (lamb=0, means=1)': in a table, 'TET' always says which TET."
+    if method not in METHODS: return method
+    settings = ", ".join(f"{k}={config[k]:g}" for k in METHODS[method].settings if config.get(k) is not None)
+    return f"{METHODS[method].label} ({settings})" if settings else METHODS[method].label
+
 def runs_frame(records: list[dict]) -> pd.DataFrame:
     "One row per run (all statuses) with its final numbers."
     rows = []
     for r in records:
         s = r["summary"] or {}
         row = {k: r[k] for k in ("name", "variant", "method", "seed", "tau_f", "kappa", "status")}
+        row["method_label"] = method_label(r["method"], r["config"] or {})
         row.update(final_acc=s.get("final_acc"), best_acc=s.get("best_acc"), train_seconds=s.get("train_seconds"),
                    epochs_done=s.get("epochs_done", len(r["history"])))
         for t, a in enumerate(s.get("final_acc_by_t") or [], 1): row[f"acc_t{t}"] = a
@@ -71,6 +80,7 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
     for variant, g in df.groupby("variant", sort=False):
         done = g[g.status == "complete"]
         row = {"variant": variant, "method": g.method.iloc[0], "tau_f": g.tau_f.iloc[0], "kappa": g.kappa.iloc[0],
+               "method_label": g.method_label.iloc[0],
                "seeds": len(done), "not_complete": len(g) - len(done)}
         for m in metrics:
             vals = pd.to_numeric(done[m], errors="coerce").dropna()
@@ -94,13 +104,11 @@ def table_markdown(table: pd.DataFrame) -> str:
     "The per-variant table as markdown: accuracies in %, time in minutes."
     if table.empty: return "_No runs yet._"
     ts = sorted(int(c[5:-5]) for c in table.columns if c.startswith("acc_t") and c.endswith("_mean"))
-    header = ["variant", "method", "tau_f", "kappa", "seeds", "final top-1 (%)", "best epoch's top-1 (%)",
+    header = ["variant", "method (loss settings)", "seeds", "final top-1 (%)", "best epoch's top-1 (%)",
               *[f"t={t}" for t in ts], "train time (min)", "failed / unfinished"]
     rows = []
     for _, r in table.iterrows():
-        tse = r.method == "tse"
-        rows.append([r.variant, METHODS[r.method].label,
-                     f"{r.tau_f:g}" if tse else "", f"{r.kappa:g}" if tse else "", r.seeds,
+        rows.append([r.variant, r.method_label, r.seeds,
                      _pm(r.final_acc_mean, r.final_acc_std), _pm(r.best_acc_mean, r.best_acc_std),
                      *[_pm(r[f"acc_t{t}_mean"], r[f"acc_t{t}_std"]) for t in ts],
                      _pm(r.train_seconds_mean / 60, r.train_seconds_std / 60, 1), r.not_complete or ""])
@@ -110,7 +118,7 @@ def table_markdown(table: pd.DataFrame) -> str:
 def spike_markdown(table: pd.DataFrame) -> str:
     "The spike statistics per variant, or '' when no run has them."
     if table.empty or "mean_firing_rate_mean" not in table or table.mean_firing_rate_mean.isna().all(): return ""
-    rows = [[r.variant, METHODS[r.method].label, _pm(r.mean_firing_rate_mean, r.mean_firing_rate_std, 4),
+    rows = [[r.variant, r.method_label, _pm(r.mean_firing_rate_mean, r.mean_firing_rate_std, 4),
              _pm(r.synops_per_image_mean / 1e6, r.synops_per_image_std / 1e6), _pm(r.macs_per_image_mean / 1e6, r.macs_per_image_std / 1e6),
              _pm(r.energy_uj_per_image_mean, r.energy_uj_per_image_std, 3)] for r in table.itertuples()]
     return markdown(rows, ["variant", "method", "firing rate (spikes/neuron/step)", "SynOps per image (M)", "MACs per image (M)",
@@ -415,64 +423,126 @@ def plot_overlap(records: list[dict], path: Path | None = None):
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #fd3e1691
-VERDICT_TOLERANCE = 1.0  # percentage points: the smallest difference the verdict calls a difference
+VERDICT_ALPHA = 0.05  # the chance, over all the cells of one verdict, that a faithful rerun reads "differs" somewhere
 
-def welch_halfwidth(a, b, level: float = 0.95) -> float:
-    "Half-width of the Welch interval of mean(b) - mean(a); nan when a side has fewer than two values."
-    from scipy.stats import t
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2: return float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0: return 0.0
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return float(t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb))
+def sampling_variance(accuracy, test_images: int | None):
+    "Variance (points²) of a top-1 of `accuracy` % measured on `test_images` images: 100² p(1−p)/N; 0 when N is unknown."
+    p = np.asarray(accuracy, float) / 100
+    return 1e4 * p * (1 - p) / test_images if test_images else np.zeros_like(p)
 
-def compare(reference, fresh, tolerance: float = VERDICT_TOLERANCE) -> dict:
-    "The difference of means (fresh - reference), its Welch half-width, and the verdict."
-    diff, half = float(np.mean(fresh) - np.mean(reference)), welch_halfwidth(reference, fresh)
-    bound = max(tolerance, 0.0 if math.isnan(half) else half)
-    return {"diff": diff, "halfwidth": half, "verdict": "reproduced" if abs(diff) <= bound else "differs"}
+def floored_variance(values, test_images: int | None) -> tuple:
+    "Variance of the mean over seeds (the last axis), each run's floored at its sampling variance, and its degrees of freedom."
+    v = np.asarray(values, float); seeds = v.shape[-1]
+    floor = sampling_variance(v, test_images).mean(-1)
+    spread = v.var(-1, ddof=1) if seeds > 1 else np.zeros(v.shape[:-1])
+    return np.maximum(spread, floor) / seeds, np.where(spread > floor, max(seeds - 1, 1), np.inf)  # the floor is known: df = inf
+
+def difference_test(reference, fresh, reference_images: int | None, fresh_images: int | None) -> tuple:
+    "fresh − reference over the last axis: the difference of the means, its standard error, the two-sided p of Welch's t."
+    (a, da), (b, db) = floored_variance(reference, reference_images), floored_variance(fresh, fresh_images)
+    diff, se = np.mean(fresh, -1) - np.mean(reference, -1), np.sqrt(a + b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.nan_to_num((a + b) ** 2 / (a ** 2 / da + b ** 2 / db), nan=np.inf)  # Welch–Satterthwaite
+        p = np.where(se > 0, 2 * t_dist.sf(np.abs(diff) / se, df), (diff == 0).astype(float))  # no noise at all: equal or not
+    return diff, se, p
+
+def holm_adjusted(p_values):
+    "Holm's step-down adjusted p-values over the last axis: rejecting those <= alpha keeps the family-wise error at most alpha."
+    p = np.asarray(p_values, float); m = p.shape[-1]; order = np.argsort(p, -1)
+    stepped = np.maximum.accumulate(np.take_along_axis(p, order, -1) * (m - np.arange(m)), -1)
+    adjusted = np.empty_like(stepped); np.put_along_axis(adjusted, order, np.minimum(stepped, 1), -1)
+    return adjusted
 
 # %% ../nbs/10_report.ipynb #57bc9b5d
 def _cells(records: list[dict]) -> dict:
-    "variant -> cell name -> values over the complete seeds."
+    "variant -> cell name -> values over the complete seeds (the top-1 at t = T is the final top-1: not a cell of its own)."
     out = {}
     for r in records:
         if r["status"] != "complete": continue
         cells = out.setdefault(r["variant"], {})
         cells.setdefault("final top-1", []).append(r["summary"]["final_acc"])
-        for t, a in enumerate(r["summary"]["final_acc_by_t"], 1): cells.setdefault(f"top-1 at t={t}", []).append(a)
+        for t, a in enumerate(r["summary"]["final_acc_by_t"][:-1], 1): cells.setdefault(f"top-1 at t={t}", []).append(a)
     return out
 
-def verdict_table(fresh: list[dict], reference: list[dict], tolerance: float = VERDICT_TOLERANCE) -> pd.DataFrame:
-    "One row per (variant, cell): reference and fresh mean ± std over seeds, the difference, its interval, the verdict."
+def _test_images(records: list[dict]) -> dict:
+    "variant -> the smallest test set its complete runs were evaluated on (`eval.json`), absent when none says."
+    out = {}
+    for r in records:
+        if r["status"] == "complete" and (n := (r.get("eval") or {}).get("images")): out[r["variant"]] = min(n, out.get(r["variant"], n))
+    return out
+
+def verdict_table(fresh: list[dict], reference: list[dict], alpha: float = VERDICT_ALPHA) -> pd.DataFrame:
+    "One row per (variant, cell): both sides' mean ± std over seeds, the difference, its standard error, p, Holm's p, the verdict."
     new, old, rows = _cells(fresh), _cells(reference), []
+    new_n, old_n = _test_images(fresh), _test_images(reference)
     for variant, cells in new.items():
         for cell, values in cells.items():
             ref = old.get(variant, {}).get(cell)
             row = {"variant": variant, "cell": cell, "fresh": _pm(np.mean(values), np.std(values, ddof=1) if len(values) > 1 else None),
-                   "fresh_seeds": len(values), "reference": "–", "reference_seeds": 0, "diff": None, "halfwidth": None,
-                   "verdict": "no reference"}
+                   "fresh_seeds": len(values), "reference": "–", "reference_seeds": 0, "diff": np.nan, "se": np.nan, "p": np.nan}
             if ref:
+                diff, se, p = difference_test(ref, values, old_n.get(variant), new_n.get(variant))
                 row.update(reference=_pm(np.mean(ref), np.std(ref, ddof=1) if len(ref) > 1 else None), reference_seeds=len(ref),
-                           **compare(ref, values, tolerance))
+                           diff=float(diff), se=float(se), p=float(p))
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["variant", "cell", "fresh", "fresh_seeds", "reference", "reference_seeds", "diff", "se", "p"])
+    judged = table.p.notna()
+    table["holm_p"] = np.nan
+    table.loc[judged, "holm_p"] = holm_adjusted(table.p[judged].to_numpy()) if judged.any() else []
+    table["verdict"] = np.where(~judged, "no reference", np.where(table.holm_p <= alpha, "differs", "reproduced"))
+    return table
 
 def verdict_line(table: pd.DataFrame) -> str:
     judged = table[table.verdict != "no reference"] if len(table) else table
     done = int((judged.verdict == "reproduced").sum()) if len(judged) else 0
     return f"verdict: {done} of {len(judged)} cells reproduced" + (f" ({len(table) - len(judged)} without a reference)" if len(table) > len(judged) else "")
 
+VERDICT_RULE = ("Rule: each run's variance is floored at its test set's sampling variance p(1−p)/N; the difference of the means "
+                "is tested by Welch's t; a cell *differs* when its Holm-adjusted p-value over all the cells of this verdict is at "
+                f"most {VERDICT_ALPHA:g} (so a faithful rerun reads 'differs' somewhere in at most {VERDICT_ALPHA:.0%} of verdicts), "
+                "else it is *reproduced*.")
+
 def verdict_markdown(table: pd.DataFrame) -> str:
-    rule = (f"Rule: a cell is *reproduced* when |fresh − reference| is at most the half-width of the 95 % Welch interval "
-            f"of the difference of the means over seeds, or at most {VERDICT_TOLERANCE:g} percentage point; otherwise it *differs*.")
     if table.empty: return "_No complete fresh run to compare._\n\n" + verdict_line(table)
-    rows = [[r.variant, r.cell, f"{r.reference} ({r.reference_seeds})", f"{r.fresh} ({r.fresh_seeds})",
-             "–" if r.diff is None or pd.isna(r.diff) else f"{r.diff:+.2f}",
-             "–" if r.halfwidth is None or pd.isna(r.halfwidth) else f"±{r.halfwidth:.2f}", f"**{r.verdict}**"] for r in table.itertuples()]
-    return "\n".join([markdown(rows, ["variant", "cell", "reference (seeds)", "fresh (seeds)", "fresh − reference", "95 % Welch", "verdict"]),
-                      "", rule, "", verdict_line(table)])
+    num = lambda x, fmt: "–" if pd.isna(x) else format(x, fmt)
+    rows = [[r.variant, r.cell, f"{r.reference} ({r.reference_seeds})", f"{r.fresh} ({r.fresh_seeds})", num(r.diff, "+.2f"),
+             num(r.se, ".2f"), num(r.p, ".3f"), num(r.holm_p, ".3f"), f"**{r.verdict}**"] for r in table.itertuples()]
+    header = ["variant", "cell", "reference (seeds)", "fresh (seeds)", "fresh − reference", "standard error", "p", "Holm p", "verdict"]
+    return "\n".join([markdown(rows, header), "", VERDICT_RULE, "", verdict_line(table)])
+
+# %% ../nbs/10_report.ipynb #8e0e0120
+def _simulated_side(values, test_images: int, seeds: int, sims: int, rng, drop: float = 0.0):
+    "Simulated runs [sims, cells, seeds]: reference runs picked at random (values [runs, cells]), test sets resampled; `drop` off cell 0."
+    p = np.asarray(values, float)[rng.integers(len(values), size=(sims, seeds))] / 100   # [sims, seeds, cells]
+    p[..., 0] -= drop / 100
+    return np.moveaxis(rng.binomial(test_images, np.clip(p, 0, 1)) / test_images * 100, 1, -1)
+
+def simulate_verdicts(reference: list[dict], seeds: int | None = None, test_images: int | None = None, drop: float = 3.0,
+                      sims: int = 2000, alpha: float = VERDICT_ALPHA, seed: int = 0) -> dict:
+    """Simulated verdicts of fresh sweeps against `reference`'s runs (see above), at `seeds` seeds per variant and `test_images`
+    test images (default: the reference's own). Returns the share of faithful reruns read all-reproduced and, per variant,
+    the share of reruns with `drop` points off its final top-1 whose verdict flags that cell."""
+    cells, sizes, rng = _cells(reference), _test_images(reference), np.random.default_rng(seed)
+    variants = list(cells)
+    values = {v: np.array(list(cells[v].values())).T for v in variants}   # [runs, cells]; cell 0 = final top-1
+    def verdicts(dropped):
+        p = []
+        for v in variants:
+            n, k = test_images or sizes[v], seeds or len(values[v])
+            side = lambda d=0.0: _simulated_side(values[v], n, k, sims, rng, d)
+            p.append(difference_test(side(), side(drop if v == dropped else 0.0), n, n)[2])
+        return holm_adjusted(np.concatenate(p, -1)) <= alpha                 # [sims, all cells]
+    first = np.cumsum([0] + [values[v].shape[1] for v in variants])[:-1]    # each variant's final top-1 column
+    power = {v: float(verdicts(v)[:, first[i]].mean()) for i, v in enumerate(variants)}
+    return {"all_reproduced": float(1 - verdicts(None).any(-1).mean()), "power": power,
+            "seeds": seeds, "test_images": test_images, "drop": drop, "sims": sims}
+
+def simulation_markdown(results: list[dict]) -> str:
+    "A table of simulations: seeds, test images, all-reproduced share, mean and smallest power."
+    rows = [[r["seeds"], r["test_images"], f"{r['all_reproduced']:.1%}", f"{np.mean(list(r['power'].values())):.1%}",
+             f"{min(r['power'].values()):.1%} ({min(r['power'], key=r['power'].get)})"] for r in results]
+    return markdown(rows, ["seeds per variant", "test images", "faithful rerun: all reproduced", f"{results[0]['drop']:g}-point drop flagged (mean)",
+                           "smallest (variant)"])
 
 # %% ../nbs/10_report.ipynb #a94330eb
 def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = True, reference=None) -> dict:

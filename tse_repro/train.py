@@ -290,16 +290,20 @@ def last_line(e: BaseException) -> str:
     return lines[-1].removeprefix(f"{type(e).__module__}.").removeprefix(f"{type(e).__name__}: ") if lines else type(e).__name__
 
 def dry_run(cfg: TrainConfig) -> str:
-    "What `train(cfg)` would do, checked as far as it can be without training: settings, run folder, data files."
+    "What `train(cfg)` would do, checked as the run checks it (settings, run folder, batch split, data read and counted), with nothing trained or written."
     check_run_folder(cfg)
-    folder = RunFolder(cfg.out)
-    files = data_signature(cfg.dataset, cfg.data_path)["files"]
-    data = (", ".join(f"{name} ({size:,})" for name, size in files) if files
-            else f"none found in {data_root(cfg.data_path)}; the run would stop there (see --data-path)")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    folder, world = RunFolder(cfg.out), int(os.environ.get("WORLD_SIZE", "1"))
+    per_rank = batch_per_rank(cfg, world)  # the run's own refusal of a batch the processes cannot share
+    try:  # the run's own reading of the data, so a dry run refuses what the run refuses, with the same words
+        train_ds, test_ds, _ = load_data(TrainConfig(**{**asdict(cfg), "download": False}))  # a dry run downloads nothing
+        files = ", ".join(f"{name} ({size:,})" for name, size in data_signature(cfg.dataset, cfg.data_path, cfg.train_file)["files"])
+        data = f"{len(train_ds):,} training / {len(test_ds):,} test samples from {files}"
+    except FileNotFoundError:  # DataMissing: only --download makes it a plan rather than an error
+        if not cfg.download: raise
+        data = f"not in {data_root(cfg.data_path)} yet; the run would download it there (--download)"
     return "\n".join([f"tse-train (dry run, nothing trained or written): {cfg.describe()}",
                       f"run folder: {cfg.out} ({'resumes its ' + folder.status() + ' run' if cfg.resume else 'new run'})",
-                      f"data: {cfg.dataset}: {data}", f"processes: {world}, {cfg.batch_size} images per step in each"])
+                      f"data: {cfg.dataset}: {data}", f"processes: {world}, {per_rank} images per step in each ({cfg.batch_size} in all)"])
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
