@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_experiments.ipynb #11972a63
 from __future__ import annotations
-import argparse, dataclasses, functools, itertools, json, os, re, shutil, subprocess, sys, time
+import argparse, contextlib, dataclasses, errno, functools, itertools, json, os, re, shutil, signal, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from .checks import SettingError
 from .config import TrainConfig, flag_name
 from .losses import METHODS, resolve_method
 from .data import DATA_ENV, DataError, write_synthetic
-from .runs import RunFolder, run_identity, run_key
+from .runs import RunFolder, RunRefused, atomic_write, result_settings, run_identity, run_key, try_lock
 
 def checkout() -> Path:
     "The root of the tse-repro checkout this package was installed from (it holds profiles/ and nbs/)."
@@ -23,12 +23,15 @@ def checkout() -> Path:
 
 # %% auto #0
 __all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
-           'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings',
-           'check_sources', 'check_profile', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir',
-           'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'ipc_kernel_manager', 'execute_notebook',
-           'papermill_command', 'scrub_executed', 'papermill_runner', 'describe_error', 'Progress', 'reevaluate',
-           'select_runs', 'identity_record', 'set_aside_stale', 'run_profile', 'smoke_profile', 'sweep_profile',
-           'promote', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep', 'main']
+           'DISK_FULL', 'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method',
+           'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile',
+           'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch',
+           'notebooks_dir', 'ipc_kernel_manager', 'execute_notebook', 'papermill_command', 'scrub_executed',
+           'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record',
+           'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full',
+           'run_profile', 'smoke_profile', 'sweep_profile', 'check_promotable', 'exchange', 'signals_held', 'swap_in',
+           'restore_reference', 'reference_lock', 'replace_reference', 'promote', 'build_parser', 'preflight',
+           'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
@@ -120,6 +123,15 @@ def check_profile(p: Profile) -> Profile:
     return p
 
 # %% ../nbs/08_experiments.ipynb #ca720827
+class ProfileLoader(yaml.SafeLoader):
+    "PyYAML's safe loader (YAML 1.1), but numbers written without a dot, `1e-3` and `1e12`, read as numbers as YAML 1.2 reads them, not text."
+ProfileLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                                    list("-+0123456789."))
+
+def read_yaml(text: str):
+    "A profile's YAML, or a `--set` value."
+    return yaml.load(text, Loader=ProfileLoader)
+
 def load_profile(name_or_path: str | os.PathLike, search: list | None = None, name: str | None = None) -> Profile:
     "Read and validate a profile: a path to a `.yaml` file (named `name`, else by its file) or a name looked up in `profiles/`."
     path = Path(name_or_path)
@@ -131,7 +143,7 @@ def load_profile(name_or_path: str | os.PathLike, search: list | None = None, na
             raise ValueError(f"unknown profile {str(name_or_path)!r}; choose one of {', '.join(known) or '(none found in profiles/)'}")
         path = found[0]
     if not path.exists(): raise ValueError(f"profile file {path} not found; check the path")
-    try: data = yaml.safe_load(path.read_text()) or {}
+    try: data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -251,18 +263,22 @@ def ipc_kernel_manager(stderr=None) -> type:
             return await super().start_kernel(**kw)
     return IPCKernelManager
 
-def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False) -> None:
+def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False, cwd: Path | None = None) -> None:
     """Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`, its kernel on IPC.
 
     The kernel process's own messages (its noise when a sweep is interrupted) go to a hidden
-    `.<notebook>.kernel.log` beside `out_nb`, not to the terminal; what the notebook prints stays in it."""
+    `.<notebook>.kernel.log` beside `out_nb`, not to the terminal; what the notebook prints stays in it.
+    `cwd`: the kernel's working folder (default: this one), which the notebook's relative paths start from."""
     import papermill as pm
     import logging
     for logger in ("traitlets", "papermill"):  # nbclient's "kernel died" on Ctrl-C; cell errors reach error.txt anyway
         logging.getLogger(logger).setLevel(logging.INFO if verbose else logging.CRITICAL)
     with open(Path(out_nb).with_name(f".{Path(out_nb).stem}.kernel.log"), "ab") as log:
         try: pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
-                                 progress_bar=False, log_output=verbose, cwd=str(Path.cwd()), kernel_manager_class=ipc_kernel_manager(log))
+                                 progress_bar=False, log_output=verbose, cwd=str(cwd or Path.cwd()), kernel_manager_class=ipc_kernel_manager(log))
+        except Exception as e:
+            if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
+            raise
         finally:
             if Path(out_nb).exists(): scrub_executed(out_nb)
 
@@ -289,7 +305,8 @@ def scrub_executed(path: Path) -> None:
     """Drop what changes between two executions of the same inputs: clock times, the interpreter's patch version, the
     random id papermill gives its injected-parameters cell, the source notebook's absolute path, and the checkout's
     absolute path in any output."""
-    nb = json.loads(Path(path).read_text())
+    try: nb = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError): return  # a write cut short (a full disk): unfinished_notebook says so
     nb["metadata"].get("language_info", {}).pop("version", None)
     for meta in [nb["metadata"], *(c.get("metadata", {}) for c in nb["cells"])]:
         meta.pop("execution", None)
@@ -301,7 +318,7 @@ def scrub_executed(path: Path) -> None:
         if "text" in out: out["text"] = [t.replace(root, "") for t in out["text"]] if isinstance(out["text"], list) else out["text"].replace(root, "")
     if "input_path" in nb["metadata"].get("papermill", {}):
         nb["metadata"]["papermill"]["input_path"] = _from_checkout(nb["metadata"]["papermill"]["input_path"])
-    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    atomic_write(Path(path), lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
 
 # %% ../nbs/08_experiments.ipynb #51910acb
 def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False, evaluation: dict | None = None) -> None:
@@ -392,67 +409,133 @@ def _changed(old: dict, new: dict) -> str:
     words = settings + (["data files"] if o.get("data") != n["data"] else []) + (["process count"] if o.get("nproc") != n["nproc"] else [])
     return ", ".join(words) or "an unrecorded identity"
 
+def unfinished_notebook(path: Path) -> str:
+    "Why the executed notebook `path` is not a whole execution ('' when every cell ran): a run killed after its summary leaves one."
+    try: nb = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: return f"{Path(path).name} is unreadable ({type(e).__name__})"
+    states = [c.get("metadata", {}).get("papermill", {}).get("status") for c in nb.get("cells", [])]
+    ran = sum(s == "completed" for s in states)
+    return "" if states and ran == len(states) else f"its notebook stopped before the end ({Path(path).name}: {ran} of {len(states)} cells ran)"
+
+def damage(folder: RunFolder) -> str:
+    """Why the files of a run folder cannot be trusted ('' when they can): a file that does not parse, a summary its metrics or
+    config do not back, an executed notebook that stopped early. A checkpoint is checked by the resume that reads it."""
+    for name in ("identity", "config", "summary", "eval", "metrics"):
+        try: folder.history() if name == "metrics" else folder.read_json(name)
+        except RunRefused as e: return f"{folder.file(name).name} is unreadable ({str(e).split('(', 1)[1].split(':')[0]})"
+    summary, config, epochs = folder.summary(), folder.config(), len(folder.history())
+    if summary is None: return ""
+    if config is None: return "summary.json but no config.json"
+    if summary.get("epochs_done") != epochs: return f"summary.json says {summary.get('epochs_done')} epochs, metrics.jsonl holds {epochs}"
+    if result_settings(summary.get("config") or {}) != result_settings(config): return "summary.json and config.json name different settings"
+    return unfinished_notebook(folder.path / "run.ipynb") if (folder.path / "run.ipynb").exists() else ""
+
+@contextlib.contextmanager
+def driver_claim(root: Path, name: str):
+    "Hold the sweep driver's lock of run `name` under `root` while the block runs; yields False (holds nothing) when another sweep holds it."
+    (root / ".locks").mkdir(parents=True, exist_ok=True)
+    fd = try_lock(root / ".locks" / f"{name}.lock")
+    try: yield fd is not None
+    finally:
+        if fd is not None: os.close(fd)
+
+def _busy(root: Path, folder: RunFolder) -> bool:
+    "Whether a process trains in `folder` now: a trainer owns it, or another sweep driver holds its run."
+    if folder.is_live(): return True
+    with driver_claim(root, folder.path.name) as mine: return not mine
+
+def _key(folder: RunFolder) -> str:
+    try: return folder.identity().get("key", "unkeyed")
+    except RunRefused: return "unkeyed"
+
+def stale_reason(folder: RunFolder, want: dict | None) -> str:
+    "Why `folder` cannot stand for the run `want` (its identity record, None: not in the profile); '' when it can."
+    if why := damage(folder): return f"damaged: {why}"
+    have = folder.identity()
+    if want is None: return "no longer in the profile"
+    if not have.get("key"): return "it holds no record of its settings (no run.json)"
+    return f"its settings changed since it ran ({_changed(have, want)})" if have["key"] != want["key"] else ""
+
 def set_aside_stale(root: Path, expected: dict, log=print) -> list[Path]:
-    "Move every run folder under `root/runs` that is not an expected run (name -> identity record) into `root/stale/`."
+    "Move every run folder under `root/runs` that is damaged or not an expected run (name -> identity record) into `root/stale/`."
     moved = []
     for folder in map(RunFolder, sorted((root / "runs").glob("*/"))):
-        want, have = expected.get(folder.path.name), folder.identity()
-        if want is not None and have.get("key") == want["key"]: continue
-        if folder.is_live(): log(f"    {folder.path.name}: a live run with other settings trains there; left alone"); continue
-        why = ("no longer in the profile" if want is None else "it holds no record of its settings (no run.json)"
-               if not have.get("key") else f"its settings changed since it ran ({_changed(have, want)})")
-        target = root / "stale" / f"{folder.path.name}-{have.get('key', 'unkeyed')}"
+        if _busy(root, folder):
+            if _key(folder) != (expected.get(folder.path.name) or {}).get("key"):
+                log(f"    {folder.path.name}: a live run with other settings trains there; left alone")
+            continue
+        if not (why := stale_reason(folder, expected.get(folder.path.name))): continue
+        target = root / "stale" / f"{folder.path.name}-{_key(folder)}"
         while target.exists(): target = target.with_name(target.name + "+")
         target.parent.mkdir(parents=True, exist_ok=True)
         folder.path.rename(target); moved.append(target)
-        log(f"    {folder.path.name}: {why}; the old run was moved to {_here(target)}/ (kept, delete it by hand when done)")
+        log(f"    {folder.path.name}: {why}; the old run was moved to {_here(target)}/ (kept, delete it by hand when done)"
+            + ("; it trains again" if why.startswith("damaged") and folder.path.name in expected else ""))
     return moved
 
 # %% ../nbs/08_experiments.ipynb #eab22223
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space left, quota exceeded, file size limit
+
+class NoSpace(RuntimeError):
+    "The disk filled up (or a quota or file size limit was hit) while a sweep wrote: the sweep stops; what is written stays."
+
+def disk_full(e: BaseException) -> str:
+    "The words of a full-disk error, raised here or in a run notebook's kernel; '' for any other error."
+    if isinstance(e, OSError) and e.errno in DISK_FULL: return f"{e.strerror}: {e.filename}" if e.filename else str(e.strerror)
+    words = re.search(r"\[Errno (\d+)\][^\n]*", _strip_ansi(str(getattr(e, "evalue", ""))))
+    return words.group(0) if words and int(words.group(1)) in DISK_FULL else ""
+
 def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int = 1, only: str | None = None,
                 runner=None, verbose: bool = False, log=print) -> dict:
     """Train every run of `profile` that is not complete in `work/<profile>/`; returns `{run name: status}`.
 
-    `runner(run, run_dir, nproc, resume)` trains one run (default: the papermill run notebook)."""
+    `runner(run, run_dir, nproc, resume)` trains one run (default: the papermill run notebook). Two sweeps of one profile
+    share the work: each run is trained by the driver that holds its lock (`driver_claim`), and skipped by the others."""
     runner = runner or functools.partial(papermill_runner, verbose=verbose, evaluation=profile.evaluation)
     root = Path(work) / profile.name
     expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
     runs = select_runs(expand(profile), only)
     (root / "runs").mkdir(parents=True, exist_ok=True)
-    (root / "profile.yaml").write_text(profile_text(profile))  # the grid this sweep was made from, for its report
+    atomic_write(root / "profile.yaml", lambda p: p.write_text(profile_text(profile)))  # the grid this sweep was made from, for its report
     set_aside_stale(root, expected, log)
-    statuses, sweep_start, durations = {}, time.time(), []
+    statuses, sweep = {}, {"start": time.time(), "durations": [], "runs": runs, "root": root}
     for i, run in enumerate(runs, 1):
-        folder = RunFolder(root / "runs" / run.name)
-        status = folder.status()
-        if status == "complete" and reevaluate(folder, profile.evaluation):
-            log(f"[{i}/{len(runs)}] {run.name}: complete; evaluated (again): its eval.json was missing or of other settings")
-        if status in ("complete", "live"):
-            statuses[run.name] = status; log(f"[{i}/{len(runs)}] {run.name}: {status}, skipped"); continue
-        resume = folder.file("config").exists()
-        folder.path.mkdir(parents=True, exist_ok=True)
-        folder.file("error").unlink(missing_ok=True)
-        folder.write_identity(expected[run.name])
-        log(f"[{i}/{len(runs)}] {run.name}: {'resuming' if resume else 'starting'} ({run.method})")
-        start = time.perf_counter()
-        try:
-            to_train = sum(RunFolder(root / "runs" / r.name).status() not in ("complete", "live") for r in runs[i:])
-            with Progress(folder, i, len(runs), run.config["epochs"], sweep_start, durations, log, to_train=to_train):
-                runner(run, folder.path, nproc, resume)
-        except KeyboardInterrupt: raise
-        except Exception as e:
-            if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
-            folder.write_error(describe_error(e))
-        statuses[run.name] = folder.status()
-        if statuses[run.name] == "complete":
-            durations.append(time.perf_counter() - start)
-            log(f"    done in {durations[-1]:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%")
-        else:
-            first = folder.error().splitlines()[0] if folder.error() else "no summary.json written"
-            if statuses[run.name] != "failed": folder.write_error(first + "\n")
-            statuses[run.name] = "failed"
-            log(f"    FAILED: {first} (see {_here(folder.file('error'))})")
+        with driver_claim(root, run.name) as mine:
+            if mine: statuses[run.name] = _train_one(run, i, expected[run.name], profile, runner, nproc, sweep, log)
+            else: statuses[run.name] = "live"; log(f"[{i}/{len(runs)}] {run.name}: live (another sweep trains it), skipped")
     return statuses
+
+def _train_one(run: Run, i: int, identity: dict, profile: Profile, runner, nproc: int, sweep: dict, log) -> str:
+    "Train run `i` of a sweep, whose driver lock we hold; returns its status."
+    folder, runs, where = RunFolder(sweep["root"] / "runs" / run.name), sweep["runs"], f"[{i}/{len(sweep['runs'])}] {run.name}"
+    status = folder.status()
+    if status == "complete" and reevaluate(folder, profile.evaluation):
+        log(f"{where}: complete; evaluated (again): its eval.json was missing or of other settings")
+    if status in ("complete", "live"): log(f"{where}: {status}, skipped"); return status
+    resume = folder.file("config").exists()
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.file("error").unlink(missing_ok=True)
+    folder.write_identity(identity)
+    log(f"{where}: {'resuming' if resume else 'starting'} ({run.method})")
+    start = time.perf_counter()
+    try:
+        to_train = sum(RunFolder(sweep["root"] / "runs" / r.name).status() not in ("complete", "live") for r in runs[i:])
+        with Progress(folder, i, len(runs), run.config["epochs"], sweep["start"], sweep["durations"], log, to_train=to_train):
+            runner(run, folder.path, nproc, resume)
+    except KeyboardInterrupt: raise
+    except Exception as e:
+        if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
+        if full := disk_full(e): raise NoSpace(f"{run.name} could not write its files ({full})") from None
+        if folder.is_live(): log(f"{where}: a live run took the folder first; left alone"); return "live"
+        folder.write_error(describe_error(e))
+    if folder.status() == "complete":
+        sweep["durations"].append(time.perf_counter() - start)
+        log(f"    done in {sweep['durations'][-1]:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%")
+        return "complete"
+    first = folder.error().splitlines()[0] if folder.error() else "no summary.json written"
+    if not folder.error(): folder.write_error(first + "\n")
+    log(f"    FAILED: {first} (see {_here(folder.file('error'))})")
+    return "failed"
 
 # %% ../nbs/08_experiments.ipynb #c028b1d9
 SMOKE_RECIPE = {"epochs": 1, "width": 0.25, "train_per_class": 2, "test_per_class": 1, "full_splits": False, "train_file": None,
@@ -482,30 +565,99 @@ def sweep_profile(root: Path, name: str) -> Profile:
     if not (root / "profile.yaml").exists(): raise ValueError(f"{root}/ holds no sweep: run `make reproduce PROFILE={name}` first")
     return load_profile(root / "profile.yaml", name=name)
 
-def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", report: bool = True,
-            verbose: bool = False, log=print) -> Path:
-    "Make the finished sweep in `work/<name>/` the committed reference `reference/<name>/`; returns the reference folder."
-    src, dst = Path(work) / name, Path(reference) / name
-    swept = sweep_profile(src, name)
+def check_promotable(src: Path, swept: Profile) -> None:
+    "Every run of the sweep in `src` is complete, undamaged and the run its profile asks for; else one line naming the fix."
+    name = swept.name
     for run in expand(swept):
         folder = RunFolder(src / "runs" / run.name)
+        if why := damage(folder):
+            raise ValueError(f"{_here(folder.path)} is damaged ({why}): make reproduce PROFILE={name} sets it aside and trains it again")
         status, ident = folder.status(), folder.identity()
         if status != "complete": raise ValueError(f"{_here(folder.path)} is {status}: finish the sweep (make reproduce PROFILE={name}) before promoting it")
         if ident.get("key") != (want := identity_record(run, name, ident.get("nproc", 1)))["key"]:
             raise ValueError(f"{_here(folder.path)} is not the run {_here(src / 'profile.yaml')} asks for now (differs in {_changed(ident, want)}); "
                              f"rerun make reproduce PROFILE={name}, with the same data folder ($TSE_DATA or --data-path)")
-    staging, old = dst.with_name(f".{name}.promoting"), dst.with_name(f".{name}.replaced")
-    shutil.rmtree(staging, ignore_errors=True); shutil.rmtree(old, ignore_errors=True)
-    for run in expand(swept):
-        shutil.copytree(src / "runs" / run.name, staging / "runs" / run.name, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
-        if (staging / "runs" / run.name / "run.ipynb").exists(): scrub_executed(staging / "runs" / run.name / "run.ipynb")
-    shutil.copy(src / "profile.yaml", staging / "profile.yaml")
-    if dst.exists(): dst.rename(old)
-    staging.rename(dst); shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/08_experiments.ipynb #8c8aed46
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot.
+    Hand-written because Python's `os` has no renameat2; without it `swap_in` falls back to two renames."""
+    import ctypes
+    try: renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError): return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
+    if (err := ctypes.get_errno()) in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP): return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+@contextlib.contextmanager
+def signals_held():
+    "Ctrl-C and SIGTERM wait until the block is over (a swap of the reference): it is then the old one or the new one."
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try: yield
+    finally: signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+def swap_in(new: Path, dst: Path) -> None:
+    "Make folder `new` the folder `dst` in one step; the old `dst`, if any, ends at `new`."
+    with signals_held():
+        if not dst.exists(): new.rename(dst)
+        elif not exchange(new, dst):  # two renames: a crash between them leaves `<new>.old`, which `restore_reference` puts back
+            old = new.with_name(new.name + ".old"); dst.rename(old); new.rename(dst); old.rename(new)
+
+def restore_reference(stage: Path, dst: Path) -> None:
+    "After a crash between the two renames of `swap_in`: the old reference back in place."
+    for old in stage.rglob("*.old") if stage.exists() and not dst.exists() else []:
+        if old.name == f"{dst.name}.old": old.rename(dst); return
+
+@contextlib.contextmanager
+def reference_lock(dst: Path):
+    "Hold `.<name>.lock` beside the reference `dst` while it is rebuilt; refuses when another process holds it."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    lock = dst.parent / f".{dst.name}.lock"
+    if (fd := try_lock(lock)) is None:
+        raise ValueError(f"another `make reference` or `make report` of {dst.name} is running (it holds {_here(lock)}); wait for it to finish")
+    try: yield
+    finally: os.close(fd)
+
+def _record_output_path(nb_path: Path, shown: str) -> None:
+    "papermill records where it wrote a notebook: the path it will have once swapped in, not the staging one."
+    nb = json.loads(nb_path.read_text())
+    nb["metadata"].setdefault("papermill", {})["output_path"] = shown
+    atomic_write(nb_path, lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
+
+def replace_reference(dst: Path, fill, verbose: bool = False, report: bool = True) -> None:
+    """Build a new reference `dst` beside it and swap it in in one step, under `reference_lock`: `fill(folder)` writes its
+    runs and profile.yaml, then its report is built there. On any error, Ctrl-C or kill, `dst` is the old reference."""
+    with reference_lock(dst):
+        stage = dst.with_name(f".{dst.name}.staging")
+        restore_reference(stage, dst); shutil.rmtree(stage, ignore_errors=True)
+        rel = Path(_here(dst))  # the report is built under the same relative path, from `stage`, so it names no staging folder
+        new, kernel_cwd = (stage / dst.name, None) if rel.is_absolute() else (stage / rel, stage)
+        try:
+            fill(new)
+            if report:
+                results = str(new) if rel.is_absolute() else str(rel)
+                execute_notebook("report.ipynb", new / "report.ipynb", {"results_dir": results, "profile": str(Path(results) / "profile.yaml")},
+                                 verbose, cwd=kernel_cwd)
+                _record_output_path(new / "report.ipynb", _here(dst / "report.ipynb"))
+            swap_in(new, dst)
+        finally: shutil.rmtree(stage, ignore_errors=True)
+
+def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", report: bool = True,
+            verbose: bool = False, log=print) -> Path:
+    "Make the finished sweep in `work/<name>/` the committed reference `reference/<name>/` (with its report); returns the reference folder."
+    src, dst = Path(work) / name, Path(reference) / name
+    swept = sweep_profile(src, name)
+    check_promotable(src, swept)
+    def fill(new: Path):
+        for run in expand(swept):
+            shutil.copytree(src / "runs" / run.name, new / "runs" / run.name, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
+            if (new / "runs" / run.name / "run.ipynb").exists(): scrub_executed(new / "runs" / run.name / "run.ipynb")
+        shutil.copy(src / "profile.yaml", new / "profile.yaml")
+    replace_reference(dst, fill, verbose, report)
     log(f"promoted {_here(src)}/ ({len(expand(swept))} runs) to the reference {_here(dst)}/")
-    if report:
-        execute_notebook("report.ipynb", dst / "report.ipynb", {"results_dir": _here(dst), "profile": _here(dst / "profile.yaml")}, verbose)
-        log(f"reference report: {_here(dst / 'report.md')}")
+    if report: log(f"reference report: {_here(dst / 'report.md')}")
     return dst
 
 # %% ../nbs/08_experiments.ipynb #3665addf
@@ -546,16 +698,21 @@ def override(p: Profile, assignments: list[str]) -> Profile:
     for item in assignments:
         key, eq, value = item.partition("=")
         if not eq or key not in fields: raise ValueError(f"--set {item}: use KEY=VALUE with KEY one of the recipe's settings ({', '.join(sorted(fields))})")
-        p.recipe[key] = yaml.safe_load(value)
+        try: p.recipe[key] = read_yaml(value)
+        except yaml.YAMLError as e: raise ValueError(f"--set {item}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or 'unreadable'}); "
+                                                     f"write a number, true/false, or quote text") from None
     if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file
     return check_profile(p)
 
 # %% ../nbs/08_experiments.ipynb #1cdc04ba
 def report_reference(name: str, reference: str | os.PathLike = "results", verbose: bool = False) -> Path:
-    "Rebuild the report of the reference `reference/<name>/` from its own runs and profile copy; trains nothing."
+    "Rebuild the report of the reference `reference/<name>/` from its own runs and profile copy (staged and swapped in as `promote` does); trains nothing."
     root = Path(reference) / name
-    sweep_profile(root, name)  # refuses a folder that holds no sweep
-    execute_notebook("report.ipynb", root / "report.ipynb", {"results_dir": _here(root), "profile": _here(root / "profile.yaml")}, verbose)
+    if not (root / "profile.yaml").exists():
+        raise ValueError(f"{_here(root)}/ holds no reference to report: make one with `make reproduce PROFILE={name}`, then "
+                         f"`make reference PROFILE={name}`")
+    load_profile(root / "profile.yaml", name=name)
+    replace_reference(root, lambda new: shutil.copytree(root, new, symlinks=True), verbose)
     print(f"report: {_here(root / 'report.md')}", flush=True)
     return root
 
@@ -575,8 +732,29 @@ def _list(runs: list, root: Path, nproc: int, name: str) -> None:
     for run in runs:
         folder, want = RunFolder(root / "runs" / run.name), identity_record(run, name, nproc)
         status = folder.status()
-        if status != "pending" and folder.identity().get("key") != want["key"]: status += " (other settings: will be set aside and rerun)"
+        if why := damage(folder): status = f"damaged ({why}): will be set aside and trained again"
+        elif status != "pending" and folder.identity().get("key") != want["key"]: status += " (other settings: will be set aside and rerun)"
         print(f"  {run.name:32s} {status}")
+
+def _data_folder(path: str) -> str:
+    "The `--data-path` value when it names a folder; one line naming the fix when it does not."
+    if Path(path).is_file(): raise ValueError(f"--data-path {path} is a file; name the folder that holds the data files")
+    if not Path(path).is_dir(): raise ValueError(f"--data-path {path} does not exist; name the folder that holds the data files")
+    return path
+
+def _rebuild_reference(args, parser) -> int:
+    "`--promote` or `--report`: the reference replaced in one step; Ctrl-C or a full disk leave the old one."
+    name = load_profile(args.profile).name
+    try:
+        if args.promote: promote(name, args.work, args.reference, verbose=args.verbose)
+        else: report_reference(name, args.reference, args.verbose)
+    except KeyboardInterrupt:
+        print(f"reproduce: interrupted; the reference {_here(Path(args.reference) / name)}/ is as it was", file=sys.stderr, flush=True)
+        sys.stdout.flush(); os._exit(130)
+    except OSError as e:
+        if not (words := disk_full(e)): raise
+        parser.exit(1, f"reproduce: error: {words}; free space, then rerun: the reference {_here(Path(args.reference) / name)}/ is as it was\n")
+    return 0
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -585,10 +763,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.nproc < 1: raise ValueError("--nproc must be >= 1")
-        if args.data_path: os.environ[DATA_ENV] = args.data_path  # every run, and the data signature, read it
-        if args.promote:
-            promote(load_profile(args.profile).name, args.work, args.reference, verbose=args.verbose); return 0
-        if args.report: report_reference(load_profile(args.profile).name, args.reference, args.verbose); return 0
+        if args.data_path: os.environ[DATA_ENV] = _data_folder(args.data_path)  # every run, and the data signature, read it
+        if args.promote or args.report: return _rebuild_reference(args, parser)
         profile = override(load_profile(args.profile), args.set)
         if args.smoke: profile = smoke_profile(profile, args.work, args.nproc)
         runs = select_runs(expand(profile), args.only)
@@ -601,13 +777,19 @@ def main(argv=None) -> int:
     if args.list:
         _list(runs, root, args.nproc, profile.name); return 0
     start = time.perf_counter()
-    try: statuses = run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose)
+    try:
+        statuses = run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose)
+        print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
+        if not args.no_report: report_sweep(root, reference, args.verbose)
     except KeyboardInterrupt:
         print("reproduce: interrupted; finished runs are kept and the interrupted one resumes from its last checkpoint: "
               "rerun the same command", file=sys.stderr, flush=True)
         sys.stdout.flush(); os._exit(130)  # now: the dead kernel's pending asyncio tasks would print tracebacks at exit
-    print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
-    if not args.no_report: report_sweep(root, reference, args.verbose)
+    except (NoSpace, OSError) as e:
+        if not (words := str(e) if isinstance(e, NoSpace) else disk_full(e)): raise
+        parser.exit(1, f"reproduce: error: {words}; free space on {_here(root)}'s disk, then rerun the same command: "
+                       "finished runs are kept and the interrupted one resumes\n")
+    except ValueError as e: parser.exit(2, f"reproduce: error: {e}\n")  # e.g. a run folder no sweep can use
     failed = [n for n, s in statuses.items() if s not in ("complete", "live")]
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}; see error.txt in their folders", file=sys.stderr)

@@ -17,9 +17,9 @@ from .config import TrainConfig, build_model
 from .data import data_signature
 
 # %% auto #0
-__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'read_checkpoint',
-           'epoch_record', 'summarize', 'result_settings', 'check_run_folder', 'run_identity', 'run_key',
-           'model_from_state', 'fake_run']
+__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'try_lock',
+           'read_checkpoint', 'epoch_record', 'summarize', 'result_settings', 'check_run_folder', 'run_identity',
+           'run_key', 'model_from_state', 'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -80,7 +80,7 @@ class RunFolder:
         except SettingError as e: raise RunRefused(f"{self.file('config')}: {e}") from None
 
 # %% ../nbs/06_runs.ipynb #6d499554
-def _lock(path: Path):
+def try_lock(path: Path):
     "An exclusive, non-blocking flock on `path` (created if needed), or None when another process holds it."
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,7 +92,7 @@ def _lock(path: Path):
 def is_live(self: RunFolder) -> bool:
     "Whether a process holds this folder (a run is training in it now)."
     if not self.file("owner").exists(): return False
-    fd = _lock(self.file("owner"))
+    fd = try_lock(self.file("owner"))
     if fd is None: return True
     os.close(fd); return False
 
@@ -102,7 +102,7 @@ def claim(self: RunFolder):
     "Own the folder while the block runs (created if needed); refuses a folder another process owns."
     try: self.path.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise RunRefused(f"cannot create the run folder {self.path} ({e.strerror}); choose another --out") from None
-    fd = _lock(self.file("owner"))
+    fd = try_lock(self.file("owner"))
     if fd is None: raise RunRefused(f"{self.path} is owned by a live run (another process is training in it); wait for it or choose another --out")
     try:
         for stale in self.path.glob(".*.tmp*"): stale.unlink(missing_ok=True)  # left by a write that was killed
