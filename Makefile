@@ -22,8 +22,10 @@ $(STAMP): settings.ini setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
+# Tests run in TEST_WORKERS processes (pytest-xdist; many wait on a subprocess or a kernel), the longest first (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -x -ra tests/ $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -x -ra -n $(TEST_WORKERS) --dist worksteal tests/ $(PYTEST_ARGS)
 
 # Trains the profile afresh in runs/$(PROFILE)/ (resuming an interrupted sweep), reports it and compares it with results/$(PROFILE)/.
 reproduce: $(STAMP)

@@ -22,3 +22,12 @@ def shared_data():
     if os.environ.get("TSE_REQUIRE_DATA") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+LONGEST = ("test_30_readme.py::test_readme_commands_run_as_written", "test_40_paper_smoke.py::test_paper_profile_smoke",
+           "test_70_reproduce.py::test_tiny_profile_end_to_end", "test_22_sweep_state.py::test_reference_is_replaced")
+
+
+def pytest_collection_modifyitems(items):
+    "The longest tests first, so that `make test`'s workers (pytest-xdist) share the rest and finish together."
+    items.sort(key=lambda item: next((i for i, name in enumerate(LONGEST) if name in item.nodeid), len(LONGEST)))
