@@ -26,18 +26,19 @@ __all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'NOTEBO
 # A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its stream), and the seeds
 # derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside torch.manual_seed's 64-bit range.
 SEED_MAX = 2**32 - 1
-# Generous ceilings, far above any real run, below the values where tensor sizes or the loader overflow 64-bit
-# indices (T, batch, width) or the loader would fork without end (workers); up to them a run too big is out of memory.
+# Ceilings far above any real run, below the values where tensor sizes or the loader overflow 64-bit indices (T,
+# batch, width) or the loader would fork without end (workers); below them a run too big is out of memory. A ceiling
+# is not part of the rule's range: `--T 0` still reads "must be a whole number >= 1".
 MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS = 2**20, 2**24, 1024, 256
 
 def setting(default, help: str, **rule):
-    "A `TrainConfig` field: default, help text and rule (`check_number` keywords, or `choices=`; `loss=True`: `LossConfig` checks it)."
+    "A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it)."
     return field(default=default, metadata={"help": help, "rule": rule})
 
 @dataclass
 class TrainConfig:
     arch: str = setting("resnet_tiny", "model name", choices=tuple(MODELS))
-    width: float = setting(1.0, "channel width multiplier", low=0, low_open=True, high=MAX_WIDTH)
+    width: float = setting(1.0, "channel width multiplier", low=0, low_open=True, ceiling=MAX_WIDTH)
     head: str = setting("spiking", "spiking (fc1-LIF-fc2, TET's) or linear", choices=("spiking", "linear"))
     init: str = setting("tet", "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for VGGSNN), kaiming or default", choices=INITS)
     dataset: str = setting("digits", "dataset", choices=DATASETS)
@@ -49,8 +50,8 @@ class TrainConfig:
     test_per_class: int | None = setting(None, "balanced test subset: images per class (default: all)", integer=True, low=1, optional=True)
     augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's) or autoaugment (+ AutoAugment, CIFAR-10 policy)", choices=AUGMENTS)
     cutout: bool = setting(False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)")
-    T: int = setting(4, "time steps", integer=True, low=1, high=MAX_T)
-    batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1, high=MAX_BATCH)
+    T: int = setting(4, "time steps", integer=True, low=1, ceiling=MAX_T)
+    batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1, ceiling=MAX_BATCH)
     epochs: int = setting(2, "training epochs", integer=True, low=1)
     lr: float = setting(1e-3, "learning rate at the start of the cosine schedule", low=0, low_open=True)
     optimizer: str = setting("adam", "optimiser", choices=("adam", "sgd"))
@@ -72,7 +73,7 @@ class TrainConfig:
     channels_last: bool = setting(False, "channels_last memory format")
     compile: bool = setting(False, "torch.compile the training step")
     fused_lif: bool = setting(False, "compiled LIF kernels in eager steps (one compile per dtype; pays off beyond a few short epochs)")
-    workers: int = setting(0, "data loader worker processes", integer=True, low=0, high=MAX_WORKERS)
+    workers: int = setting(0, "data loader worker processes", integer=True, low=0, ceiling=MAX_WORKERS)
     pin_memory: bool = setting(False, "pinned host memory for the loaders (GPU)")
     persistent_workers: bool = setting(False, "keep loader workers alive between epochs")
     save_every: int = setting(1, "checkpoint every N epochs (and after the last)", integer=True, low=1)
@@ -119,7 +120,10 @@ def check_setting(f, value) -> None:
     if kind is bool and not isinstance(value, bool): raise SettingError(f.name, f"must be true or false, got {value!r}")
     if kind in (str, str | None) and not (isinstance(value, str) or (value is None and kind != str)):
         raise SettingError(f.name, f"must be text, got {value!r}")
+    ceiling = rule.pop("ceiling", None)
     if rule: check_number(f.name, value, **rule)
+    if ceiling is not None and value > ceiling:
+        raise SettingError(f.name, f"must be {interval_text(high=ceiling)} (a ceiling far above any real run), got {value!r}")
 
 # %% ../nbs/05_config.ipynb #7b251f3b
 def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
