@@ -5,29 +5,40 @@
 # %% ../nbs/05_config.ipynb #142f3ef7
 from __future__ import annotations
 import argparse, ast, typing
+from pathlib import Path
 from dataclasses import dataclass, field, fields, asdict
 
 from torch import nn
 
-from .checks import SettingError, check_choice, check_number
+from .checks import SettingError, check_choice, check_keys, check_number, interval_text
 from .losses import METHODS, LossConfig, resolve_method
 from .models import INITS, MODELS, WITHOUT_GAP_HEAD, get_model
 from .data import AUGMENTS, DATASETS, DATASET_INFO
 from .neurons import set_fused_lif
 
 # %% auto #0
-__all__ = ['NOTEBOOK_SHORTCUTS', 'setting', 'TrainConfig', 'check_setting', 'build_model', 'flag_name', 'build_parser',
-           'parse_command', 'parse_config', 'notebook_config', 'injected_parameters', 'unknown_parameters']
+__all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'NOTEBOOK_SHORTCUTS', 'EVALUATION_DEFAULTS',
+           'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'check_setting', 'build_model', 'flag_name',
+           'build_parser', 'parse_command', 'parse_config', 'notebook_config', 'injected_parameters',
+           'unknown_parameters', 'check_evaluation']
 
 # %% ../nbs/05_config.ipynb #87cb1fa3
+# A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its stream), and the seeds
+# derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside torch.manual_seed's 64-bit range.
+SEED_MAX = 2**32 - 1
+# Ceilings far above any real run, below the values where tensor sizes or the loader overflow 64-bit indices (T,
+# batch, width) or the loader would fork without end (workers); below them a run too big is out of memory. A ceiling
+# is not part of the rule's range: `--T 0` still reads "must be a whole number >= 1".
+MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS = 2**20, 2**24, 1024, 256
+
 def setting(default, help: str, **rule):
-    "A `TrainConfig` field: default, help text and rule (`check_number` keywords, or `choices=`; `loss=True`: `LossConfig` checks it)."
+    "A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it)."
     return field(default=default, metadata={"help": help, "rule": rule})
 
 @dataclass
 class TrainConfig:
     arch: str = setting("resnet_tiny", "model name", choices=tuple(MODELS))
-    width: float = setting(1.0, "channel width multiplier", low=0, low_open=True)
+    width: float = setting(1.0, "channel width multiplier", low=0, low_open=True, ceiling=MAX_WIDTH)
     head: str = setting("spiking", "spiking (fc1-LIF-fc2, TET's) or linear", choices=("spiking", "linear"))
     init: str = setting("tet", "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for VGGSNN), kaiming or default", choices=INITS)
     dataset: str = setting("digits", "dataset", choices=DATASETS)
@@ -39,8 +50,8 @@ class TrainConfig:
     test_per_class: int | None = setting(None, "balanced test subset: images per class (default: all)", integer=True, low=1, optional=True)
     augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's) or autoaugment (+ AutoAugment, CIFAR-10 policy)", choices=AUGMENTS)
     cutout: bool = setting(False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)")
-    T: int = setting(4, "time steps", integer=True, low=1)
-    batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1)
+    T: int = setting(4, "time steps", integer=True, low=1, ceiling=MAX_T)
+    batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1, ceiling=MAX_BATCH)
     epochs: int = setting(2, "training epochs", integer=True, low=1)
     lr: float = setting(1e-3, "learning rate at the start of the cosine schedule", low=0, low_open=True)
     optimizer: str = setting("adam", "optimiser", choices=("adam", "sgd"))
@@ -48,7 +59,8 @@ class TrainConfig:
     nesterov: bool = setting(False, "SGD with Nesterov momentum")
     weight_decay: float = setting(0.0, "weight decay (L2 on every parameter)", low=0)
     warmup_epochs: int = setting(0, "linear warm-up epochs before the cosine, fewer than --epochs", integer=True, low=0)
-    seed: int = setting(0, "random seed of weights, shuffling and augmentation", integer=True, low=0)
+    seed: int = setting(0, "random seed of weights, shuffling and augmentation", integer=True, low=0, high=SEED_MAX,
+                       hint="32-bit, as numpy's seeds")
     method: str = setting("sdt", "supervision: sdt (the baseline), tet or tse", loss=True)
     # the loss settings' defaults live in LossConfig (one home); TET's lamb is 0.0 there, the TET code's CIFAR value
     lamb: float = setting(LossConfig.lamb, "TET: weight of the MSE term, in [0, 1] (0 turns it off)", loss=True)
@@ -61,7 +73,7 @@ class TrainConfig:
     channels_last: bool = setting(False, "channels_last memory format")
     compile: bool = setting(False, "torch.compile the training step")
     fused_lif: bool = setting(False, "compiled LIF kernels in eager steps (one compile per dtype; pays off beyond a few short epochs)")
-    workers: int = setting(0, "data loader worker processes", integer=True, low=0)
+    workers: int = setting(0, "data loader worker processes", integer=True, low=0, ceiling=MAX_WORKERS)
     pin_memory: bool = setting(False, "pinned host memory for the loaders (GPU)")
     persistent_workers: bool = setting(False, "keep loader workers alive between epochs")
     save_every: int = setting(1, "checkpoint every N epochs (and after the last)", integer=True, low=1)
@@ -76,6 +88,7 @@ class TrainConfig:
         "Check every setting (type, finiteness, range) and their combinations; a `SettingError` names the first bad one."
         for f in fields(self): check_setting(f, getattr(self, f.name))
         self.method = self.loss_config().method  # an alias (baseline) becomes its registry name
+        check_data_path(self.data_path)
         if self.full_splits and (self.train_per_class or self.test_per_class or self.train_file):
             raise SettingError("full_splits", "asks for the full official splits: drop train_per_class, test_per_class and train_file")
         if not self.warmup_epochs < self.epochs:
@@ -93,6 +106,11 @@ class TrainConfig:
                 f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
                 f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else ""))
 
+def check_data_path(path: str | None, field: str = "data_path") -> None:
+    "A `SettingError` when the data folder `path` names a file (every dataset reads files inside a folder)."
+    if path is not None and Path(path).expanduser().is_file():
+        raise SettingError(field, f"{path} is a file; name the folder that holds the data")
+
 def check_setting(f, value) -> None:
     "Check one field's value by its type and rule (the loss settings are left to `LossConfig`)."
     rule = dict(f.metadata["rule"])
@@ -102,7 +120,10 @@ def check_setting(f, value) -> None:
     if kind is bool and not isinstance(value, bool): raise SettingError(f.name, f"must be true or false, got {value!r}")
     if kind in (str, str | None) and not (isinstance(value, str) or (value is None and kind != str)):
         raise SettingError(f.name, f"must be text, got {value!r}")
+    ceiling = rule.pop("ceiling", None)
     if rule: check_number(f.name, value, **rule)
+    if ceiling is not None and value > ceiling:
+        raise SettingError(f.name, f"must be {interval_text(high=ceiling)} (a ceiling far above any real run), got {value!r}")
 
 # %% ../nbs/05_config.ipynb #7b251f3b
 def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
@@ -188,3 +209,42 @@ def unknown_parameters(history: list) -> list:
     "Parameters papermill injected that the parameters cell does not declare."
     declared, injected = _parameter_cells(history)
     return sorted(_assigned(injected) - _assigned(declared))
+
+# %% ../nbs/05_config.ipynb #e6727c2b
+EVALUATION_DEFAULTS = {  # eps in /255 (pixel units), noise sigma in pixels ([0, 1])
+    "robustness": {"fgsm_eps": [1, 2, 4, 8], "pgd_eps": [1, 2, 4, 8], "pgd_steps": 5, "noise_sigma": [0.02, 0.05, 0.1],
+                   "images_per_class": 50, "seed": 0},
+    "overlap": {"images_per_class": 20}}
+
+_EPS = dict(low=0, low_open=True, high=255, hint="eps in /255, e.g. [1, 2, 4, 8]")
+EVALUATION_RULES = {  # a list's rule holds for each of its numbers (`each`); the others are check_number's
+    "fgsm_eps": dict(each=True, **_EPS), "pgd_eps": dict(each=True, **_EPS),
+    "noise_sigma": dict(each=True, low=0, low_open=True, hint="in pixels of [0, 1], e.g. [0.02, 0.05, 0.1]"),
+    "pgd_steps": dict(integer=True, low=1), "images_per_class": dict(integer=True, low=1),
+    "seed": dict(integer=True, low=0, high=SEED_MAX, hint="32-bit, as a run's seed")}
+
+def _check_list(field: str, value, hint: str = "", **bounds) -> None:
+    "A non-empty list of finite numbers, each inside `bounds`; the error shows the whole list."
+    try:
+        if isinstance(value, list) and value:
+            for v in value: check_number(field, v, **bounds)
+            return
+    except SettingError: pass
+    raise SettingError(field, f"must be a non-empty list of numbers {interval_text(**bounds)}{f' ({hint})' if hint else ''}, got {value!r}")
+
+def check_evaluation(evaluation: dict | None) -> dict | None:
+    "`evaluation` (a profile's `evaluation:`) when every kind and setting is known and in range, else a `SettingError` on its dotted key."
+    if evaluation is None: return evaluation
+    if not isinstance(evaluation, dict):
+        raise SettingError("evaluation", f"must be a mapping of evaluations (overlap, robustness), got {evaluation!r}")
+    check_keys("evaluation", evaluation, EVALUATION_DEFAULTS, "an evaluation")
+    for kind, settings in evaluation.items():
+        if settings is None: continue  # `robustness:` with nothing after it: the defaults, as {}
+        if not isinstance(settings, dict):
+            raise SettingError(f"evaluation.{kind}", f"must be a mapping of settings ({{}} for the defaults), got {settings!r}")
+        check_keys(f"evaluation.{kind}", settings, EVALUATION_DEFAULTS[kind], f"a setting of the {kind} evaluation")
+        for name, value in settings.items():
+            rule = dict(EVALUATION_RULES[name])
+            if rule.pop("each", False): _check_list(f"evaluation.{kind}.{name}", value, **rule)
+            else: check_number(f"evaluation.{kind}.{name}", value, **rule)
+    return evaluation

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_eval.ipynb #b95f61f6
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .checks import SettingError, check_number
-from .config import TrainConfig, build_model
+from .config import EVALUATION_DEFAULTS, TrainConfig, build_model, check_data_path, check_evaluation
 from .data import DATASET_INFO, DataError, get_datasets, make_loaders, pixel_normalization
 from .losses import compute_loss, true_class_maps, tse_masks
 from .neurons import LIF
@@ -23,23 +23,31 @@ from .train import Dist, autocast, evaluate, last_line
 
 # %% auto #0
 __all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'load_trained',
-           'SpikeStats', 'eval_loader', 'evaluate_run', 'mask_sample', 'PixelSpace', 'fgsm', 'pgd', 'gaussian_noise',
-           'robustness_images', 'robustness', 'membrane_in', 'lif_outputs', 'precision_agreement', 'step_overlap',
-           'overlap', 'analyze_run', 'build_parser', 'describe', 'main']
+           'load_trained_state', 'SpikeStats', 'eval_loader', 'evaluate_run', 'mask_sample', 'PixelSpace', 'fgsm',
+           'pgd', 'gaussian_noise', 'robustness_images', 'robustness', 'membrane_in', 'lif_outputs',
+           'precision_agreement', 'step_overlap', 'overlap', 'analyze_run', 'build_parser', 'describe',
+           'check_writable', 'checkpoint_note', 'main']
 
 # %% ../nbs/09_eval.ipynb #d80e3699
 def load_trained(target: str | Path, checkpoint: str | Path | None = None, device="cpu") -> tuple[nn.Module, TrainConfig]:
     "The trained model (eval mode) and settings of a run folder, of a checkpoint file, or of a folder with another checkpoint."
+    return load_trained_state(target, checkpoint, device)[:2]
+
+def load_trained_state(target: str | Path, checkpoint: str | Path | None = None, device="cpu") -> tuple[nn.Module, TrainConfig, dict]:
+    "`load_trained`'s model and settings, and the checkpoint's state (its `epoch`, 0-based, and `history`)."
     target = Path(target)
     if not target.exists(): raise RunRefused(f"{target} not found: give a run folder (with config.json) or a checkpoint file")
-    if target.is_dir() and checkpoint is None: return RunFolder(target).load_model(device)
+    if target.is_dir() and checkpoint is None:
+        folder = RunFolder(target)
+        cfg, state = folder.train_config(), folder.load_checkpoint()
+        return model_from_state(cfg, state, str(folder.file("checkpoint")), device), cfg, state
     ckpt_path = Path(checkpoint) if checkpoint else target
     state = read_checkpoint(ckpt_path)
     saved = RunFolder(target).config() if target.is_dir() else state.get("config")
     if saved is None: raise RunRefused(f"{ckpt_path} holds no settings and has no config.json beside it; evaluate its run folder instead")
     try: cfg = TrainConfig(**saved).validate()
     except (TypeError, SettingError) as e: raise RunRefused(f"the settings of {ckpt_path} are not this version's ({e})") from None
-    return model_from_state(cfg, state, str(ckpt_path), device), cfg
+    return model_from_state(cfg, state, str(ckpt_path), device), cfg, state
 
 # %% ../nbs/09_eval.ipynb #c5c06051
 PJ_PER_SYNOP, PJ_PER_MAC = 0.9, 4.6  # 45 nm, Horowitz (ISSCC 2014), as in Spikformer and the Spike-driven Transformer
@@ -130,8 +138,7 @@ def mask_sample(model: nn.Module, cfg: TrainConfig, loader, n: int = 4) -> dict:
             "tau_f": cfg.tau_f, "kappa": cfg.kappa}
 
 # %% ../nbs/09_eval.ipynb #58548e0a
-ROBUSTNESS_DEFAULTS = {"fgsm_eps": [1, 2, 4, 8], "pgd_eps": [1, 2, 4, 8], "pgd_steps": 5, "noise_sigma": [0.02, 0.05, 0.1],
-                       "images_per_class": 50, "seed": 0}  # eps in /255
+ROBUSTNESS_DEFAULTS = EVALUATION_DEFAULTS["robustness"]  # eps in /255; with their rules in 05_config (check_evaluation)
 
 class PixelSpace:
     "Maps between a dataset's pixels in [0, 1] and the model's normalised inputs (`[B,C,H,W]`)."
@@ -248,7 +255,7 @@ def precision_agreement(model: nn.Module, cfg: TrainConfig, x: torch.Tensor, y: 
     return out
 
 # %% ../nbs/09_eval.ipynb #2004217e
-OVERLAP_DEFAULTS = {"images_per_class": 20}
+OVERLAP_DEFAULTS = EVALUATION_DEFAULTS["overlap"]
 
 def _topk_iou(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
     "Per row, the IoU of the index sets of the k largest entries of `a` and of `b` ([N, L] each)."
@@ -283,7 +290,7 @@ def analyze_run(run_dir: str | Path, evaluation: dict | None = None, batch_size:
 
     Always: top-1 by steps, spike statistics, step overlap (`evaluation["overlap"]` settings); with
     `evaluation["robustness"]` (settings, `{}` for the defaults), the robustness evaluation too."""
-    evaluation = evaluation or {}
+    evaluation = check_evaluation(evaluation) or {}  # before the model and data are read: a bad setting costs nothing
     model, cfg = load_trained(run_dir)
     loader = eval_loader(cfg, batch_size=batch_size)
     result = {**evaluate_run(model, cfg, loader), "evaluation": evaluation, "overlap": overlap(model, cfg, evaluation.get("overlap"))}
@@ -317,15 +324,32 @@ def describe(result: dict, cfg: TrainConfig) -> str:
         lines += [f"  {name or 'lif'}: {rate:.4f}" for name, rate in s["firing_rate"].items()]
     return "\n".join(lines)
 
+def check_writable(run: Path) -> None:
+    "Refuse `--write` before evaluating: a checkpoint file, a folder this process cannot write, a run still training."
+    if not run.is_dir(): raise SettingError("--write", "needs a run folder to write into, not a checkpoint file")
+    if not os.access(run, os.W_OK, effective_ids=True): raise RunRefused(f"{run} is read-only; make it writable or drop --write")
+    if RunFolder(run).is_live(): raise RunRefused(f"{run} is still training; wait for it to finish or drop --write")
+
+def checkpoint_note(run: Path, state: dict, cfg: TrainConfig) -> str | None:
+    "One line when a run folder's checkpoint is not its finished run's: the run is still training, was interrupted or failed."
+    folder = RunFolder(run)
+    status = "complete" if not run.is_dir() else "live" if folder.is_live() else folder.status()  # a live process comes first
+    if status == "complete": return None
+    which = f"epoch {state['epoch'] + 1} of {cfg.epochs}" if isinstance(state.get("epoch"), int) else f"an unknown epoch of {cfg.epochs}"
+    run_is = {"live": "a run still training", "interrupted": "an interrupted run (no summary.json)", "failed": "a failed run"}[status]
+    return f"tse-eval: note: evaluating the checkpoint of {which} of {run_is} in {run}"
+
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     try:
         check_number("--batch-size", args.batch_size, integer=True, low=1)
-        model, cfg = load_trained(args.run, args.checkpoint)
+        check_data_path(args.data_path, "--data-path")
+        if args.write: check_writable(Path(args.run))
+        model, cfg, state = load_trained_state(args.run, args.checkpoint)
+        if args.checkpoint is None and (note := checkpoint_note(Path(args.run), state, cfg)): print(note, file=sys.stderr, flush=True)
         if args.precision != "run": cfg = replace(cfg, amp=args.precision == "bf16")
         result = evaluate_run(model, cfg, eval_loader(cfg, args.dataset, args.data_path, args.batch_size), spikes=not args.no_spikes)
         if args.write:
-            if not Path(args.run).is_dir(): raise SettingError("--write", "needs a run folder to write into, not a checkpoint file")
             write_json(Path(args.run) / "eval.json", result)
             if cfg.method == "tse": np.savez_compressed(Path(args.run) / "masks.npz", **mask_sample(model, cfg, eval_loader(cfg)))
     except SettingError as e: print(f"tse-eval: error: {e.named('--' + e.field.lstrip('-').replace('_', '-'))}", file=sys.stderr); raise SystemExit(2)

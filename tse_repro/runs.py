@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb #16b86dd5
 from __future__ import annotations
-import contextlib, fcntl, hashlib, json, math, os
+import contextlib, fcntl, hashlib, io, json, math, os
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -30,10 +30,13 @@ class RunRefused(ValueError):
     "The folder cannot take this run (another run's, a live one, an unreadable one); nothing was written."
 
 def atomic_write(path: Path, write) -> None:
-    "Call `write(tmp_path)`, then move the temporary file over `path` in one step."
+    "Call `write(tmp_path)`, then move the temporary file over `path` in one step; a failed write leaves `path` as it was."
     path = Path(path); tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp); os.replace(tmp, path)
+    except OSError as e:  # a full disk fails in write(), whose error names no file (or the temporary one): name the one asked for
+        if e.errno is not None and e.filename in (None, str(tmp)): e.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -132,7 +135,10 @@ def write_identity(self: RunFolder, identity: dict) -> None: write_json(self.fil
 @patch
 def write_error(self: RunFolder, text: str) -> None: atomic_write(self.file("error"), lambda p: p.write_text(text))
 @patch
-def save_checkpoint(self: RunFolder, state: dict) -> None: atomic_write(self.file("checkpoint"), lambda p: torch.save(state, p))
+def save_checkpoint(self: RunFolder, state: dict) -> None:
+    "Write the checkpoint atomically; serialised in memory first, so a full disk is a plain `OSError` (ENOSPC, EFBIG) of the write."
+    buffer = io.BytesIO(); torch.save(state, buffer)  # torch's own file writer turns a failed write into 'unexpected pos' tracebacks
+    atomic_write(self.file("checkpoint"), lambda p: p.write_bytes(buffer.getbuffer()))
 
 def read_checkpoint(path: Path) -> dict:
     "A checkpoint file's state; one line naming the file when it is missing or unreadable."
@@ -226,6 +232,10 @@ def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") ->
     except RuntimeError as e:
         raise RunRefused(f"{where} does not fit the model of its settings ({str(e).splitlines()[0]}); "
                          f"it comes from another run, architecture, width or head") from None
+    tensors = {k: v for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point()}
+    if bad := [k for k, v in tensors.items() if not torch.isfinite(v).all()]:  # else a NaN model 'evaluates' to chance
+        raise RunRefused(f"{where} holds non-finite weights ({len(bad)} of {len(tensors)} tensors: {', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}): its run diverged; retrain it (lower --lr) or use an earlier checkpoint")
     return model.eval()
 
 @patch

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #84323f3f
 from __future__ import annotations
-import json, math, os, random, sys, time
+import contextlib, errno, json, math, os, random, re, shutil, sys, time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,14 +19,14 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside not
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_command
 from .losses import LossModel, tse_masks
-from .data import DataError, check_full_splits, data_root, data_signature, get_datasets, make_loaders, rank_seed
+from .data import CIFAR, DataError, check_full_splits, data_root, data_signature, get_datasets, make_loaders, rank_seed
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
 
 # %% auto #0
-__all__ = ['Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
+__all__ = ['DISK_FULL', 'Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
            'build_optimizer', 'build_scheduler', 'autocast', 'evaluate', 'NonFiniteTraining', 'nonfinite_state',
-           'checkpoint_state', 'train_one_epoch', 'TensorBoardLog', 'load_data', 'batch_per_rank', 'train',
-           'resume_command', 'last_line', 'dry_run', 'main']
+           'checkpoint_state', 'train_one_epoch', 'TensorBoardLog', 'load_data', 'batch_per_rank', 'out_of_memory',
+           'removed_if_out_of_memory', 'train', 'resume_command', 'last_line', 'downloads', 'dry_run', 'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -218,6 +218,20 @@ def batch_per_rank(cfg: TrainConfig, world: int) -> int:
 def _log(d: Dist, msg: str) -> None:
     if d.main: print(msg, flush=True)
 
+def out_of_memory(e: BaseException) -> bool:
+    "Whether `e` is an allocation that failed: Python's `MemoryError`, CUDA's `OutOfMemoryError` or the CPU allocator's `RuntimeError`."
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+@contextlib.contextmanager
+def removed_if_out_of_memory(folder: RunFolder):
+    "Remove the folders the block creates for `folder` when it runs out of memory before a checkpoint: a run too big leaves nothing to resume."
+    path = folder.path.absolute()
+    created = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)  # the topmost folder the claim makes
+    try: yield
+    except (MemoryError, RuntimeError) as e:
+        if created is not None and out_of_memory(e) and not folder.file("checkpoint").exists(): shutil.rmtree(created, ignore_errors=True)
+        raise
+
 def train(cfg: TrainConfig, datasets=None) -> dict:
     """Train one run described by `cfg`; returns the summary (also written to `cfg.out/summary.json`).
 
@@ -239,7 +253,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     step_fn = torch.compile(step_module) if cfg.compile else step_module
     opt = build_optimizer(model.parameters(), cfg); sched = build_scheduler(opt, cfg)
     mask_batch = next(iter(test_loader)) if cfg.method == "tse" and cfg.tensorboard_masks_every else None
-    with folder.claim() if d.main else nullcontext():
+    with removed_if_out_of_memory(folder) if d.main else nullcontext(), folder.claim() if d.main else nullcontext():
         if d.main: check_run_folder(cfg, owned=True)  # again, now that no other process can start here
         history, start_epoch, step = [], 0, 0
         if cfg.resume and folder.file("checkpoint").exists():
@@ -276,6 +290,9 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     return summary
 
 # %% ../nbs/07_train.ipynb #e5568de6
+DISK_FULL = {errno.ENOSPC: "free space on its disk", errno.EDQUOT: "free space within your disk quota (or raise it)",
+             errno.EFBIG: "raise the file size limit (ulimit -f) or free space"}  # what each way of a full disk asks
+
 def resume_command(argv: list) -> str:
     "The command line that continues an interrupted run."
     return " ".join(["tse-train", *argv] + ([] if "--resume" in argv else ["--resume"]))
@@ -289,6 +306,11 @@ def last_line(e: BaseException) -> str:
     lines = [l for l in str(e).strip().splitlines() if l.strip()]
     return lines[-1].removeprefix(f"{type(e).__module__}.").removeprefix(f"{type(e).__name__}: ") if lines else type(e).__name__
 
+def downloads(cfg: TrainConfig) -> bool:
+    "Whether the run fetches missing data: torchvision's CIFAR splits with --download, never a named --train-file nor event data."
+    named_missing = cfg.train_file and not (data_root(cfg.data_path) / cfg.train_file).exists()
+    return cfg.download and cfg.dataset in CIFAR and not named_missing
+
 def dry_run(cfg: TrainConfig) -> str:
     "What `train(cfg)` would do, checked as the run checks it (settings, run folder, batch split, data read and counted), with nothing trained or written."
     check_run_folder(cfg)
@@ -298,8 +320,8 @@ def dry_run(cfg: TrainConfig) -> str:
         train_ds, test_ds, _ = load_data(TrainConfig(**{**asdict(cfg), "download": False}))  # a dry run downloads nothing
         files = ", ".join(f"{name} ({size:,})" for name, size in data_signature(cfg.dataset, cfg.data_path, cfg.train_file)["files"])
         data = f"{len(train_ds):,} training / {len(test_ds):,} test samples from {files}"
-    except FileNotFoundError:  # DataMissing: only --download makes it a plan rather than an error
-        if not cfg.download: raise
+    except FileNotFoundError:  # DataMissing: a plan rather than an error only where the run would download it
+        if not downloads(cfg): raise
         data = f"not in {data_root(cfg.data_path)} yet; the run would download it there (--download)"
     return "\n".join([f"tse-train (dry run, nothing trained or written): {cfg.describe()}",
                       f"run folder: {cfg.out} ({'resumes its ' + folder.status() + ' run' if cfg.resume else 'new run'})",
@@ -314,6 +336,16 @@ def main(argv=None) -> None:
     except SettingError as e: _exit(2, f"tse-train: error: {e.named(flag_name(e.field))}")
     except (RunRefused, DataError) as e: _exit(2, f"tse-train: error: {last_line(e)}")
     except NonFiniteTraining as e: _exit(1, f"tse-train: {e}")
+    except OSError as e:
+        if e.errno not in DISK_FULL: raise
+        kept = "its last checkpoint is intact" if RunFolder(cfg.out).file("checkpoint").exists() else "it wrote no checkpoint yet"
+        _exit(1, f"tse-train: cannot write {e.filename or cfg.out} ({e.strerror}); {DISK_FULL[e.errno]}, then continue with: "
+                 f"{resume_command(argv)} ({kept})")
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e): raise
+        need = re.search(r"allocate (\d+) bytes", str(e))  # the CPU allocator's words; CUDA's say GiB themselves
+        _exit(1, f"tse-train: out of memory{f' (a tensor of {int(need[1]) / 2**30:.1f} GiB)' if need else ''}; lower --batch-size "
+                 f"({cfg.batch_size}), --T ({cfg.T}) or --width ({cfg.width})")
     except KeyboardInterrupt:
         _exit(130, f"tse-train: interrupted; the last checkpoint in {cfg.out} is intact; continue with: {resume_command(argv)}")
 
