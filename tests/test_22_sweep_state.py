@@ -177,7 +177,7 @@ def test_full_disk_under_reproduce(tmp_path):
 # 5. messages that named the wrong fix, or none ------------------------------------------------------------------------
 @pytest.mark.parametrize("args, status, words", [
     (["--set", "epochs=[1"], 2, "--set epochs=[1: '[1' is not a YAML value"),
-    (["--set", "epochs=1e12"], 2, "recipe.epochs must be a whole number >= 1, got 1000000000000.0"),
+    (["--set", "epochs=1e12"], 2, "recipe.epochs must be a whole number >= 1, got 1000000000000.0; write it without a decimal point or exponent"),
     (["--data-path", "{d}/p.yaml"], 2, "--data-path {d}/p.yaml is a file; name the folder that holds the data files"),
     (["--data-path", "{d}/nowhere"], 2, "--data-path {d}/nowhere does not exist"),
     (["--report"], 2, "holds no reference to report: make one with `make reproduce PROFILE=p`, then `make reference PROFILE=p`")])
@@ -197,3 +197,16 @@ def test_yaml_numbers_without_a_dot(tmp_path):
     p = load_profile(tmp_path / "p.yaml")
     assert p.recipe["lr"] == 0.001 and p.recipe["weight_decay"] == 0.0005
     assert override(p, ["lr=3e-3"]).recipe["lr"] == 0.003
+
+
+@pytest.mark.parametrize("evaluation, words", [
+    ("{overlap: {imagez_per_class: 3}}", "profile p: evaluation.overlap.imagez_per_class is not a setting of the overlap evaluation; use images_per_class"),
+    ("{robustness: {fgsm_eps: [bad]}}", "evaluation.robustness.fgsm_eps"), ("{robustness: {pgd_steps: 0}}", "evaluation.robustness.pgd_steps"),
+    ("{robustnes: {}}", "evaluation.robustnes is not an evaluation")])
+def test_evaluation_settings_refused_before_training(tmp_path, evaluation, words):
+    from tse_repro.experiments import main
+    (tmp_path / "p.yaml").write_text(PROFILE + f"evaluation: {evaluation}\n")
+    before = snapshot(tmp_path)
+    code, err = in_process(main, ["--profile", str(tmp_path / "p.yaml"), "--work", str(tmp_path / "runs"), "--reference", str(tmp_path / "results")])
+    assert_one_line(code, err, 2, words)
+    assert snapshot(tmp_path) == before

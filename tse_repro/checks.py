@@ -38,7 +38,8 @@ def check_number(field: str, value, *, integer: bool = False, low=None, high=Non
     hint = f" ({hint})" if hint else ""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not is_number or not math.isfinite(value) or (integer and not isinstance(value, numbers.Integral)):
-        raise SettingError(field, f"must be {rule}{hint}, got {value!r}")
+        written = "; write it without a decimal point or exponent" if is_number and integer and math.isfinite(value) and value == int(value) else ""
+        raise SettingError(field, f"must be {rule}{hint}, got {value!r}{written}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high: raise SettingError(field, f"must be {rule}{hint}, got {value!r}")

@@ -12,7 +12,7 @@ import yaml
 
 import tse_repro
 from .checks import SettingError
-from .config import TrainConfig, flag_name
+from .config import TrainConfig, check_evaluation, flag_name
 from .losses import METHODS, resolve_method
 from .data import DATA_ENV, DataError, write_synthetic
 from .runs import RunFolder, RunRefused, atomic_write, result_settings, run_identity, run_key, try_lock
@@ -22,20 +22,19 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'EVALUATION_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
-           'DISK_FULL', 'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method',
-           'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile',
-           'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch',
-           'notebooks_dir', 'ipc_kernel_manager', 'execute_notebook', 'papermill_command', 'scrub_executed',
-           'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record',
-           'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full',
-           'run_profile', 'smoke_profile', 'sweep_profile', 'check_promotable', 'exchange', 'signals_held', 'swap_in',
-           'restore_reference', 'reference_lock', 'replace_reference', 'promote', 'build_parser', 'preflight',
-           'override', 'report_reference', 'report_sweep', 'main']
+__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE', 'DISK_FULL', 'SMOKE_RECIPE',
+           'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings', 'check_sources',
+           'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile', 'profile_text', 'variants', 'expand',
+           'profile_dir', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'ipc_kernel_manager',
+           'execute_notebook', 'papermill_command', 'scrub_executed', 'papermill_runner', 'describe_error', 'Progress',
+           'reevaluate', 'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim',
+           'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
+           'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
+           'replace_reference', 'promote', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep',
+           'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
-EVALUATION_KEYS = {"robustness", "overlap"}  # what analyze_run (09_eval) measures after each run, beyond top-1 and spikes
 LOSS_SETTINGS = {k for m in METHODS.values() for k in m.settings}
 VARIANT_KEYS = {"method", *METHODS, *LOSS_SETTINGS}
 SWEEP_KEYS = set(METHODS["tse"].settings)  # a sweep is a grid over TSE's two thresholds
@@ -111,9 +110,8 @@ def check_profile(p: Profile) -> Profile:
         _unknown(p.name, f"methods.{name}", spec, VARIANT_KEYS)
         variant_method(p.name, name, spec)
     check_sources(p)
-    _unknown(p.name, "evaluation", p.evaluation, EVALUATION_KEYS)
-    for k, v in p.evaluation.items():
-        if not isinstance(v, dict): _fail(p.name, f"evaluation.{k} must be a mapping of settings ({{}} for the defaults)")
+    try: check_evaluation(p.evaluation)  # its kinds, settings and values (05_config), before any run trains
+    except SettingError as e: _fail(p.name, str(e))
     if p.sweep:
         _unknown(p.name, "sweep", p.sweep, SWEEP_KEYS)
         for k in SWEEP_KEYS:
