@@ -24,7 +24,7 @@ def shared_data():
     pytest.skip(reason)
 
 
-LONGEST = ("test_30_readme.py::test_readme_commands_run_as_written", "test_40_paper_smoke.py::test_paper_profile_smoke",
+LONGEST = ("test_30_readme.py::test_readme_commands_run_as_written[sweep]", "test_40_paper_smoke.py::test_paper_profile_smoke",
            "test_70_reproduce.py::test_tiny_profile_end_to_end", "test_22_sweep_state.py::test_reference_is_replaced")
 
 

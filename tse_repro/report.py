@@ -222,9 +222,11 @@ def plot_curves(records: list[dict], path: Path | None = None):
         ep = np.arange(1, acc.shape[1] + 1)
         line, = ax1.plot(ep, acc.mean(0), marker="o", ms=3, label=f"{variant} ({len(rs)} seed{'s' * (len(rs) > 1)})")
         ax1.fill_between(ep, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.2)
-        ax2.plot(ep, loss.mean(0), color=line.get_color())
+        steps = rs[0]["config"].get("T", 1) if rs[0]["method"] == "tse" else 1  # Eq. 12 sums over the T steps; SDT and TET are means
+        ax2.plot(ep, loss.mean(0) / steps, color=line.get_color(), label=f"{variant}: loss / T (Eq. 12 sums over steps)" if steps > 1 else variant)
     ax1.set(xlabel="epoch", ylabel="test top-1 (%)", title="Test accuracy"); ax1.legend(fontsize=8)
-    ax2.set(xlabel="epoch", ylabel="training loss", title="Training loss (each method's own loss)")
+    ax2.set(xlabel="epoch", ylabel="training loss per time step", title="Training loss, on one scale (TSE's sum divided by T)")
+    ax2.legend(fontsize=8)
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #e300ea75
