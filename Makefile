@@ -9,7 +9,7 @@ NPROC ?= 1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install test reproduce reference report lab export clean bench gpu-check
+.PHONY: install test reproduce reference report lab export clean bench gpu-check docs
 
 install: $(STAMP)
 
@@ -54,7 +54,12 @@ lab: $(STAMP)
 	@$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 --no-browser \
 	  --IdentityProvider.token=$(LAB_TOKEN) --ServerApp.log_level=WARN --KernelManager.transport=ipc $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# Notebooks are the source: export them to tse_repro/ and strip outputs before committing.
+# The guide notebooks (GUIDES in nbs/08_experiments.ipynb) executed in place and committed with their figures; run it
+# when a test says their outputs are out of date.
+docs: $(STAMP)
+	$(BIN)/python -m tse_repro.experiments docs $(ARGS)
+
+# Notebooks are the source: export them to tse_repro/ and clean them (metadata, execution counts) before committing.
 export: $(STAMP)
 	$(BIN)/nbdev_clean
 	$(BIN)/nbdev_export

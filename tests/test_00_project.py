@@ -63,3 +63,14 @@ def test_settings_keep_papermill_tags(root):
 def test_ci_runs_readme_test_command(root):
     assert "make test" in (root / "README.md").read_text()
     assert "make test" in (root / ".ci/run").read_text()
+
+
+def test_guide_notebooks_hold_outputs_of_this_code(root):
+    "The guide notebooks committed executed (`make docs`) hold figures made from the code as it is now."
+    import json
+    from tse_repro.experiments import GUIDES, outputs_made_from
+    for name in GUIDES:
+        nb = json.loads((root / "nbs" / name).read_text())
+        made = nb["metadata"].get("tse_outputs", {}).get("made_from")
+        assert made == outputs_made_from(nb), f"nbs/{name}'s outputs were made from other code; run `make docs` (with TSE_DATA set) and commit"
+        assert any("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", [])), f"nbs/{name} holds no figure; run `make docs`"

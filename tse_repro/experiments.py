@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_experiments.ipynb #11972a63
 from __future__ import annotations
-import argparse, contextlib, dataclasses, errno, functools, itertools, json, os, re, shutil, signal, subprocess, sys, time
+import argparse, contextlib, dataclasses, errno, hashlib, functools, itertools, json, os, re, shutil, signal, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -22,13 +22,14 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE', 'DISK_FULL', 'SMOKE_RECIPE',
-           'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings', 'check_sources',
-           'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile', 'profile_text', 'variants', 'expand',
-           'profile_dir', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'ipc_kernel_manager',
-           'execute_notebook', 'papermill_command', 'scrub_executed', 'papermill_runner', 'describe_error', 'Progress',
-           'reevaluate', 'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim',
-           'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
+__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE', 'GUIDES', 'DISK_FULL',
+           'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings',
+           'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile', 'profile_text', 'variants',
+           'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir',
+           'ipc_kernel_manager', 'execute_notebook', 'papermill_command', 'scrub_executed', 'outputs_made_from',
+           'execute_guide', 'docs_command', 'papermill_runner', 'describe_error', 'Progress', 'reevaluate',
+           'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason',
+           'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
            'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
            'replace_reference', 'promote', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep',
            'main']
@@ -317,6 +318,49 @@ def scrub_executed(path: Path) -> None:
     if "input_path" in nb["metadata"].get("papermill", {}):
         nb["metadata"]["papermill"]["input_path"] = _from_checkout(nb["metadata"]["papermill"]["input_path"])
     atomic_write(Path(path), lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
+
+# %% ../nbs/08_experiments.ipynb #e71f5fd7
+GUIDES = ("03_losses.ipynb", "10_report.ipynb")  # committed executed; the other notebooks print timings, which differ run to run
+
+def outputs_made_from(nb: dict) -> str:
+    "A hash of what a guide notebook's outputs depend on: its code cells and the package's modules."
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    package = "\n".join(p.read_text() for p in sorted((checkout() / "tse_repro").glob("*.py")) if p.name != "_modidx.py")
+    return hashlib.sha256((code + package).encode()).hexdigest()[:16]
+
+def execute_guide(path: Path) -> None:
+    "Execute a guide notebook in place as `nbdev_test` does (flagged cells skipped), keep its outputs, record what they came from."
+    from execnb.nbio import read_nb, write_nb
+    from execnb.shell import CaptureShell
+    from nbdev.clean import nbdev_clean
+    from nbdev.config import get_config
+    from nbdev.process import NBProcessor
+    path, skip = Path(path).resolve(), set(get_config().tst_flags.split())
+    def skipped(cell) -> bool:
+        directives = getattr(cell, "directives_", {}) or {}
+        return (cell.cell_type != "code" or "nbdev_export(" in cell.source or bool(skip & directives.keys())
+                or directives.get("eval:", [""])[0].lower() == "false")
+    ran = NBProcessor(path, process=True).nb
+    for cell in ran.cells: cell["outputs"] = []  # execnb keeps a silent cell's old outputs
+    os.environ["IN_TEST"] = "1"
+    shell, cwd = CaptureShell(path), Path.cwd()
+    try:
+        os.chdir(path.parent); shell.run_all(ran, exc_stop=True, preproc=skipped)
+    except Exception: raise RuntimeError(f"{path.name} failed:\n{shell.prettytb(fname=path)}") from None
+    finally: os.chdir(cwd)
+    outputs = {c.get("id"): c.get("outputs", []) for c in ran.cells}
+    nb = read_nb(path)
+    for cell in nb.cells:
+        if cell.cell_type == "code": cell["outputs"] = outputs.get(cell.get("id"), [])
+    nb.metadata["tse_outputs"] = {"made_from": outputs_made_from(json.loads(json.dumps(nb)))}
+    write_nb(nb, path)
+    nbdev_clean(fname=str(path))
+
+def docs_command(names: list) -> None:
+    "`make docs`: execute the guide notebooks (`GUIDES`, or the names given) in place, with their outputs."
+    for name in names or GUIDES:
+        start = time.perf_counter(); execute_guide(checkout() / "nbs" / name)
+        print(f"{name}: executed in {time.perf_counter() - start:.0f} s", flush=True)
 
 # %% ../nbs/08_experiments.ipynb #51910acb
 def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False, evaluation: dict | None = None) -> None:
@@ -757,6 +801,7 @@ def _rebuild_reference(args, parser) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["papermill"]: papermill_command(argv[1:]); return 0  # one notebook, as papermill runs it, on a quiet kernel
+    if argv[:1] == ["docs"]: docs_command(argv[1:]); return 0  # the guide notebooks executed in place (make docs)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
