@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHRINK_DEMO = "--set epochs=1 --set train_per_class=2 --set test_per_class=1"
+SHRINK_DEMO = "--set epochs=1 --set train_per_class=2 --set test_per_class=1 --set seeds=[0,1]"
 TINY_TRAIN = ["--epochs", "1", "--train-per-class", "2", "--test-per-class", "1"]
 TINY_NOTEBOOK = ["-p", "epochs", "1", "-y", "config: {train_per_class: 2, test_per_class: 1}"]
 KERNEL_WARNING = "Kernel is running over TCP without encryption"  # ipykernel's start-up warning on a TCP kernel

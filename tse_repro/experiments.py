@@ -717,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the runs and their status, train nothing")
     p.add_argument("--no-report", action="store_true", help="skip the report and the verdict")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one recipe setting for this sweep (a YAML value), e.g. --set epochs=1; repeatable")
+                   help="change one recipe setting, or the seeds, for this sweep (a YAML value), e.g. --set epochs=1 --set 'seeds=[0, 1]'; repeatable")
     p.add_argument("--promote", action="store_true", help="make the finished sweep in <work>/<profile>/ the reference (make reference)")
     p.add_argument("--report", action="store_true", help="rebuild the reference's report from its own runs (make report), train nothing")
     p.add_argument("--smoke", action="store_true", help="a smoke run of the profile's code path on synthetic data, into <work>/smoke-<profile>/")
@@ -735,14 +735,16 @@ def preflight(runs: list, nproc: int) -> None:
 
 # %% ../nbs/08_experiments.ipynb #04ca5520
 def override(p: Profile, assignments: list[str]) -> Profile:
-    "The profile with `KEY=VALUE` recipe changes applied (the sweep's copy of the profile then records them)."
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - GRID_FIELDS
+    "The profile with `KEY=VALUE` changes of its recipe or its `seeds` applied (the sweep's copy of the profile then records them)."
+    fields = ({f.name for f in dataclasses.fields(TrainConfig)} - GRID_FIELDS) | {"seeds"}
     for item in assignments:
         key, eq, value = item.partition("=")
         if not eq or key not in fields: raise ValueError(f"--set {item}: use KEY=VALUE with KEY one of the recipe's settings ({', '.join(sorted(fields))})")
-        try: p.recipe[key] = read_yaml(value)
+        try: parsed = read_yaml(value)
         except yaml.YAMLError as e: raise ValueError(f"--set {item}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or 'unreadable'}); "
                                                      f"write a number, true/false, or quote text") from None
+        if key == "seeds": p.seeds = parsed if isinstance(parsed, list) else [parsed]
+        else: p.recipe[key] = parsed
     if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file
     return check_profile(p)
 
