@@ -50,7 +50,9 @@ def adapt(command: str) -> tuple[list[str] | None, str]:
     if words[0] == "make": return ["make", "-o", ".venv/.installed", *words[1:]], "make told not to rebuild .venv"
     if words[0].endswith("torchrun"):
         args = words[words.index("tse_repro.train") + 1:]
-        return [".venv/bin/python", "-m", "tse_repro.train", *args, "--dry-run"], "torchrun replaced by the same flags with --dry-run"
+        note = "torchrun replaced by the same flags with --dry-run"
+        if any(w.startswith("--nnodes") for w in words): note += " (tests/test_24_long_runs.py runs this line as two nodes)"
+        return [".venv/bin/python", "-m", "tse_repro.train", *args, "--dry-run"], note
     if words[0].endswith("tse-train") and "--dry-run" not in words: return [*words, *TINY_TRAIN], " ".join(TINY_TRAIN)
     at = next((i for i, w in enumerate(words) if w.endswith("papermill")), None)   # papermill, or the project's quiet papermill
     if at is not None and words[at + 1].endswith("run.ipynb"): return [*words, *TINY_NOTEBOOK], " ".join(TINY_NOTEBOOK)

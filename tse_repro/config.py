@@ -17,19 +17,19 @@ from .data import AUGMENTS, DATASETS, DATASET_INFO
 from .neurons import set_fused_lif
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'NOTEBOOK_SHORTCUTS', 'EVALUATION_DEFAULTS',
-           'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'check_setting', 'build_model', 'flag_name',
-           'build_parser', 'parse_command', 'parse_config', 'notebook_config', 'injected_parameters',
-           'unknown_parameters', 'check_evaluation']
+__all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'MAX_PREFETCH', 'NOTEBOOK_SHORTCUTS',
+           'EVALUATION_DEFAULTS', 'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'check_setting',
+           'build_model', 'flag_name', 'build_parser', 'parse_command', 'parse_config', 'notebook_config',
+           'injected_parameters', 'unknown_parameters', 'check_evaluation']
 
 # %% ../nbs/05_config.ipynb #87cb1fa3
 # A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its stream), and the seeds
 # derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside torch.manual_seed's 64-bit range.
 SEED_MAX = 2**32 - 1
 # Ceilings far above any real run, below the values where tensor sizes or the loader overflow 64-bit indices (T,
-# batch, width) or the loader would fork without end (workers); below them a run too big is out of memory. A ceiling
-# is not part of the rule's range: `--T 0` still reads "must be a whole number >= 1".
-MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS = 2**20, 2**24, 1024, 256
+# batch, width) or the loader would fork without end (workers) or hold batches without end (prefetch); below them a run
+# too big is out of memory. A ceiling is not part of the rule's range: `--T 0` still reads "must be a whole number >= 1".
+MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS, MAX_PREFETCH = 2**20, 2**24, 1024, 256, 1024
 
 def setting(default, help: str, **rule):
     "A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it)."
@@ -76,7 +76,9 @@ class TrainConfig:
     workers: int = setting(0, "data loader worker processes", integer=True, low=0, ceiling=MAX_WORKERS)
     pin_memory: bool = setting(False, "pinned host memory for the loaders (GPU)")
     persistent_workers: bool = setting(False, "keep loader workers alive between epochs")
+    prefetch_factor: int = setting(2, "batches each loader worker loads ahead (with --workers > 0; PyTorch's default)", integer=True, low=1, ceiling=MAX_PREFETCH)
     save_every: int = setting(1, "checkpoint every N epochs (and after the last)", integer=True, low=1)
+    save_every_steps: int = setting(0, "also checkpoint every N optimizer steps within an epoch, for --resume to continue mid-epoch (0: at epoch ends only)", integer=True, low=0)
     progress: bool = setting(True, "progress bar")
     tensorboard: bool = setting(True, "TensorBoard event files in <out>/tensorboard (rank 0)")
     tensorboard_masks_every: int = setting(5, "TSE: mask images to TensorBoard every N epochs (0: never)", integer=True, low=0)

@@ -25,7 +25,8 @@ __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'AUGM
            'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets',
            'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording', 'pt_files',
            'dvs_datasets', 'pixel_normalization', 'get_datasets', 'check_full_splits', 'data_signature',
-           'write_synthetic', 'seed_worker', 'rank_seed', 'make_loaders']
+           'write_synthetic', 'seed_worker', 'rank_seed', 'batch_seed', 'SeededBatch', 'SeededAugmentation',
+           'EpochBatches', 'make_loaders']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -487,9 +488,51 @@ def rank_seed(seed: int, rank: int) -> int:
     "The seed of rank `rank`'s shuffling and augmentation streams (the trainer derives each epoch's from it too)."
     return seed + RANK_SEED_STRIDE * rank
 
+def batch_seed(stream: int, position: int) -> int:
+    "The augmentation seed of the batch at `position` of an epoch whose stream is `stream`; no other batch's draws change it."
+    return int(np.random.SeedSequence([stream, position]).generate_state(1, np.uint64)[0])
+
+class SeededBatch(list):
+    "A batch's indices and the seed of its augmentation (`batch_seed`), as a sampler hands them to a loader worker."
+    def __init__(self, indices, seed: int):
+        super().__init__(indices); self.seed = seed
+
+class SeededAugmentation(Dataset):
+    "A training set as loader workers read it: a `SeededBatch` reseeds the augmentation first, so its crops and flips depend on neither the worker that loads it nor the batches before it."
+    def __init__(self, dataset: Dataset): self.dataset = dataset
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, i): return self.dataset[i]
+    def __getitems__(self, batch):  # DataLoader's fetcher reads a whole batch through this
+        if isinstance(batch, SeededBatch) and isinstance(self.dataset, AugmentedDataset): self.dataset.reseed(batch.seed)
+        return [self.dataset[i] for i in batch]
+
+class EpochBatches(torch.utils.data.BatchSampler):
+    """The batches of an epoch, in the order of `sampler`. `skip`, set for the next epoch only (a resumed one), leaves
+    its first batches out by index: nothing of them is loaded or augmented. `seeded` (loader workers): every batch
+    carries its augmentation seed (`SeededBatch`). `shuffle`: the generator of a `RandomSampler`, reseeded by `reseed`
+    at every epoch, so that the order never depends on how many times a loader iterator drew from its own generator."""
+    def __init__(self, sampler, batch_size: int, seeded: bool = False, shuffle: torch.Generator | None = None):
+        super().__init__(sampler, batch_size, drop_last=False)
+        self.seeded, self.shuffle, self.stream, self.skip = seeded, shuffle, 0, 0
+
+    def reseed(self, stream: int):
+        "Start an epoch's shuffling and batch seeds from `stream`."
+        self.stream = stream
+        if self.shuffle is not None:
+            self.shuffle.manual_seed(stream)
+            # one draw, as DataLoader's iterator made before the permutation when it shared this generator: runs keep their order
+            torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
+        return self
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0  # a resumed epoch's start, for that epoch only
+        for position, batch in enumerate(super().__iter__()):
+            if position >= skip: yield SeededBatch(batch, batch_seed(self.stream, position)) if self.seeded else batch
+
 def make_loaders(train_ds, test_ds, batch_size: int, workers: int = 0, seed: int = 0, distributed: bool = False,
-                 pin_memory: bool = False, persistent_workers: bool = False):
-    "Seeded `(train_loader, test_loader, train_sampler or None)`; under DDP a `DistributedSampler` splits the training set."
+                 pin_memory: bool = False, persistent_workers: bool = False, prefetch_factor: int = 2):
+    """Seeded `(train_loader, test_loader, train_sampler or None)`; under DDP a `DistributedSampler` splits the training set.
+    `train_loader.batch_sampler` is an `EpochBatches`; `prefetch_factor` (batches each worker loads ahead) counts with workers only."""
     import torch.distributed as dist
     if distributed and not (dist.is_available() and dist.is_initialized()):
         raise ValueError("distributed=True needs torch.distributed initialised first (torchrun + init_process_group)")
@@ -497,9 +540,12 @@ def make_loaders(train_ds, test_ds, batch_size: int, workers: int = 0, seed: int
     stream = rank_seed(seed, rank)
     if isinstance(train_ds, AugmentedDataset): train_ds.reseed(stream)
     sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, shuffle=True, seed=seed) if distributed else None
-    common = dict(batch_size=batch_size, num_workers=workers, pin_memory=pin_memory,
-                  persistent_workers=persistent_workers and workers > 0, worker_init_fn=seed_worker if workers else None)
-    train = DataLoader(train_ds, shuffle=sampler is None, sampler=sampler,
+    shuffle = None if distributed else torch.Generator()
+    batches = EpochBatches(sampler or torch.utils.data.RandomSampler(train_ds, generator=shuffle), batch_size,
+                           seeded=workers > 0, shuffle=shuffle).reseed(stream)
+    common = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0,
+                  worker_init_fn=seed_worker if workers else None, prefetch_factor=prefetch_factor if workers else None)
+    train = DataLoader(SeededAugmentation(train_ds) if workers else train_ds, batch_sampler=batches,
                        generator=torch.Generator().manual_seed(stream), **common)
-    test = DataLoader(test_ds, sampler=range(rank, len(test_ds), world) if distributed else None, **common)
+    test = DataLoader(test_ds, batch_size=batch_size, sampler=range(rank, len(test_ds), world) if distributed else None, **common)
     return train, test, sampler

@@ -168,8 +168,9 @@ def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
             "train_seconds": sum(h["epoch_seconds"] for h in history), **extra}
 
 # %% ../nbs/06_runs.ipynb #b848997e
-RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_workers", "out",  # settings that leave the result unchanged
-               "tensorboard", "tensorboard_masks_every"}
+RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_workers", "prefetch_factor", "out",  # settings that leave the result unchanged
+               "tensorboard", "tensorboard_masks_every",
+               "save_every_steps"}  # a mid-epoch checkpoint resumes bit for bit (07_train), so where a run saves does not change its result
 
 def result_settings(cfg: TrainConfig | dict) -> dict:
     "The settings that determine a run's result (all but `RESUME_FREE`)."

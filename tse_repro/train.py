@@ -24,9 +24,10 @@ from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summari
 
 # %% auto #0
 __all__ = ['DISK_FULL', 'Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
-           'build_optimizer', 'build_scheduler', 'autocast', 'evaluate', 'NonFiniteTraining', 'nonfinite_state',
-           'checkpoint_state', 'train_one_epoch', 'TensorBoardLog', 'load_data', 'batch_per_rank', 'out_of_memory',
-           'removed_if_out_of_memory', 'train', 'resume_command', 'last_line', 'downloads', 'dry_run', 'main']
+           'rng_states', 'restore_rng_states', 'build_optimizer', 'build_scheduler', 'autocast', 'evaluate',
+           'NonFiniteTraining', 'nonfinite_state', 'checkpoint_state', 'gather_to_main', 'train_one_epoch',
+           'TensorBoardLog', 'load_data', 'batch_per_rank', 'out_of_memory', 'removed_if_out_of_memory',
+           'check_resumable', 'train', 'resume_command', 'last_line', 'downloads', 'dry_run', 'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -70,11 +71,23 @@ def seed_everything(seed: int) -> None:
 def epoch_seed(seed: int, epoch: int) -> int: return seed * 100_003 + epoch
 
 def reseed_epoch(seed: int, rank: int, loader, dataset) -> None:
-    "Derive every random stream of an epoch (global, shuffling, the dataset's augmentation) from `seed` and the rank."
+    "Derive every random stream of an epoch (global, shuffling, the workers' batch seeds, the dataset's augmentation) from `seed` and the rank."
     seed_everything(seed)
     stream = rank_seed(seed, rank)
     if getattr(loader, "generator", None) is not None: loader.generator.manual_seed(stream)
+    if hasattr(loader.batch_sampler, "reseed"): loader.batch_sampler.reseed(stream)  # EpochBatches: shuffling, batch seeds
     if hasattr(dataset, "reseed"): dataset.reseed(stream)
+
+def rng_states(dataset) -> dict:
+    "Every random stream the rest of an epoch may draw from, as it stands: torch's (and CUDA's), numpy's, `random`'s and the training set's augmentation stream."
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "numpy": np.random.get_state(), "random": random.getstate(), "dataset": getattr(dataset, "rng_state", None)}
+
+def restore_rng_states(states: dict, dataset) -> None:
+    "Put back what `rng_states` saved."
+    torch.set_rng_state(states["torch"]); np.random.set_state(states["numpy"]); random.setstate(states["random"])
+    if states["cuda"] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state(states["cuda"])
+    if states["dataset"] is not None: dataset.rng_state = states["dataset"]
 
 # %% ../nbs/07_train.ipynb #85d5fb86
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -118,18 +131,33 @@ def nonfinite_state(model: nn.Module) -> list[str]:
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
 
-def checkpoint_state(model, opt, sched, epoch: int, step: int, history: list, cfg: TrainConfig) -> dict:
-    "What a checkpoint holds; its settings too, so that the file alone rebuilds its model (`tse-eval`)."
+def checkpoint_state(model, opt, sched, epoch: int, step: int, history: list, cfg: TrainConfig, within: dict | None = None) -> dict:
+    """What a checkpoint holds; its settings too, so that the file alone rebuilds its model (`tse-eval`). `epoch`: the last
+    epoch done (0-based; -1 before the first); `within`: where a step checkpoint stands in the next one (`within_epoch`)."""
     return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch, "step": step, "history": history, "config": asdict(cfg)}
+            "epoch": epoch, "step": step, "history": history, "config": asdict(cfg), **({"within_epoch": within} if within else {})}
+
+def gather_to_main(obj, d: Dist) -> list | None:
+    "Every rank's `obj`, in rank order, on rank 0 (None on the others)."
+    if d.world == 1: return [obj]
+    out = [None] * d.world if d.main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
 
 # %% ../nbs/07_train.ipynb #3c55ba37
-def train_one_epoch(step_fn, model, loader, opt, cfg: TrainConfig, d: Dist, epoch: int, log_every: int = 10) -> dict:
+def train_one_epoch(step_fn, model, loader, opt, cfg: TrainConfig, d: Dist, epoch: int, log_every: int = 10,
+                    first_step: int = 0, running: dict | None = None, save_steps=None) -> dict:
+    """Train one epoch; the statistics of its metrics line. `first_step`: the run's optimizer steps before this epoch;
+    `running`: this rank's statistics of the batches a step checkpoint says are done (the loader skips them);
+    `save_steps(running)`: called every `cfg.save_every_steps` steps of the run (but an epoch's last) with them."""
     model.train()
     dev = d.device
-    loss_sum, correct, seen = torch.zeros((), device=dev, dtype=torch.float64), torch.zeros((), device=dev), 0
-    erased_sum, steps = None, 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not (d.main and cfg.progress))
+    running = running or {}
+    loss_sum = running.get("loss_sum", torch.zeros((), dtype=torch.float64)).to(dev).clone()
+    correct = running.get("correct", torch.zeros(())).to(dev).clone()
+    erased_sum = None if running.get("erased_sum") is None else running["erased_sum"].to(dev).clone()
+    seen, steps, seconds_before = running.get("seen", 0), running.get("steps", 0), running.get("seconds", 0.0)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, initial=steps, disable=not (d.main and cfg.progress))
     kill_at = os.environ.get("TSE_TEST_KILL_AT")  # read once, not on every step
     start = time.perf_counter()
     for x, y in bar:
@@ -149,8 +177,12 @@ def train_one_epoch(step_fn, model, loader, opt, cfg: TrainConfig, d: Dist, epoc
         if steps % log_every == 0:
             if not math.isfinite(loss_sum.item()): break
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
+        if save_steps and cfg.save_every_steps and (first_step + steps) % cfg.save_every_steps == 0 and steps < len(loader):
+            save_steps({"loss_sum": loss_sum.detach().cpu().clone(), "correct": correct.cpu().clone(), "seen": seen, "steps": steps,
+                        "erased_sum": None if erased_sum is None else erased_sum.cpu().clone(),
+                        "seconds": seconds_before + time.perf_counter() - start})
         if kill_at: _test_kill_hook(kill_at, epoch, steps)
-    seconds = time.perf_counter() - start
+    seconds = seconds_before + time.perf_counter() - start
     totals = all_sum([loss_sum.item(), correct.item(), seen, seconds], d)
     if not math.isfinite(totals[0]):
         raise NonFiniteTraining(f"the loss became {totals[0]} in epoch {epoch + 1}; lower --lr (or drop --amp); "
@@ -163,7 +195,7 @@ def train_one_epoch(step_fn, model, loader, opt, cfg: TrainConfig, d: Dist, epoc
     return stats
 
 def _test_kill_hook(at: str, epoch: int, steps: int) -> None:
-    "For the resume test only: SIGKILL this process at `TSE_TEST_KILL_AT=epoch:step` (0-based epoch)."
+    "For the resume tests only: SIGKILL this process at `TSE_TEST_KILL_AT=epoch:step` (0-based epoch, steps done in it)."
     if at == f"{epoch}:{steps}":
         import signal; os.kill(os.getpid(), signal.SIGKILL)
 
@@ -232,6 +264,16 @@ def removed_if_out_of_memory(folder: RunFolder):
         if created is not None and out_of_memory(e) and not folder.file("checkpoint").exists(): shutil.rmtree(created, ignore_errors=True)
         raise
 
+def check_resumable(state: dict, cfg: TrainConfig, d: Dist, folder: RunFolder) -> None:
+    "Refuse a resume its checkpoint cannot continue exactly: a step checkpoint under another number of processes, or loader workers on the other side of zero."
+    within, saved = state.get("within_epoch"), state.get("config", {})
+    if within and within["world"] != d.world:
+        raise RunRefused(f"{folder.file('checkpoint')} was written within epoch {within['epoch'] + 1} by {within['world']} processes, "
+                         f"which resume it only together; rerun with {within['world']} (torchrun --nproc_per_node, --nnodes), not {d.world}")
+    if (saved.get("workers", 0) > 0) != (cfg.workers > 0):  # 04_data, Loaders: the two draw different augmentations
+        raise RunRefused(f"{folder.path} was trained with --workers {saved.get('workers', 0)}, whose augmentation draws differ from "
+                         f"--workers {cfg.workers}'s; resume it with --workers {'0' if not saved.get('workers') else '1 or more'}")
+
 def train(cfg: TrainConfig, datasets=None) -> dict:
     """Train one run described by `cfg`; returns the summary (also written to `cfg.out/summary.json`).
 
@@ -246,7 +288,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     train_ds, test_ds, info = datasets or load_data(cfg)
     train_loader, test_loader, sampler = make_loaders(train_ds, test_ds, per_rank, workers=cfg.workers, seed=cfg.seed,
                                                       distributed=d.world > 1, pin_memory=cfg.pin_memory,
-                                                      persistent_workers=cfg.persistent_workers)
+                                                      persistent_workers=cfg.persistent_workers, prefetch_factor=cfg.prefetch_factor)
     model = build_model(cfg, d.device)
     step_module = LossModel(model, cfg.loss_config())
     if d.world > 1: step_module = DistributedDataParallel(step_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
@@ -255,19 +297,36 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
     mask_batch = next(iter(test_loader)) if cfg.method == "tse" and cfg.tensorboard_masks_every else None
     with removed_if_out_of_memory(folder) if d.main else nullcontext(), folder.claim() if d.main else nullcontext():
         if d.main: check_run_folder(cfg, owned=True)  # again, now that no other process can start here
-        history, start_epoch, step = [], 0, 0
+        history, start_epoch, step, within = [], 0, 0, None
         if cfg.resume and folder.file("checkpoint").exists():
             state = folder.load_checkpoint()
+            check_resumable(state, cfg, d, folder)
             model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])
-            history, start_epoch, step = state["history"], state["epoch"] + 1, state["step"]
+            history, start_epoch, within = state["history"], state["epoch"] + 1, state.get("within_epoch")
+            step = state["step"] - (within["steps"] if within else 0)  # the run's steps before the epoch it resumes in
         if d.main: folder.write_config(cfg)
         tb = TensorBoardLog(folder.path / "tensorboard") if d.main and cfg.tensorboard else None
         _log(d, f"tse-repro | {cfg.describe()} | world={d.world} device={d.device}")
-        if start_epoch: _log(d, f"resumed from epoch {start_epoch} ({folder.file('checkpoint')})")
+        if within: _log(d, f"resumed in epoch {start_epoch + 1} after its step {within['steps']} of {len(train_loader)} ({folder.file('checkpoint')})")
+        elif start_epoch: _log(d, f"resumed from epoch {start_epoch} ({folder.file('checkpoint')})")
         for epoch in range(start_epoch, cfg.epochs):
             reseed_epoch(epoch_seed(cfg.seed, epoch), d.rank, train_loader, train_ds)
             if sampler is not None: sampler.set_epoch(epoch)
-            stats = train_one_epoch(step_fn, model, train_loader, opt, cfg, d, epoch)
+            running = None
+            if within:  # the rest of a partly done epoch: its order drawn again, the batches done skipped by index
+                mine, within = within["ranks"][d.rank], None
+                train_loader.batch_sampler.skip = mine["running"]["steps"]
+                restore_rng_states(mine["rng"], train_ds)
+                running = mine["running"]
+
+            def save_steps(running, epoch=epoch, first_step=step):
+                "A step checkpoint: every rank's running statistics and random streams, written by rank 0 when all are finite."
+                ranks = gather_to_main({"running": running, "rng": rng_states(train_ds)}, d)  # every rank takes part
+                if not d.main or not all(math.isfinite(r["running"]["loss_sum"]) for r in ranks) or nonfinite_state(model): return
+                folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch - 1, first_step + running["steps"], history, cfg,
+                                                        within={"epoch": epoch, "steps": running["steps"], "world": d.world, "ranks": ranks}))
+
+            stats = train_one_epoch(step_fn, model, train_loader, opt, cfg, d, epoch, first_step=step, running=running, save_steps=save_steps)
             if bad := nonfinite_state(model):
                 raise NonFiniteTraining(f"the weights became non-finite in epoch {epoch + 1} ({', '.join(bad[:3])}); check the "
                                         f"inputs for NaN or lower --lr; the last good checkpoint is kept in {cfg.out}")
