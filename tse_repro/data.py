@@ -434,7 +434,8 @@ def class_folders(split: Path) -> list[str]:
     classes = sorted(e.name for e in os.scandir(split) if e.is_dir())
     if not classes:
         loose = sum(1 for e in os.scandir(split) if e.is_file())
-        raise DataError(f"{split} holds no class folders{f' ({loose:,} files directly in it)' if loose else ''}; put each class's "
+        files = f" ({loose:,} file{'s' if loose != 1 else ''} directly in it)" if loose else ""
+        raise DataError(f"{split} holds no class folders{files}; put each class's "
                         f"images in {split}/<class>/ (for val/: sort the validation images into train's class folders, e.g. "
                         f"with the PyTorch ImageNet example's extract_ILSVRC.sh)")
     return classes
