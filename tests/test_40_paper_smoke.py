@@ -1,6 +1,6 @@
 """Every paper profile's exact code path, end to end on CPU: `make reproduce PROFILE=<paper profile> ARGS=--smoke`
-(its architecture, optimizer, augmentation, AMP setting, methods and report, one epoch on synthetic data), one of
-them under torchrun with two gloo processes; and the refusal of a folder that holds only a training subset."""
+(its architecture, optimizer, augmentation, AMP setting, methods and report, one epoch on synthetic data), paper-imagenet
+(its offline JPEG fixture) under torchrun with two gloo processes; and the refusal of a folder that holds only a training subset."""
 import os
 import subprocess
 import sys
@@ -20,7 +20,7 @@ def reproduce(cwd, *args):
     return r, time.perf_counter() - start
 
 
-@pytest.mark.parametrize("profile, nproc", [(p, 2 if p == "paper-cifar10" else 1) for p in PAPER])
+@pytest.mark.parametrize("profile, nproc", [(p, 2 if p == "paper-imagenet" else 1) for p in PAPER])
 def test_paper_profile_smoke(tmp_path, profile, nproc):
     r, seconds = reproduce(tmp_path, "--profile", profile, "--smoke", "--nproc", str(nproc))
     print(f"smoke run of {profile} (nproc={nproc}): {seconds:.0f} s")

@@ -13,7 +13,7 @@ from torch import nn
 from .checks import SettingError, check_choice, check_keys, check_number, interval_text
 from .losses import METHODS, LossConfig, resolve_method
 from .models import INITS, MODELS, WITHOUT_GAP_HEAD, get_model
-from .data import AUGMENTS, DATASETS, DATASET_INFO
+from .data import AUGMENTS, DATASETS, DATASET_INFO, dataset_info
 from .neurons import set_fused_lif
 
 # %% auto #0
@@ -48,7 +48,7 @@ class TrainConfig:
     full_splits: bool = setting(False, "refuse anything but the dataset's full official training and test splits (paper profiles)")
     train_per_class: int | None = setting(None, "balanced training subset: images per class (default: all)", integer=True, low=1, optional=True)
     test_per_class: int | None = setting(None, "balanced test subset: images per class (default: all)", integer=True, low=1, optional=True)
-    augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's) or autoaugment (+ AutoAugment, CIFAR-10 policy)", choices=AUGMENTS)
+    augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's) or autoaugment (+ AutoAugment, CIFAR-10 policy); ImageNet: tet only (RandomResizedCrop + flip)", choices=AUGMENTS)
     cutout: bool = setting(False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)")
     T: int = setting(4, "time steps", integer=True, low=1, ceiling=MAX_T)
     batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1, ceiling=MAX_BATCH)
@@ -95,6 +95,9 @@ class TrainConfig:
             raise SettingError("full_splits", "asks for the full official splits: drop train_per_class, test_per_class and train_file")
         if not self.warmup_epochs < self.epochs:
             raise SettingError("warmup_epochs", f"must be fewer than the epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.dataset == "imagenet" and (self.augment != "tet" or self.cutout):
+            raise SettingError("augment" if self.augment != "tet" else "cutout", "is CIFAR's; ImageNet trains with the TET code's "
+                               "RandomResizedCrop + flip: use augment tet and no cutout")
         method = METHODS[self.method]
         if method.needs_gap_head and self.arch in WITHOUT_GAP_HEAD:
             raise SettingError("arch", f"{self.arch!r} has no global average pooling before its head, which "
@@ -129,9 +132,9 @@ def check_setting(f, value) -> None:
 
 # %% ../nbs/05_config.ipynb #7b251f3b
 def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
-    "The freshly initialised model of `cfg`, on `device`."
+    "The freshly initialised model of `cfg`, on `device`; its head has the dataset's classes (ImageNet's: its folder's, see `dataset_info`)."
     set_fused_lif(cfg.fused_lif)  # the compiled LIF kernel: ~1.9x faster eager steps once compiled (make bench)
-    info = DATASET_INFO[cfg.dataset]
+    info = dataset_info(cfg.dataset, cfg.data_path)
     model = get_model(cfg.arch, num_classes=info.num_classes, T=cfg.T, in_channels=info.in_channels,
                       width=cfg.width, head=cfg.head, init=cfg.init).to(device)
     if cfg.channels_last:

@@ -139,6 +139,8 @@ REPORTED = [  # one published number each: its full setting (None = not stated i
     dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=83.17),
     dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="sdt", source=FOLLOW_UP, top1=78.40),
     dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="tse", source=FOLLOW_UP + ": their method (not TSE)", top1=83.60),
+    dict(dataset="imagenet", arch="sew_resnet34", T=4, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=68.00),
+    dict(dataset="imagenet", arch="resnet34", T=6, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=64.79),
 ]
 RECIPE_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "augment", "cutout", "amp", "init", "head")
 
