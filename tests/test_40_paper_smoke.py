@@ -30,6 +30,8 @@ def test_paper_profile_smoke(tmp_path, profile, nproc):
     assert "SMOKE RUN of" in report and "a smoke run" in r.stdout
     runs = sorted(p.name for p in (root / "runs").iterdir())
     assert runs == ["baseline-s0", "tet-s0", "tse-s0"], runs
+    errors = {r: (root / "runs" / r / "error.txt").read_text()[:300] for r in runs if (root / "runs" / r / "error.txt").exists()}
+    assert not errors, errors  # the evaluation after each run works on the smoke's data too
     if nproc == 2:
         import json
         summary = json.loads((root / "runs" / "tse-s0" / "summary.json").read_text())

@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 # %% auto #0
 __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'AUGMENTS', 'DIGITS_SIZE', 'NMNIST_SENSOR',
            'NMNIST_DTYPE', 'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'IMAGENET_FOLDER', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'IMAGENET_SPLITS', 'OFFICIAL_SPLITS', 'IMAGENET_FIXTURE_CLASSES', 'RANK_SEED_STRIDE', 'DataError',
-           'DataMissing', 'data_root', 'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset',
+           'IMAGENET_SPLITS', 'OFFICIAL_SPLITS', 'IMAGENET_FIXTURE_CLASSES', 'RANK_SEED_STRIDE', 'CIFAR10_CLASSES',
+           'DataError', 'DataMissing', 'data_root', 'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset',
            'ImageDataset', 'cifar_transform', 'how_to_get', 'image_array_problem', 'read_image_npz', 'find_npz',
            'cifar_arrays', 'cifar_datasets', 'digits_arrays', 'digits_datasets', 'to_frames', 'EventDataset',
            'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets',
@@ -28,7 +28,7 @@ __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'AUGM
            'dvs_datasets', 'imagenet_transform', 'read_rgb', 'ImageFiles', 'class_folders', 'imagenet_folders',
            'dataset_info', 'imagenet_datasets', 'pixel_normalization', 'get_datasets', 'check_full_splits',
            'data_signature', 'imagenet_signature', 'write_synthetic', 'seed_worker', 'rank_seed', 'batch_seed',
-           'SeededBatch', 'SeededAugmentation', 'EpochBatches', 'make_loaders']
+           'SeededBatch', 'SeededAugmentation', 'EpochBatches', 'make_loaders', 'class_names']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -660,3 +660,20 @@ def make_loaders(train_ds, test_ds, batch_size: int, workers: int = 0, seed: int
                        generator=torch.Generator().manual_seed(stream), **common)
     test = DataLoader(test_ds, batch_size=batch_size, sampler=range(rank, len(test_ds), world) if distributed else None, **common)
     return train, test, sampler
+
+# %% ../nbs/04_data.ipynb #e0da0e34
+CIFAR10_CLASSES = DVS_CLASSES  # the official label order, shared by DVS-CIFAR10
+
+def class_names(name: str, root=None) -> tuple:
+    "The names of dataset `name`'s classes, in label order (read from its files where they hold them)."
+    num = dataset_info(name, root).num_classes
+    if name in CIFAR and (path := data_root(root) / f"{name}_test.npz").exists():
+        try:
+            with np.load(path) as f:
+                if "classes" in f.files and len(f["classes"]) == num: return tuple(str(c) for c in f["classes"])
+        except (OSError, ValueError): pass  # a damaged file is refused, in one line, by whatever reads its images
+    if name == "imagenet" and (train := data_root(root) / IMAGENET_FOLDER / "train").is_dir():
+        return tuple(sorted(e.name for e in os.scandir(train) if e.is_dir()))
+    if name in ("digits", "nmnist"): return tuple(str(d) for d in range(10))
+    if name in ("cifar10", "dvs-cifar10"): return CIFAR10_CLASSES
+    return tuple(f"label {k}" for k in range(num))

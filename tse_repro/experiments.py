@@ -597,7 +597,8 @@ def smoke_profile(p: Profile, work: str | os.PathLike = "runs", nproc: int = 1) 
     description = (f"SMOKE RUN of {p.name}, not a result: its code path ({r['arch']} at width {r['width']}, {r.get('optimizer', 'adam')} "
                    f"lr {r.get('lr', 0.001)}, augmentation {r.get('augment', 'tet')}, amp {r.get('amp', False)}, T={T}) for one epoch of "
                    f"one seed on synthetic data.")
-    return check_profile(Profile(name, description, recipe, p.seeds[:1], methods, {}, "", p.evaluation, {}))
+    evaluation = {kind: {**(p.evaluation.get(kind) or {}), "images_per_class": 1} for kind in {"overlap", *p.evaluation}}  # what the synthetic test split holds
+    return check_profile(Profile(name, description, recipe, p.seeds[:1], methods, {}, "", evaluation, {}))
 
 # %% ../nbs/08_experiments.ipynb #dfd6ae3c
 NOT_PROMOTED = (".*", "*.pt", "tensorboard")  # hidden files, checkpoints, event files (named after the host)

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.stats import t as t_dist
 from matplotlib.figure import Figure  # figures without pyplot: the Agg canvas, no display, no global state
 
+from .data import class_names
 from .eval import eval_loader, mask_sample
 from .losses import METHODS
 from .runs import RunFolder
@@ -301,9 +302,11 @@ def plot_masks(run: dict, path: Path | None = None):
     arrays = mask_arrays(run)
     x, y, keep = arrays["images"], arrays["labels"], arrays["keep"]
     n, T = len(x), keep.shape[1] + 1
+    names = class_names(run["config"].get("dataset", "digits"), run["config"].get("data_path"))
+    name = lambda label: names[label] if label < len(names) else f"label {label}"
     fig, axes = _subplots(n, T, figsize=(1.9 * T, 1.9 * n), squeeze=False)
     for i in range(n):
-        img = _show(x[i]); axes[i][0].imshow(img, cmap=None if img.ndim == 3 else "gray"); axes[i][0].set_title(f"label {int(y[i])}", fontsize=8)
+        img = _show(x[i]); axes[i][0].imshow(img, cmap=None if img.ndim == 3 else "gray"); axes[i][0].set_title(name(int(y[i])), fontsize=8)
         for t in range(1, T):
             ax = axes[i][t]
             ax.imshow(img, cmap=None if img.ndim == 3 else "gray", alpha=0.55)
