@@ -392,6 +392,8 @@ def main(argv=None) -> None:
     try:
         if dry: print(dry_run(cfg)); return
         train(cfg)
+        if dist.is_initialized():  # every rank leaves together: a rank exiting while gloo's threads still run aborts (SIGABRT)
+            dist.barrier(); dist.destroy_process_group()
     except SettingError as e: _exit(2, f"tse-train: error: {e.named(flag_name(e.field))}")
     except (RunRefused, DataError) as e: _exit(2, f"tse-train: error: {last_line(e)}")
     except NonFiniteTraining as e: _exit(1, f"tse-train: {e}")
