@@ -27,7 +27,7 @@ def history(folder):
 
 @pytest.mark.parametrize("flags, fix", [
     (["--tet", "--tse"], "TET"), (["--tse", "--tau-f", "0"], "tau"), (["--tse", "--kappa", "-0.5"], "kappa"),
-    (["--arch", "alexnet"], "--arch"), (["--dataset", "imagenet"], "--dataset")])
+    (["--arch", "alexnet"], "--arch"), (["--dataset", "imagenet21k"], "--dataset")])
 def test_invalid_flags_exit_2_before_writing(tmp_path, flags, fix):
     out = tmp_path / "run"
     r = run([BIN / "tse-train", *TINY, "--out", str(out), *flags])
