@@ -9,7 +9,7 @@ NPROC ?= 1
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install test reproduce reference report lab export clean bench gpu-check docs
+.PHONY: install test reproduce reference extend report lab export clean bench gpu-check docs
 
 install: $(STAMP)
 
@@ -35,9 +35,16 @@ reproduce: $(STAMP)
 reference: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --promote $(ARGS)
 
+# A sweep longer than a session: train the runs results/$(PROFILE)/ lacks (none twice) and add each to it as it completes;
+# commit results/$(PROFILE)/ at any point, and a later session (on any machine) continues from it.
+extend: $(STAMP)
+	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --nproc $(NPROC) --extend $(ARGS)
+	$(BIN)/python -m tse_repro.report readme
+
 # Rebuild the reference's report from its committed runs (after a change to the report code); trains nothing.
 report: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --report $(ARGS)
+	$(BIN)/python -m tse_repro.report readme
 
 bench: $(STAMP)
 	$(BIN)/python -m tse_repro.bench $(ARGS)

@@ -4,7 +4,7 @@
 The copy holds the files git tracks (and the untracked ones it does not ignore) with their times, and shares this
 checkout's `.venv` (make is told not to rebuild it). Each command runs as written, except where keeping CI short
 needs a change, always by adding parameters: a `make reproduce` of the demo profile gets a one-epoch, few-image
-recipe (`ARGS=--set ...`), of another profile `ARGS=--list` (planning only); a `tse-train` run and the papermill
+recipe (`ARGS=--set ...`), of another profile, or a `make extend`, `ARGS=--list` (planning only); a `tse-train` run and the papermill
 run notebook get one epoch on a few images; a `torchrun` launch becomes the same command line checked by `--dry-run`; `make lab` is started, its
 printed address fetched, then stopped; `make test` is this very run and is skipped. The transcript (command, exit
 status, wall time) is printed; every command must exit 0 and none may print the kernel's TCP warning."""
@@ -47,6 +47,7 @@ def adapt(command: str) -> tuple[list[str] | None, str]:
         demo = not any(w.startswith("PROFILE=") and w != "PROFILE=demo" for w in words)
         extra = f"ARGS={SHRINK_DEMO}" if demo else "ARGS=--list"
         return ["make", "-o", ".venv/.installed", *words[1:], extra], extra
+    if words[:2] == ["make", "extend"]: return ["make", "-o", ".venv/.installed", *words[1:], "ARGS=--list"], "ARGS=--list (hours of training)"
     if words[0] == "make": return ["make", "-o", ".venv/.installed", *words[1:]], "make told not to rebuild .venv"
     if words[0].endswith("torchrun"):
         args = words[words.index("tse_repro.train") + 1:]

@@ -44,3 +44,13 @@ def test_no_machine_paths_committed():
         if path.suffix in (".json", ".jsonl", ".md", ".ipynb", ".csv", ".yaml", ".txt"):
             text = path.read_text()
             assert "/work/" not in text and "/tmp/" not in text and "/root/" not in text, f"results/{f} holds a path of this machine"
+
+
+def test_readme_claims_come_from_the_references():
+    "Every `<!-- claims: <profile> -->` block of the README is what `make report PROFILE=<profile>` writes from results/ now."
+    from tse_repro.report import CLAIMS_BLOCK, readme_with_claims
+    text = (ROOT / "README.md").read_text()
+    blocks = [m["profile"] for m in CLAIMS_BLOCK.finditer(text)]
+    assert blocks, "the README holds no generated claims block"
+    assert all((ROOT / "profiles" / f"{p}.yaml").exists() for p in blocks), f"a claims block names no profile of profiles/: {blocks}"
+    assert readme_with_claims(text, ROOT / "results") == text, f"the README's claims are out of date: run make report PROFILE={blocks[0]}"

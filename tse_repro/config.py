@@ -48,7 +48,7 @@ class TrainConfig:
     full_splits: bool = setting(False, "refuse anything but the dataset's full official training and test splits (paper profiles)")
     train_per_class: int | None = setting(None, "balanced training subset: images per class (default: all)", integer=True, low=1, optional=True)
     test_per_class: int | None = setting(None, "balanced test subset: images per class (default: all)", integer=True, low=1, optional=True)
-    augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's) or autoaugment (+ AutoAugment, CIFAR-10 policy); ImageNet: tet only (RandomResizedCrop + flip)", choices=AUGMENTS)
+    augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's), autoaugment (+ AutoAugment, CIFAR-10 policy), flip (the flip alone) or none; ImageNet: tet only (RandomResizedCrop + flip)", choices=AUGMENTS)
     cutout: bool = setting(False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)")
     T: int = setting(4, "time steps", integer=True, low=1, ceiling=MAX_T)
     batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1, ceiling=MAX_BATCH)

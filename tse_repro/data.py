@@ -112,16 +112,17 @@ CIFAR = {  # name: (classes, torchvision folder, TET mean, TET std)
     "cifar100": (100, "cifar-100-python", (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
 
-AUGMENTS = ("tet", "autoaugment")
+AUGMENTS = ("tet", "autoaugment", "flip", "none")  # flip and none: weaker than the TET code's, for a regime that fits its training set
 
 def cifar_transform(name: str, train: bool, augment: str = "tet", cutout: bool = False) -> v2.Compose:
     """CIFAR pipeline on a uint8 `[3,32,32]` tensor. Training, `augment="tet"`: TET's crop (pad 4) and flip;
-    `"autoaugment"`: the same, then torchvision's AutoAugment with its CIFAR-10 policy; `cutout`: one 16x16 patch
+    `"autoaugment"`: the same, then torchvision's AutoAugment with its CIFAR-10 policy; `"flip"`: the flip alone;
+    `"none"`: no augmentation; `cutout`: one 16x16 patch
     erased after normalising (torchvision's RandomErasing at a fixed quarter of the image, square). Then scale and
     normalise with TET's mean and std. Test: scale and normalise only."""
     _, _, mean, std = CIFAR[name]
     if augment not in AUGMENTS: raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
-    steps = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train else []
+    steps = [] if not train or augment == "none" else [v2.RandomHorizontalFlip()] if augment == "flip" else [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
     if train and augment == "autoaugment": steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     if train and cutout: steps.append(v2.RandomErasing(p=1.0, scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0))

@@ -31,13 +31,13 @@ __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_
            'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason',
            'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
            'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
-           'replace_reference', 'promote', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep',
-           'main']
+           'replace_reference', 'promote', 'banked_runs', 'copy_run', 'bank', 'extend_reference', 'build_parser',
+           'preflight', 'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
 LOSS_SETTINGS = {k for m in METHODS.values() for k in m.settings}
-VARIANT_KEYS = {"method", *METHODS, *LOSS_SETTINGS}
+VARIANT_KEYS = {"method", "seeds", *METHODS, *LOSS_SETTINGS}  # seeds: a variant run on fewer (or other) seeds than the profile's
 SWEEP_KEYS = set(METHODS["tse"].settings)  # a sweep is a grid over TSE's two thresholds
 GRID_FIELDS = {"method", "seed", "out", "resume", "progress"}  # set per run by the grid, never by the recipe
 
@@ -84,7 +84,7 @@ def variant_method(profile: str, name: str, spec: dict) -> str:
 # %% ../nbs/08_experiments.ipynb #c2788427
 def sourced_settings(p: Profile) -> list[str]:
     "The values a paper recipe must name a source for: every recipe key, every variant's loss setting, the seeds."
-    return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS), "seeds"]
+    return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS | {"seeds"}), "seeds"]
 
 # %% ../nbs/08_experiments.ipynb #04df9ef7
 def check_sources(p: Profile) -> None:
@@ -96,19 +96,23 @@ def check_sources(p: Profile) -> None:
     _unknown(p.name, "sources", p.sources, wanted)
 
 # %% ../nbs/08_experiments.ipynb #b4fedc1a
+def _check_seeds(profile: str, seeds, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        _fail(profile, f"{where} must be a non-empty list of integers >= 0, e.g. {where}: [0, 1]")
+    if len(set(seeds)) != len(seeds): _fail(profile, f"{where} repeat a value; list each seed once")
+
 def check_profile(p: Profile) -> Profile:
     "Raise one `ValueError` line naming the fix for the first problem of a profile."
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     _unknown(p.name, "recipe", p.recipe, fields - GRID_FIELDS)
-    if not p.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.seeds):
-        _fail(p.name, "seeds must be a non-empty list of integers >= 0, e.g. seeds: [0, 1]")
-    if len(set(p.seeds)) != len(p.seeds): _fail(p.name, "seeds repeat a value; list each seed once")
+    _check_seeds(p.name, p.seeds, "seeds")
     if not p.methods and not p.sweep: _fail(p.name, "no runs: add methods: and/or sweep:")
     for name, spec in p.methods.items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
             _fail(p.name, f"variant name {name!r} must be letters, digits, '.', '_' or '-'")
         if not isinstance(spec, dict): _fail(p.name, f"variant {name!r} must be a mapping, e.g. {{method: tse, tau_f: 0.5}}")
         _unknown(p.name, f"methods.{name}", spec, VARIANT_KEYS)
+        if "seeds" in spec: _check_seeds(p.name, spec["seeds"], f"methods.{name}.seeds")
         variant_method(p.name, name, spec)
     check_sources(p)
     try: check_evaluation(p.evaluation)  # its kinds, settings and values (05_config), before any run trains
@@ -186,7 +190,7 @@ def expand(p: Profile) -> list[Run]:
     "All runs of a profile, each validated by `TrainConfig`; a bad value is named by its YAML key."
     runs = []
     for variant, (spec, where) in variants(p).items():
-        for seed in p.seeds:
+        for seed in p.methods[variant].get("seeds", p.seeds) if where.startswith("methods.") else p.seeds:
             settings = {**p.recipe, **spec, "seed": seed, "progress": False}
             try: cfg = TrainConfig(**settings).validate()
             except SettingError as e: _fail(p.name, f"run {variant}-s{seed}: {e.named(_yaml_key(e.field, spec, where))}")
@@ -528,23 +532,28 @@ def disk_full(e: BaseException) -> str:
     return words.group(0) if words and int(words.group(1)) in DISK_FULL else ""
 
 def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int = 1, only: str | None = None,
-                runner=None, verbose: bool = False, log=print) -> dict:
+                runner=None, verbose: bool = False, log=print, done=None, by_seed: bool = False) -> dict:
     """Train every run of `profile` that is not complete in `work/<profile>/`; returns `{run name: status}`.
 
     `runner(run, run_dir, nproc, resume)` trains one run (default: the papermill run notebook). Two sweeps of one profile
-    share the work: each run is trained by the driver that holds its lock (`driver_claim`), and skipped by the others."""
+    share the work: each run is trained by the driver that holds its lock (`driver_claim`), and skipped by the others.
+    `done(folder)` is called for each run that is complete, trained now or before, while its lock is held. `by_seed`: seed
+    by seed (every variant of seed 0, then of seed 1, ...; variants with seeds of their own after), so that a sweep
+    stopped early leaves runs that pair."""
     runner = runner or functools.partial(papermill_runner, verbose=verbose, evaluation=profile.evaluation)
     root = Path(work) / profile.name
     expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
     runs = select_runs(expand(profile), only)
+    if by_seed: runs = sorted(runs, key=lambda r: ("seeds" in profile.methods.get(r.variant, {}), r.seed))
     (root / "runs").mkdir(parents=True, exist_ok=True)
     atomic_write(root / "profile.yaml", lambda p: p.write_text(profile_text(profile)))  # the grid this sweep was made from, for its report
     set_aside_stale(root, expected, log)
     statuses, sweep = {}, {"start": time.time(), "durations": [], "runs": runs, "root": root}
     for i, run in enumerate(runs, 1):
         with driver_claim(root, run.name) as mine:
-            if mine: statuses[run.name] = _train_one(run, i, expected[run.name], profile, runner, nproc, sweep, log)
-            else: statuses[run.name] = "live"; log(f"[{i}/{len(runs)}] {run.name}: live (another sweep trains it), skipped")
+            if not mine: statuses[run.name] = "live"; log(f"[{i}/{len(runs)}] {run.name}: live (another sweep trains it), skipped"); continue
+            statuses[run.name] = _train_one(run, i, expected[run.name], profile, runner, nproc, sweep, log)
+            if done and statuses[run.name] == "complete": done(RunFolder(root / "runs" / run.name))
     return statuses
 
 def _train_one(run: Run, i: int, identity: dict, profile: Profile, runner, nproc: int, sweep: dict, log) -> str:
@@ -703,6 +712,58 @@ def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.Pat
     if report: log(f"reference report: {_here(dst / 'report.md')}")
     return dst
 
+# %% ../nbs/08_experiments.ipynb #29f6ec2e
+def banked_runs(dst: Path, profile: Profile, expected: dict) -> list[str]:
+    """The names of the runs the reference `dst` holds for a sweep of `profile` (name -> identity record in `expected`);
+    one line naming the fix when it holds a run of other settings or was evaluated otherwise (a report never mixes identities)."""
+    if not (dst / "profile.yaml").exists():
+        if any((dst / "runs").glob("*/")): raise ValueError(f"{_here(dst)}/runs/ holds runs but {_here(dst)}/ no profile.yaml: restore it from git")
+        return []
+    if load_profile(dst / "profile.yaml", name=profile.name).evaluation != profile.evaluation:
+        raise ValueError(f"{_here(dst)}/ was evaluated with other `evaluation` settings than this profile's: put them back, "
+                         f"or give the new ones a profile of their own name")
+    names = []
+    for folder in map(RunFolder, sorted((dst / "runs").glob("*/"))):
+        if why := stale_reason(folder, expected.get(folder.path.name)):
+            raise ValueError(f"{_here(folder.path)} cannot be extended by this profile ({why}): a reference holds one recipe; "
+                             f"put the profile back, or give the new recipe a profile of its own name")
+        names.append(folder.path.name)
+    return names
+
+def copy_run(src: Path, dst: Path) -> None:
+    "Copy run folder `src` to `dst` (not there yet) in one rename, without checkpoints, event files or hidden files."
+    tmp = dst.with_name(f".{dst.name}.copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
+    if (tmp / "run.ipynb").exists(): scrub_executed(tmp / "run.ipynb")
+    tmp.rename(dst)
+
+def bank(folder: RunFolder, dst: Path, profile: Profile, report: bool = True, verbose: bool = False) -> None:
+    "Add the complete run `folder` to the reference `dst`: the reference copied, the run and the profile added, the report rebuilt, swapped in."
+    def fill(new: Path):
+        if dst.exists(): shutil.copytree(dst, new, symlinks=True)
+        else: (new / "runs").mkdir(parents=True)
+        copy_run(folder.path, new / "runs" / folder.path.name)
+        atomic_write(new / "profile.yaml", lambda p: p.write_text(profile_text(profile)))
+    replace_reference(dst, fill, verbose, report)
+
+def extend_reference(profile: Profile, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", nproc: int = 1,
+                     only: str | None = None, runner=None, report: bool = True, verbose: bool = False, log=print) -> dict:
+    """Train the runs of `profile` that the reference `reference/<name>/` lacks, in `work/<name>/`, seed by seed, and bank
+    each into the reference as it completes; returns `{run name: status}`."""
+    root, dst = Path(work) / profile.name, Path(reference) / profile.name
+    expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
+    banked = set(banked_runs(dst, profile, expected))
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    for name in sorted(banked - {p.name for p in (root / "runs").iterdir()}): copy_run(dst / "runs" / name, root / "runs" / name)
+    log(f"reference {_here(dst)}/ holds {len(banked)} of the {len(expected)} runs; training the others")
+    def done(folder: RunFolder):
+        if folder.path.name in banked: return
+        bank(folder, dst, profile, report, verbose); banked.add(folder.path.name)
+        log(f"    banked into {_here(dst)}/ ({len(banked)} of {len(expected)} runs)")
+    return run_profile(profile, work, nproc, only, runner=runner, verbose=verbose, log=log, done=done, by_seed=True)
+
+
 # %% ../nbs/08_experiments.ipynb #3665addf
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tse_repro.experiments",
@@ -720,6 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change one recipe setting, or the seeds, for this sweep (a YAML value), e.g. --set epochs=1 --set 'seeds=[0, 1]'; repeatable")
     p.add_argument("--promote", action="store_true", help="make the finished sweep in <work>/<profile>/ the reference (make reference)")
+    p.add_argument("--extend", action="store_true", help="train the runs the reference <reference>/<profile>/ lacks and add each to it as it "
+                   "completes, for a sweep longer than a session (make extend)")
     p.add_argument("--report", action="store_true", help="rebuild the reference's report from its own runs (make report), train nothing")
     p.add_argument("--smoke", action="store_true", help="a smoke run of the profile's code path on synthetic data, into <work>/smoke-<profile>/")
     p.add_argument("--verbose", action="store_true", help="stream each run notebook's output")
@@ -812,21 +875,25 @@ def main(argv=None) -> int:
         if args.data_path: os.environ[DATA_ENV] = _data_folder(args.data_path)  # every run, and the data signature, read it
         if args.promote or args.report: return _rebuild_reference(args, parser)
         profile = override(load_profile(args.profile), args.set)
+        if args.smoke and args.extend: raise ValueError("--extend adds runs to a reference; a smoke run has none: drop --smoke or --extend")
         if args.smoke: profile = smoke_profile(profile, args.work, args.nproc)
         runs = select_runs(expand(profile), args.only)
         preflight(runs, args.nproc)
     except ValueError as e:
         parser.exit(2, f"reproduce: error: {str(e).strip().splitlines()[-1] if isinstance(e, DataError) else e}\n")
     root, reference = Path(args.work) / profile.name, Path(args.reference) / profile.name
-    print(f"profile {profile.name}: {len(runs)} runs, nproc={args.nproc}; training afresh in {_here(root)}/, "
-          f"reference {_here(reference)}/", flush=True)
+    doing = f"extending the reference {_here(reference)}/ from {_here(root)}/" if args.extend else \
+        f"training afresh in {_here(root)}/, reference {_here(reference)}/"
+    print(f"profile {profile.name}: {len(runs)} runs, nproc={args.nproc}; {doing}", flush=True)
     if args.list:
         _list(runs, root, args.nproc, profile.name); return 0
     start = time.perf_counter()
     try:
-        statuses = run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose)
+        statuses = (extend_reference(profile, args.work, args.reference, args.nproc, only=args.only, verbose=args.verbose) if args.extend
+                    else run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose))
         print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
-        if not args.no_report: report_sweep(root, reference, args.verbose)
+        if args.extend: print(f"reference report: {_here(reference / 'report.md')}; commit {_here(reference)}/ to keep what is banked", flush=True)
+        elif not args.no_report: report_sweep(root, reference, args.verbose)
     except KeyboardInterrupt:
         print("reproduce: interrupted; finished runs are kept and the interrupted one resumes from its last checkpoint: "
               "rerun the same command", file=sys.stderr, flush=True)

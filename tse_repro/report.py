@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_report.ipynb #1788d371
 from __future__ import annotations
-import json, math, os
+import json, math, os, re
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,14 @@ from .losses import METHODS
 from .runs import RunFolder
 
 # %% auto #0
-__all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'VERDICT_ALPHA', 'VERDICT_RULE',
-           'FIGURE_FILES', 'load_runs', 'method_label', 'runs_frame', 'summary_table', 'markdown', 'table_markdown',
-           'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t',
-           'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'paired_difference',
-           'noise_sentence', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
-           'plot_robustness', 'plot_overlap', 'sampling_variance', 'floored_variance', 'difference_test',
+__all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'CLAIMS_BLOCK', 'VERDICT_ALPHA',
+           'VERDICT_RULE', 'FIGURE_FILES', 'load_runs', 'method_label', 'runs_frame', 'summary_table', 'markdown',
+           'table_markdown', 'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves',
+           'plot_acc_by_t', 'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks',
+           'detectable_difference', 'paired_difference', 'noise_sentence', 'anchors', 'comparisons', 'paired_table',
+           'paired_markdown', 'overlap_markdown', 'robustness_markdown', 'plot_robustness', 'plot_overlap',
+           'claim_values', 'claims_table', 'claims_markdown', 'claim_sentence', 'claims_paragraph',
+           'readme_with_claims', 'refresh_readme', 'sampling_variance', 'floored_variance', 'difference_test',
            'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
            'simulation_markdown', 'build_report', 'draw_figures', 'report_markdown', 'plot_run']
 
@@ -318,13 +320,29 @@ def plot_masks(run: dict, path: Path | None = None):
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #04645bd7
+def detectable_difference(sd: float, n: int, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true mean difference that a two-sided paired t-test at `level` over `n` seeds, whose differences have
+    sd `sd`, detects with probability `power`: solved on the noncentral t distribution. Written with scipy because
+    statsmodels (whose `TTestPower` solves the same) is not a dependency here."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct, t
+    if n < 2 or not sd > 0: return float("nan")
+    crit = t.ppf(0.5 + level / 2, n - 1)
+    def reach(shift):  # power at noncentrality `shift` = delta * sqrt(n) / sd, minus the power asked for
+        wrong_side = nct.cdf(-crit, n - 1, shift)  # NaN where it underflows: it is then 0
+        return nct.sf(crit, n - 1, shift) + (0.0 if math.isnan(wrong_side) else wrong_side) - power
+    return float(brentq(reach, 0.0, crit + 10) * sd / math.sqrt(n))  # crit + 10: power > 0.8 there for every n >= 2
+
 def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
-    "For per-seed values `a` and `b` (seed -> value): mean of a - b over the common seeds, the t-interval's half-width, and n."
+    """For per-seed values `a` and `b` (seed -> value): mean of a - b over the common seeds, the t-interval's half-width,
+    n, and the smallest difference this many seeds detect at 80 % power (`detectable`)."""
     from scipy.stats import t
     seeds = sorted(set(a) & set(b))
     d = np.array([a[s] - b[s] for s in seeds], dtype=float)
-    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"n": len(d), "mean": float(d.mean()) if len(d) else float("nan"), "halfwidth": half}
+    sd = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
+    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * sd / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"n": len(d), "mean": float(d.mean()) if len(d) else float("nan"), "halfwidth": half,
+            "detectable": detectable_difference(sd, len(d), level)}
 
 def noise_sentence(diff: dict) -> str:
     if diff["n"] < 2: return "one common seed: no interval"
@@ -334,26 +352,34 @@ def noise_sentence(diff: dict) -> str:
     if hi < 0: return "lower, and the difference exceeds seed noise"
     return "within seed noise"
 
+def anchors(records: list[dict], present) -> list[str]:
+    "The variants every other is compared with: the first of the baseline (SDT) and the first of TET among `present`."
+    method_of = {r["variant"]: r["method"] for r in records}
+    return [a for m in ("sdt", "tet") if (a := next((v for v, mm in method_of.items() if mm == m and v in present), None))]
+
+def comparisons(records: list[dict], present) -> list[tuple]:
+    "(variant, anchor) pairs: every variant against each anchor but itself; the baseline, itself an anchor, is not set against TET twice."
+    a = anchors(records, present)
+    return [(v, b) for v in present for b in a if b != v and not (v in a and a.index(v) < a.index(b))]
+
 def paired_table(records: list[dict], key: str = "final_acc") -> pd.DataFrame:
     "Every variant against the baseline and against TET (their first variants), paired by seed."
     by = {}
     for r in records:
         if r["status"] == "complete": by.setdefault(r["variant"], {})[r["seed"]] = r["summary"][key]
-    method_of = {r["variant"]: r["method"] for r in records}
-    anchors = {m: next((v for v, mm in method_of.items() if mm == m and v in by), None) for m in ("sdt", "tet")}
     rows = []
-    for variant, values in by.items():
-        for m, anchor in anchors.items():
-            if anchor is None or anchor == variant: continue
-            diff = paired_difference(values, by[anchor])
-            rows.append({"variant": variant, "against": anchor, **diff, "sentence": noise_sentence(diff)})
+    for variant, anchor in comparisons(records, by):
+        diff = paired_difference(by[variant], by[anchor])
+        rows.append({"variant": variant, "against": anchor, **diff, "sentence": noise_sentence(diff)})
     return pd.DataFrame(rows)
 
 def paired_markdown(table: pd.DataFrame) -> str:
     if table.empty: return ""
     rows = [[r.variant, r.against, r.n, f"{r.mean:+.2f}", "–" if math.isnan(r.halfwidth) else f"[{r.mean - r.halfwidth:+.2f}, {r.mean + r.halfwidth:+.2f}]",
-             r.sentence] for r in table.itertuples()]
-    return markdown(rows, ["variant", "against", "seeds", "mean difference (points)", "95 % interval", "reading"])
+             "–" if math.isnan(r.halfwidth) else f"±{r.halfwidth:.2f}", "–" if math.isnan(r.detectable) else f"{r.detectable:.2f}", r.sentence]
+            for r in table.itertuples()]
+    return markdown(rows, ["variant", "against", "seeds", "mean difference (points)", "95 % interval", "half-width",
+                           "detectable at 80 % power", "reading"])
 
 # %% ../nbs/10_report.ipynb #f28248c4
 def _eval_values(records: list[dict], path: tuple) -> dict:
@@ -428,6 +454,112 @@ def plot_overlap(records: list[dict], path: Path | None = None):
     ax.set(ylabel="top-k IoU of the true-class maps", ylim=(0, 1), title="How much two steps draw on the same locations")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+# %% ../nbs/10_report.ipynb #b3b305f7
+def claim_values(record: dict) -> dict:
+    "Every measured claim of a complete run, by name: final top-1, top-1 at each t, the any-time gain, robustness, overlap."
+    s, e = record["summary"], record.get("eval") or {}
+    by_t = s["final_acc_by_t"]
+    out = {"final top-1": s["final_acc"], **{f"top-1 at t={k}": v for k, v in enumerate(by_t, 1)},
+           f"any-time gain (t={len(by_t)} − t=1)": by_t[-1] - by_t[0]}
+    if "clean" in (rob := e.get("robustness") or {}):
+        out["robustness images, clean"] = rob["clean"]
+        for kind, label in (("fgsm", "FGSM {}/255"), ("pgd", f"PGD-{rob['settings']['pgd_steps']} {{}}/255"), ("noise", "noise σ={}")):
+            out.update({label.format(level): rob[kind][level] for level in _levels(rob[kind])})
+    if "mean_topk_iou" in (overlap := e.get("overlap") or {}):
+        out.update({"top-k IoU between steps": overlap["mean_topk_iou"], "cosine between steps": overlap["mean_cosine"]})
+    return out
+
+def claims_table(records: list[dict]) -> pd.DataFrame:
+    "Every variant against the baseline and TET, paired by seed, on every claim both measured: one row per (variant, against, measure)."
+    by = {}
+    for r in records:
+        if r["status"] == "complete": by.setdefault(r["variant"], {})[r["seed"]] = claim_values(r)
+    rows = []
+    for variant, anchor in comparisons(records, by):
+        for measure in next(iter(by[variant].values())):
+            pick = lambda side: {seed: v[measure] for seed, v in side.items() if measure in v}
+            diff = paired_difference(pick(by[variant]), pick(by[anchor]))
+            rows.append({"variant": variant, "against": anchor, "measure": measure, **diff, "sentence": noise_sentence(diff)})
+    return pd.DataFrame(rows)
+
+def _interval(r, digits: int = 2) -> str:
+    if math.isnan(r.halfwidth) or r.halfwidth == 0: return f"{r.mean:+.{digits}f}"  # one seed, or a tie on every seed: no interval
+    text = f"{r.mean:+.{digits}f} [{r.mean - r.halfwidth:+.{digits}f}, {r.mean + r.halfwidth:+.{digits}f}]"
+    return f"**{text}**" if abs(r.mean) > r.halfwidth else text
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    "One table per variant: each measure's paired difference from each anchor, with its 95 % interval (bold: excludes zero)."
+    if table.empty: return ""
+    parts = []
+    for variant, rows in table.groupby("variant", sort=False):
+        against = list(dict.fromkeys(rows.against))
+        cells = {(r.measure, r.against): r for r in rows.itertuples()}
+        digits = lambda m: 3 if "between steps" in m else 2
+        body = [[m, cells[(m, against[0])].n, *[_interval(cells[(m, a)], digits(m)) if (m, a) in cells else "–" for a in against]]
+                for m in dict.fromkeys(rows.measure)]
+        parts += [f"**{variant}** minus each anchor (points; overlap measures in their own units):", "",
+                  markdown(body, ["measure", "seeds", *[f"− {a}" for a in against]]), ""]
+    return "\n".join(parts).strip()
+
+def _reading(r) -> str:
+    return {"higher": "above", "lower": "below"}.get(r.sentence.split(",")[0], "within seed noise of")
+
+def claim_sentence(records: list[dict], variant: str = "tse") -> str:
+    "The README's sentence about `variant`, written from the paired intervals alone ('' when it has no complete paired runs)."
+    table = claims_table(records)
+    rows = table[table.variant == variant] if not table.empty else table
+    if rows.empty: return ""
+    get = lambda measure, anchor: next(r for r in rows.itertuples() if r.measure == measure and r.against == anchor)
+    against = list(dict.fromkeys(rows.against))
+    final = [get("final top-1", a) for a in against]
+    words = [f"{_reading(r)} {a} by {_interval(r).strip('*')} points (half-width ±{r.halfwidth:.2f}; at 80 % power these seeds "
+             f"detect {r.detectable:.2f})" for r, a in zip(final, against)]
+    text = f"Final top-1 of `{variant}` over {final[0].n} paired seeds (95 % intervals): " + "; ".join(words) + "."
+    gain = next((m for m in rows.measure if m.startswith("any-time gain")), None)
+    if gain: text += " Any-time gain: " + "; ".join(f"{_reading(get(gain, a))} {a} ({_interval(get(gain, a)).strip('*')})" for a in against) + "."
+    robust = [m for m in dict.fromkeys(rows.measure) if "/255" in m or m.startswith("noise")]
+    for a in against:
+        counts = pd.Series([_reading(get(m, a)) for m in robust]).value_counts()
+        if robust: text += (f" Robustness against {a}: above in {counts.get('above', 0)}, below in {counts.get('below', 0)} and "
+                            f"within seed noise in {counts.get('within seed noise of', 0)} of {len(robust)} attack and noise columns.")
+    if "top-k IoU between steps" in set(rows.measure):
+        text += " Overlap of the steps' evidence (top-k IoU): " + "; ".join(
+            f"{_reading(get('top-k IoU between steps', a))} {a} ({_interval(get('top-k IoU between steps', a), 3).strip('*')})" for a in against) + "."
+    return text
+
+
+# %% ../nbs/10_report.ipynb #10680329
+CLAIMS_BLOCK = re.compile(r"(?P<open><!-- claims: (?P<profile>[\w.-]+) -->\n)(?P<body>.*?)(?P<close>\n<!-- /claims -->)", re.S)
+
+def claims_paragraph(reference: Path, variant: str = "tse") -> str:
+    "What the README says of `variant` in the reference folder `reference`: how many runs it holds, then `claim_sentence`."
+    from tse_repro.experiments import expand, load_profile
+    expected = expand(load_profile(reference / "profile.yaml", name=reference.name)) if (reference / "profile.yaml").exists() else None
+    records = load_runs(reference, expected) if reference.exists() else []
+    done = sum(r["status"] == "complete" for r in records)
+    head = f"*Generated from `results/{reference.name}/` ({done} of {len(records)} runs complete) by `make report PROFILE={reference.name}`.*"
+    return f"{head} {claim_sentence(records, variant) or 'No paired runs of ' + variant + ' yet.'}"
+
+def readme_with_claims(text: str, results: Path) -> str:
+    "`text` (the README) with every `<!-- claims: <profile> -->` block rewritten from `results/<profile>/`."
+    return CLAIMS_BLOCK.sub(lambda m: m["open"] + claims_paragraph(Path(results) / m["profile"]) + m["close"], text)
+
+
+# %% ../nbs/10_report.ipynb #ebf8247a
+def refresh_readme(readme: str | os.PathLike = "README.md", results: str | os.PathLike = "results") -> bool:
+    "Rewrite the claims blocks of `readme` from the references under `results` (atomically); whether anything changed."
+    readme = Path(readme)
+    text = readme.read_text()
+    if (new := readme_with_claims(text, Path(results))) == text: return False
+    tmp = readme.with_name(f".{readme.name}.tmp"); tmp.write_text(new); os.replace(tmp, readme)
+    return True
+
+if __name__ == "__main__" and "__file__" in globals():  # `python -m tse_repro.report readme` (make report, make extend), not this notebook
+    import sys
+    if sys.argv[1:] != ["readme"]: sys.exit("usage: python -m tse_repro.report readme  (rewrites README.md's claims blocks from results/)")
+    print("README.md: claims " + ("rewritten" if refresh_readme() else "already up to date"))
+
 
 # %% ../nbs/10_report.ipynb #fd3e1691
 VERDICT_ALPHA = 0.05  # the chance, over all the cells of one verdict, that a faithful rerun reads "differs" somewhere
@@ -624,6 +756,10 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
     if paired := paired_markdown(paired_table(records)):
         parts += ["## Differences paired by seed (final top-1)", "", "Each variant minus the baseline and minus TET on the seeds both ran; "
                   "95 % t-interval over seeds; the reading is built from the interval.", "", paired, ""]
+    if claims := claims_markdown(claims_table(records)):
+        parts += ["## Every claim, paired by seed", "", "Each variant minus each anchor, seed by seed, on every measure the TSE paper's "
+                  "claims rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap of the steps' "
+                  "evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero.", "", claims, ""]
     if over := overlap_markdown(records):
         parts += ["## Do the steps draw on the same evidence?", "", "Per-step true-class location maps (the head at every location, no "
                   "erasing, for every method) on a fixed set of test images, compared between every pair of steps; lower = the "
