@@ -31,7 +31,7 @@ __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_
            'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason',
            'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
            'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
-           'replace_reference', 'promote', 'banked_runs', 'copy_run', 'bank', 'extend_reference', 'build_parser',
+           'replace_reference', 'copy_run', 'promote', 'banked_runs', 'bank', 'extend_reference', 'build_parser',
            'preflight', 'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
@@ -696,6 +696,14 @@ def replace_reference(dst: Path, fill, verbose: bool = False, report: bool = Tru
             swap_in(new, dst)
         finally: shutil.rmtree(stage, ignore_errors=True)
 
+def copy_run(src: Path, dst: Path) -> None:
+    "Copy run folder `src` to `dst` (not there yet) in one rename, without checkpoints, event files or hidden files."
+    tmp = dst.with_name(f".{dst.name}.copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
+    if (tmp / "run.ipynb").exists(): scrub_executed(tmp / "run.ipynb")
+    tmp.rename(dst)
+
 def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", report: bool = True,
             verbose: bool = False, log=print) -> Path:
     "Make the finished sweep in `work/<name>/` the committed reference `reference/<name>/` (with its report); returns the reference folder."
@@ -703,9 +711,8 @@ def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.Pat
     swept = sweep_profile(src, name)
     check_promotable(src, swept)
     def fill(new: Path):
-        for run in expand(swept):
-            shutil.copytree(src / "runs" / run.name, new / "runs" / run.name, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
-            if (new / "runs" / run.name / "run.ipynb").exists(): scrub_executed(new / "runs" / run.name / "run.ipynb")
+        (new / "runs").mkdir(parents=True)
+        for run in expand(swept): copy_run(src / "runs" / run.name, new / "runs" / run.name)
         shutil.copy(src / "profile.yaml", new / "profile.yaml")
     replace_reference(dst, fill, verbose, report)
     log(f"promoted {_here(src)}/ ({len(expand(swept))} runs) to the reference {_here(dst)}/")
@@ -729,14 +736,6 @@ def banked_runs(dst: Path, profile: Profile, expected: dict) -> list[str]:
                              f"put the profile back, or give the new recipe a profile of its own name")
         names.append(folder.path.name)
     return names
-
-def copy_run(src: Path, dst: Path) -> None:
-    "Copy run folder `src` to `dst` (not there yet) in one rename, without checkpoints, event files or hidden files."
-    tmp = dst.with_name(f".{dst.name}.copying")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
-    if (tmp / "run.ipynb").exists(): scrub_executed(tmp / "run.ipynb")
-    tmp.rename(dst)
 
 def bank(folder: RunFolder, dst: Path, profile: Profile, report: bool = True, verbose: bool = False) -> None:
     "Add the complete run `folder` to the reference `dst`: the reference copied, the run and the profile added, the report rebuilt, swapped in."

@@ -15,19 +15,19 @@ from matplotlib.figure import Figure  # figures without pyplot: the Agg canvas, 
 from .data import class_names
 from .eval import eval_loader, mask_sample
 from .losses import METHODS
-from .runs import RunFolder
+from .runs import RunFolder, atomic_write
 
 # %% auto #0
 __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'CLAIMS_BLOCK', 'VERDICT_ALPHA',
            'VERDICT_RULE', 'FIGURE_FILES', 'load_runs', 'method_label', 'runs_frame', 'summary_table', 'markdown',
-           'table_markdown', 'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves',
-           'plot_acc_by_t', 'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks',
-           'detectable_difference', 'paired_difference', 'noise_sentence', 'anchors', 'comparisons', 'paired_table',
-           'paired_markdown', 'overlap_markdown', 'robustness_markdown', 'plot_robustness', 'plot_overlap',
-           'claim_values', 'claims_table', 'claims_markdown', 'claim_sentence', 'claims_paragraph',
-           'readme_with_claims', 'refresh_readme', 'sampling_variance', 'floored_variance', 'difference_test',
-           'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
-           'simulation_markdown', 'build_report', 'draw_figures', 'report_markdown', 'plot_run']
+           'table_markdown', 'fit_markdown', 'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown',
+           'plot_curves', 'plot_acc_by_t', 'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays',
+           'plot_masks', 'detectable_difference', 'paired_difference', 'noise_sentence', 'anchors', 'comparisons',
+           'pair_by_seed', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
+           'plot_robustness', 'plot_overlap', 'claim_values', 'claims_table', 'claims_markdown', 'claim_sentence',
+           'claims_paragraph', 'readme_with_claims', 'refresh_readme', 'sampling_variance', 'floored_variance',
+           'difference_test', 'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
+           'simulation_markdown', 'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
@@ -64,6 +64,8 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         row["method_label"] = method_label(r["method"], r["config"] or {})
         row.update(final_acc=s.get("final_acc"), best_acc=s.get("best_acc"), train_seconds=s.get("train_seconds"),
                    epochs_done=s.get("epochs_done", len(r["history"])))
+        if s.get("final_acc") is not None and r["history"] and "train_acc" in r["history"][-1]:
+            row.update(train_acc=r["history"][-1]["train_acc"], fit_gap=r["history"][-1]["train_acc"] - s["final_acc"])
         for t, a in enumerate(s.get("final_acc_by_t") or [], 1): row[f"acc_t{t}"] = a
         if r["method"] == "tse" and r["history"] and "erased_fraction" in r["history"][-1]:
             row["erased_last_epoch"] = float(np.mean(r["history"][-1]["erased_fraction"]))
@@ -78,7 +80,8 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
     "Mean and std over seeds per variant (complete runs), in the order the variants first appear."
     df = runs_frame(records)
     if df.empty: return pd.DataFrame()
-    metrics = [c for c in df.columns if c in ("final_acc", "best_acc", "train_seconds", "erased_last_epoch", *SPIKE_KEYS) or c.startswith("acc_t")]
+    metrics = [c for c in df.columns if c in ("final_acc", "best_acc", "train_acc", "fit_gap", "train_seconds", "erased_last_epoch", *SPIKE_KEYS)
+               or c.startswith("acc_t")]
     rows = []
     for variant, g in df.groupby("variant", sort=False):
         done = g[g.status == "complete"]
@@ -116,6 +119,14 @@ def table_markdown(table: pd.DataFrame) -> str:
                      *[_pm(r[f"acc_t{t}_mean"], r[f"acc_t{t}_std"]) for t in ts],
                      _pm(r.train_seconds_mean / 60, r.train_seconds_std / 60, 1), r.not_complete or ""])
     return markdown(rows, header)
+
+def fit_markdown(table: pd.DataFrame) -> str:
+    """How well each variant fits its training set: the last epoch's training top-1, the final test top-1 and their gap
+    (mean ± std over seeds, the gap taken run by run); '' when no run logged its training top-1."""
+    if table.empty or "fit_gap_mean" not in table or table.fit_gap_mean.isna().all(): return ""
+    rows = [[r.variant, r.seeds, _pm(r.train_acc_mean, r.train_acc_std), _pm(r.final_acc_mean, r.final_acc_std),
+             _pm(r.fit_gap_mean, r.fit_gap_std)] for r in table.itertuples()]
+    return markdown(rows, ["variant", "seeds", "training top-1, last epoch (%)", "test top-1, final (%)", "train − test (points)"])
 
 # %% ../nbs/10_report.ipynb #2b37922f
 def spike_markdown(table: pd.DataFrame) -> str:
@@ -362,16 +373,23 @@ def comparisons(records: list[dict], present) -> list[tuple]:
     a = anchors(records, present)
     return [(v, b) for v in present for b in a if b != v and not (v in a and a.index(v) < a.index(b))]
 
-def paired_table(records: list[dict], key: str = "final_acc") -> pd.DataFrame:
-    "Every variant against the baseline and against TET (their first variants), paired by seed."
+def pair_by_seed(records: list[dict], values) -> pd.DataFrame:
+    """Every variant against the baseline and against TET (their first variants), paired by seed, on every measure that
+    `values(record)` (a dict, measure -> number) gives for the complete runs: one row per (variant, against, measure)."""
     by = {}
     for r in records:
-        if r["status"] == "complete": by.setdefault(r["variant"], {})[r["seed"]] = r["summary"][key]
+        if r["status"] == "complete": by.setdefault(r["variant"], {})[r["seed"]] = values(r)
     rows = []
     for variant, anchor in comparisons(records, by):
-        diff = paired_difference(by[variant], by[anchor])
-        rows.append({"variant": variant, "against": anchor, **diff, "sentence": noise_sentence(diff)})
+        for measure in next(iter(by[variant].values())):
+            pick = lambda side: {seed: v[measure] for seed, v in side.items() if measure in v}
+            diff = paired_difference(pick(by[variant]), pick(by[anchor]))
+            rows.append({"variant": variant, "against": anchor, "measure": measure, **diff, "sentence": noise_sentence(diff)})
     return pd.DataFrame(rows)
+
+def paired_table(records: list[dict], key: str = "final_acc") -> pd.DataFrame:
+    "`pair_by_seed` on one number of each run's summary (the final top-1 by default)."
+    return pair_by_seed(records, lambda r: {key: r["summary"][key]})
 
 def paired_markdown(table: pd.DataFrame) -> str:
     if table.empty: return ""
@@ -472,16 +490,7 @@ def claim_values(record: dict) -> dict:
 
 def claims_table(records: list[dict]) -> pd.DataFrame:
     "Every variant against the baseline and TET, paired by seed, on every claim both measured: one row per (variant, against, measure)."
-    by = {}
-    for r in records:
-        if r["status"] == "complete": by.setdefault(r["variant"], {})[r["seed"]] = claim_values(r)
-    rows = []
-    for variant, anchor in comparisons(records, by):
-        for measure in next(iter(by[variant].values())):
-            pick = lambda side: {seed: v[measure] for seed, v in side.items() if measure in v}
-            diff = paired_difference(pick(by[variant]), pick(by[anchor]))
-            rows.append({"variant": variant, "against": anchor, "measure": measure, **diff, "sentence": noise_sentence(diff)})
-    return pd.DataFrame(rows)
+    return pair_by_seed(records, claim_values)
 
 def _interval(r, digits: int = 2) -> str:
     if math.isnan(r.halfwidth) or r.halfwidth == 0: return f"{r.mean:+.{digits}f}"  # one seed, or a tie on every seed: no interval
@@ -552,7 +561,7 @@ def refresh_readme(readme: str | os.PathLike = "README.md", results: str | os.Pa
     readme = Path(readme)
     text = readme.read_text()
     if (new := readme_with_claims(text, Path(results))) == text: return False
-    tmp = readme.with_name(f".{readme.name}.tmp"); tmp.write_text(new); os.replace(tmp, readme)
+    atomic_write(readme, lambda p: p.write_text(new))
     return True
 
 if __name__ == "__main__" and "__file__" in globals():  # `python -m tse_repro.report readme` (make report, make extend), not this notebook
@@ -734,6 +743,11 @@ def draw_figures(records: list[dict], table: pd.DataFrame, figs: Path, masks: bo
     return made, missing
 
 # %% ../nbs/10_report.ipynb #c3d71ae3
+def subset_words(config: dict) -> str:
+    "'500 train per class / all test images': the split sizes a run's settings ask for (None = the whole split)."
+    per = lambda n, split: f"{n} {split} per class" if n else f"all {split} images"
+    return f"{per(config.get('train_per_class'), 'train')} / {per(config.get('test_per_class'), 'test')}"
+
 def report_markdown(title, description, records, table, figures, verdict: str | None = None, missing: dict | None = None,
                     recipe_table: str = "") -> str:
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict() if records else {}
@@ -742,7 +756,7 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
     if cfgs:
         c = cfgs[0]
         recipe = (f"Shared recipe: {c['arch']} (width {c['width']}, {c['head']} head), {c['dataset']}"
-                  f"{' (' + str(c['train_per_class']) + ' train / ' + str(c['test_per_class']) + ' test per class)' if c.get('train_per_class') else ''}, "
+                  f"{' (' + subset_words(c) + ')' if c.get('train_per_class') or c.get('test_per_class') else ''}, "
                   f"T={c['T']}, {c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr {c['lr']}, weight decay {c['weight_decay']}.")
     parts = [f"# Results: profile `{title}`", "", description, "", recipe, "",
              *(["## Recipe and the source of each value", "", recipe_table, ""] if recipe_table else []),
@@ -752,6 +766,10 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
              "(the TET code's protocol: it prints the best epoch); `t=k` = the final network run for only its first k steps "
              "(any-time inference).", "",
              table_markdown(table), ""]
+    if fit := fit_markdown(table):
+        parts += ["## Fit: training against test top-1", "", "The training top-1 is the trainer's count over the last epoch "
+                  "(augmented images, the weights still moving, TSE's erased logits not counted: the plain network's output); a "
+                  "large gap is the papers' regime, where a network fits its training set far beyond its test accuracy.", "", fit, ""]
     if verdict: parts += ["## Reproduced? Fresh runs against the committed reference", "", verdict, ""]
     if paired := paired_markdown(paired_table(records)):
         parts += ["## Differences paired by seed (final top-1)", "", "Each variant minus the baseline and minus TET on the seeds both ran; "
