@@ -1,10 +1,18 @@
 """Shared pytest fixtures: the project root and the real shared data (skip or fail when it is missing)."""
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# A test run started in the background by a non-interactive shell (`make test &`, nohup in a script) inherits SIGINT
+# ignored, and so would every process the tests start: Python leaves an ignored SIGINT ignored, so the Ctrl-C tests
+# (test_ctrl_c, test_reference_is_replaced_whole_or_not_at_all) would see their signal dropped and the run finish.
+# A handler here is reset to the default on exec, so the tests' processes get Ctrl-C as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
