@@ -12,6 +12,8 @@ from torch import nn
 from .neurons import LIF
 from .models import get_model
 from .losses import LossConfig, LossModel
+from .train import trained_parameters
+from .runs import atomic_write
 from .report import load_runs, noise_sentence, paired_difference
 from .eval import PRECISION_VARIANTS, SpikeStats, load_trained, precision_agreement, robustness_images
 
@@ -19,7 +21,8 @@ from .eval import PRECISION_VARIANTS, SpikeStats, load_trained, precision_agreem
 __all__ = ['SPIKING', 'VARIANTS', 'MODES', 'PRECISIONS', 'LAYOUTS', 'FLOOR_MODE', 'FLOOR_METHOD', 'TARGETS',
            'relu_in_place_of_lif', 'bench_model', 'sync', 'BenchStep', 'profiled_peak_bytes', 'bench_keys', 'run_bench',
            'summarize', 'fastest', 'verdicts', 'markdown_table', 'profile_step', 'write_results', 'parse_args', 'main',
-           'precision_markdown', 'precision_check', 'precision_paired', 'precision_paired_markdown', 'gpu_check']
+           'variant_steps', 'switch_costs', 'switch_markdown', 'precision_markdown', 'precision_check',
+           'precision_paired', 'precision_paired_markdown', 'gpu_check']
 
 # %% ../nbs/11_bench.ipynb #10a3f410
 SPIKING = ("sdt", "tet", "tse")
@@ -56,7 +59,7 @@ def _check_choices(kind: str, given, allowed) -> None:
 class BenchStep:
     "One variant's model, optimizer and (eager or compiled) step in one precision and layout; calling it runs one training step."
     def __init__(self, variant: str, model: nn.Module, device: torch.device, mode: str = "eager",
-                 precision: str = "fp32", layout: str = "contiguous"):
+                 precision: str = "fp32", layout: str = "contiguous", loss: LossConfig | None = None):
         if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         _check_choices("precisions", [precision], PRECISIONS); _check_choices("layouts", [layout], LAYOUTS)
         self.variant, self.device, self.mode, self.precision, self.layout = variant, device, mode, precision, layout
@@ -64,9 +67,9 @@ class BenchStep:
         for m in self.model.modules():
             if isinstance(m, LIF): m.fused = mode == "fused"
         if layout == "channels_last": self.model = self.model.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)  # the trainer's default optimizer
         method = {"floor": FLOOR_METHOD, "stats": "tse"}.get(variant, variant)
-        step = LossModel(self.model, LossConfig(method=method))
+        step = LossModel(self.model, loss or LossConfig(method=method))  # `loss`: a variant's whole loss, switches included
+        self.opt = torch.optim.Adam(trained_parameters(self.model, step.loss), lr=1e-3)  # the trainer's default optimizer
         self.stats = SpikeStats(self.model) if variant == "stats" else nullcontext()
         self.forward = torch.compile(step) if mode == "compiled" else step
 
@@ -272,6 +275,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision-check", metavar="RUN", default=None, help="bf16 against fp32 on the trained run RUN: spikes, logits, loss (writes precision.md)")
     p.add_argument("--compare", nargs=2, metavar=("NEW", "OLD"), default=None, help="two sweep folders of one profile, paired by seed: top-1, erased fraction, train time")
     p.add_argument("--gpu-check", action="store_true", help="the GPU check (make gpu-check): throughput, memory and a DDP run on every GPU present")
+    p.add_argument("--switches", metavar="PROFILE", default=None, help="the step time of every variant of PROFILE on its recipe, against its tse and tet (writes switches-PROFILE.md)")
     return p.parse_args(argv)
 
 # %% ../nbs/11_bench.ipynb #24b934e2
@@ -285,6 +289,11 @@ def main(argv=None) -> Path:
         path.write_text(precision_paired_markdown(precision_paired(new, old), new, old)); print(path.read_text()); return path
     if args.precision_check:
         path = precision_check(args.precision_check, out=args.out); print(path.read_text()); return path
+    if args.switches:
+        repeats = args.repeats or 10
+        rows = switch_costs(args.switches, repeats, max(args.warmup, 2), args.device)
+        path = Path(args.out) / f"switches-{Path(args.switches).stem}.md"; path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: p.write_text(switch_markdown(rows, Path(args.switches).stem, repeats))); print(path.read_text()); return path
     cuda = args.device.startswith("cuda")
     torch.set_num_threads(args.threads)
     compile_ = cuda if args.compile is None else args.compile
@@ -298,6 +307,51 @@ def main(argv=None) -> Path:
     readme = write_results(raw, args.out, command)
     print(readme.read_text())
     return readme
+
+# %% ../nbs/11_bench.ipynb #4fba02ed
+def variant_steps(profile: str, device: str = "cpu") -> tuple[dict, dict]:
+    "A `BenchStep` per variant of `profile` on its recipe (the variant's first run, weights of seed 0), and the dataset's input shape."
+    from tse_repro.experiments import expand, load_profile
+    from tse_repro.config import TrainConfig, build_model
+    from tse_repro.data import DATASET_INFO
+    first = {}
+    for run in expand(load_profile(profile)): first.setdefault(run.variant, run)
+    steps = {}
+    for variant, run in first.items():
+        cfg = TrainConfig(**run.config)
+        torch.manual_seed(0)
+        model = build_model(TrainConfig(**{**run.config, "channels_last": False}))  # BenchStep sets the layout
+        steps[variant] = BenchStep(variant, model, torch.device(device), "fused" if cfg.fused_lif else "eager", "bf16" if cfg.amp else "fp32",
+                                   "channels_last" if cfg.channels_last else "contiguous", loss=cfg.loss_config())
+    info = DATASET_INFO[cfg.dataset]
+    return steps, {"batch": cfg.batch_size, "shape": (cfg.T, info.in_channels, info.image_size, info.image_size) if info.event_frames
+                   else (info.in_channels, info.image_size, info.image_size), "classes": info.num_classes}
+
+def switch_costs(profile: str, repeats: int = 10, warmup: int = 2, device: str = "cpu", log=print) -> list[dict]:
+    "Median step time of every variant of `profile`, interleaved repeat by repeat, with its ratio to `tse` and `tet` where the profile has them."
+    steps, shape = variant_steps(profile, device)
+    torch.manual_seed(0)
+    x = torch.randn(shape["batch"], *shape["shape"], device=device)
+    y = torch.randint(0, shape["classes"], (shape["batch"],), device=device)
+    for step in steps.values():
+        for _ in range(warmup): step(x, y)
+    times = {v: [] for v in steps}
+    for r in range(repeats):
+        for v, step in steps.items(): times[v].append(step.timed(x, y))
+        log(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{v} {times[v][-1]:.3f}s" for v in steps))
+    medians = {v: statistics.median(t) for v, t in times.items()}
+    return [{"variant": v, "median_s": m, "min_s": min(times[v]), "max_s": max(times[v]),
+             "vs_tse": m / medians["tse"] if "tse" in medians else None, "vs_tet": m / medians["tet"] if "tet" in medians else None}
+            for v, m in medians.items()]
+
+def switch_markdown(rows: list[dict], profile: str, repeats: int) -> str:
+    ratio = lambda r: "–" if r is None else f"{r:.3f}"
+    body = "\n".join(f"| {r['variant']} | {1e3 * r['median_s']:.0f} | {1e3 * r['min_s']:.0f}–{1e3 * r['max_s']:.0f} | {ratio(r['vs_tse'])} | "
+                     f"{ratio(r['vs_tet'])} |" for r in rows)
+    return (f"# Step time of each variant of `{profile}`\n\nCommand: `python -m tse_repro.bench --switches {profile}` ({repeats} "
+            f"interleaved repeats after warm-up; one training step on random inputs of the dataset's shape; {torch.get_num_threads()} "
+            f"threads on {_cpu_name()}). Augmentation (AutoAugment, Cutout) runs in the data loader, outside the step: its cost "
+            f"is not in these figures.\n\n| variant | median step (ms) | range (ms) | × TSE | × TET |\n|---|---|---|---|---|\n{body}\n")
 
 # %% ../nbs/11_bench.ipynb #7ea3f597
 def precision_markdown(result: dict, run: str) -> str:

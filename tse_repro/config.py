@@ -31,9 +31,10 @@ SEED_MAX = 2**32 - 1
 # too big is out of memory. A ceiling is not part of the rule's range: `--T 0` still reads "must be a whole number >= 1".
 MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS, MAX_PREFETCH = 2**20, 2**24, 1024, 256, 1024
 
-def setting(default, help: str, **rule):
-    "A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it)."
-    return field(default=default, metadata={"help": help, "rule": rule})
+def setting(default, help: str, added: bool = False, **rule):
+    """A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it).
+    `added`: a setting added after runs were committed, whose default is what every run did before it: a run's identity leaves it out at its default (06_runs)."""
+    return field(default=default, metadata={"help": help, "rule": rule, "added": added})
 
 @dataclass
 class TrainConfig:
@@ -61,12 +62,24 @@ class TrainConfig:
     warmup_epochs: int = setting(0, "linear warm-up epochs before the cosine, fewer than --epochs", integer=True, low=0)
     seed: int = setting(0, "random seed of weights, shuffling and augmentation", integer=True, low=0, high=SEED_MAX,
                        hint="32-bit, as numpy's seeds")
-    method: str = setting("sdt", "supervision: sdt (the baseline), tet or tse", loss=True)
+    method: str = setting("sdt", "supervision: sdt (the baseline), tet, tse, or tse_tet (TSE + TET, beyond the paper)", loss=True)
     # the loss settings' defaults live in LossConfig (one home); TET's lamb is 0.0 there, the TET code's CIFAR value
     lamb: float = setting(LossConfig.lamb, "TET: weight of the MSE term, in [0, 1] (0 turns it off)", loss=True)
     means: float = setting(LossConfig.means, "TET: target of the MSE term", loss=True)
     tau_f: float = setting(LossConfig.tau_f, "TSE: fixed threshold, in (0, 1]", loss=True)
     kappa: float = setting(LossConfig.kappa, "TSE: std multiplier of the dynamic threshold, >= 0", loss=True)
+    # beyond the paper (03_losses, 'switches for the ablation'): each default is the form every run had before the switch
+    tse_std: str = setting(LossConfig.tse_std, "TSE: Eq. 9's std, unbiased or biased", loss=True, added=True)
+    tse_history: str = setting(LossConfig.tse_history, "TSE: Eq. 7's history, a mean of logits or of probs", loss=True, added=True)
+    tse_steps: str = setting(LossConfig.tse_steps, "TSE: Eq. 12 over steps, sum or mean", loss=True, added=True)
+    tse_rescale: bool = setting(LossConfig.tse_rescale, "TSE: divide the kept features by the kept fraction", loss=True, added=True)
+    tau_f_schedule: str = setting(LossConfig.tau_f_schedule, "TSE: tau_f constant, or linear or cosine from --tau-f-start to --tau-f", loss=True, added=True)
+    tau_f_start: float = setting(LossConfig.tau_f_start, "TSE: the schedule's first tau_f, in (0, 1]", loss=True, added=True)
+    tau_f_epochs: int = setting(LossConfig.tau_f_epochs, "TSE: epochs the schedule takes to reach tau_f (0: the whole run)", loss=True, added=True)
+    mask_temperature: float = setting(LossConfig.mask_temperature, "TSE: > 0 erases with the soft mask sigmoid((threshold - Q) / temperature); 0: the hard mask", loss=True, added=True)
+    learn_kappa: bool = setting(LossConfig.learn_kappa, "TSE: learn kappa through the soft mask (needs --mask-temperature > 0)", loss=True, added=True)
+    kappa_max: float = setting(LossConfig.kappa_max, "TSE: learnable kappa's ceiling", loss=True, added=True)
+    tet_mix: float = setting(LossConfig.tet_mix, "TSE + TET: weight of TET's loss, in [0, 1]", loss=True, added=True)
     out: str = setting("runs/default", "run folder")
     resume: bool = setting(False, "continue the run in --out from its checkpoint")
     amp: bool = setting(False, "bf16 autocast, on GPU or CPU (the LIF membrane stays fp32)")
@@ -84,7 +97,7 @@ class TrainConfig:
     tensorboard_masks_every: int = setting(5, "TSE: mask images to TensorBoard every N epochs (0: never)", integer=True, low=0)
 
     def loss_config(self) -> LossConfig:
-        return LossConfig(self.method, self.lamb, self.means, self.tau_f, self.kappa)
+        return LossConfig(**{f.name: getattr(self, f.name) for f in fields(LossConfig)})
 
     def validate(self) -> TrainConfig:
         "Check every setting (type, finiteness, range) and their combinations; a `SettingError` names the first bad one."
@@ -106,7 +119,8 @@ class TrainConfig:
 
     def describe(self) -> str:
         method = METHODS[resolve_method(self.method)]
-        settings = ", ".join(f"{k}={getattr(self, k)}" for k in method.settings)
+        changed = [k for k in method.switches if getattr(self, k) != getattr(LossConfig, k)]  # a switch is named when it is set
+        settings = ", ".join(f"{k}={getattr(self, k)}" for k in (*method.settings, *changed))
         return (f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} T={self.T} "
                 f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
                 f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else ""))
@@ -164,7 +178,7 @@ def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
             p.add_argument(flag_name(f.name), type=base, default=default, help=_help(f))
     switches = p.add_argument_group("method switches (the TET and TSE code's spellings of --method)")
     for name, method in METHODS.items():
-        switches.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, dest=f"switch_{name}",
+        switches.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None, dest=f"switch_{name}",
                               help=f"the same as --method {name} ({method.label})")
     p.add_argument("--dry-run", action="store_true", help="check the settings, the run folder and the data, then stop: nothing is trained or written")
     return p

@@ -16,9 +16,9 @@ from torch import nn
 from .checks import SettingError, check_number
 from .config import EVALUATION_DEFAULTS, TrainConfig, build_model, check_data_path, check_evaluation
 from .data import DATASET_INFO, DataError, get_datasets, make_loaders, pixel_normalization
-from .losses import compute_loss, true_class_maps, tse_masks
+from .losses import METHODS, compute_loss, true_class_maps, tse_masks
 from .neurons import LIF
-from .runs import RunFolder, RunRefused, model_from_state, read_checkpoint, write_json
+from .runs import RunFolder, RunRefused, loss_state_from, model_from_state, read_checkpoint, write_json
 from .train import Dist, autocast, evaluate, last_line
 
 # %% auto #0
@@ -128,14 +128,15 @@ class _Null:
     def __exit__(self, *exc): return False
 
 # %% ../nbs/09_eval.ipynb #861092d9
-def mask_sample(model: nn.Module, cfg: TrainConfig, loader, n: int = 4) -> dict:
-    "Arrays for the mask figure: `images` [n,...], `labels`, `Q` and `keep` [n,T-1,H,W] at the run's thresholds."
+def mask_sample(model: nn.Module, cfg: TrainConfig, loader, n: int = 4, state: dict | None = None) -> dict:
+    "Arrays for the mask figure: `images` [n,...], `labels`, `Q` and `keep` [n,T-1,H,W] at the run's thresholds (those its checkpoint `state` ended with)."
     ds = loader.dataset
     idx = np.linspace(0, len(ds) - 1, n).astype(int)
     x = torch.stack([torch.as_tensor(ds[i][0]) for i in idx]); y = torch.tensor([int(ds[i][1]) for i in idx])
-    with torch.no_grad(), autocast(cfg, x.device): masks = tse_masks(model.features(x), model.head, y, cfg.tau_f, cfg.kappa)
-    return {"images": x.numpy(), "labels": y.numpy(), "Q": masks.Q.numpy(), "keep": masks.keep.numpy(),
-            "tau_f": cfg.tau_f, "kappa": cfg.kappa}
+    tau_f, kappa = loss_state_from(cfg, state).thresholds()  # a schedule's last tau_f, a learned kappa
+    with torch.no_grad(), autocast(cfg, x.device):
+        masks = tse_masks(model.features(x), model.head, y, tau_f, kappa, std=cfg.tse_std, history=cfg.tse_history)
+    return {"images": x.numpy(), "labels": y.numpy(), "Q": masks.Q.numpy(), "keep": masks.keep.numpy(), "tau_f": tau_f, "kappa": kappa}
 
 # %% ../nbs/09_eval.ipynb #58548e0a
 ROBUSTNESS_DEFAULTS = EVALUATION_DEFAULTS["robustness"]  # eps in /255; with their rules in 05_config (check_evaluation)
@@ -291,12 +292,12 @@ def analyze_run(run_dir: str | Path, evaluation: dict | None = None, batch_size:
     Always: top-1 by steps, spike statistics, step overlap (`evaluation["overlap"]` settings); with
     `evaluation["robustness"]` (settings, `{}` for the defaults), the robustness evaluation too."""
     evaluation = check_evaluation(evaluation) or {}  # before the model and data are read: a bad setting costs nothing
-    model, cfg = load_trained(run_dir)
+    model, cfg, state = load_trained_state(run_dir)
     loader = eval_loader(cfg, batch_size=batch_size)
     result = {**evaluate_run(model, cfg, loader), "evaluation": evaluation, "overlap": overlap(model, cfg, evaluation.get("overlap"))}
     if "robustness" in evaluation: result["robustness"] = robustness(model, cfg, evaluation["robustness"])
     write_json(Path(run_dir) / "eval.json", result)
-    if cfg.method == "tse": np.savez_compressed(Path(run_dir) / "masks.npz", **mask_sample(model, cfg, loader))
+    if METHODS[cfg.method].erases: np.savez_compressed(Path(run_dir) / "masks.npz", **mask_sample(model, cfg, loader, state=state))
     return result
 
 # %% ../nbs/09_eval.ipynb #abd96930
@@ -351,7 +352,7 @@ def main(argv=None) -> None:
         result = evaluate_run(model, cfg, eval_loader(cfg, args.dataset, args.data_path, args.batch_size), spikes=not args.no_spikes)
         if args.write:
             write_json(Path(args.run) / "eval.json", result)
-            if cfg.method == "tse": np.savez_compressed(Path(args.run) / "masks.npz", **mask_sample(model, cfg, eval_loader(cfg)))
+            if METHODS[cfg.method].erases: np.savez_compressed(Path(args.run) / "masks.npz", **mask_sample(model, cfg, eval_loader(cfg), state=state))
     except SettingError as e: print(f"tse-eval: error: {e.named('--' + e.field.lstrip('-').replace('_', '-'))}", file=sys.stderr); raise SystemExit(2)
     except (RunRefused, DataError) as e: print(f"tse-eval: error: {last_line(e)}", file=sys.stderr); raise SystemExit(2)
     print(json.dumps(result, indent=1) if args.json else describe(result, cfg))

@@ -22,23 +22,24 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE', 'GUIDES', 'DISK_FULL',
-           'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings',
-           'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile', 'profile_text', 'variants',
-           'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir',
-           'ipc_kernel_manager', 'execute_notebook', 'papermill_command', 'scrub_executed', 'outputs_made_from',
-           'execute_guide', 'docs_command', 'papermill_runner', 'describe_error', 'Progress', 'reevaluate',
-           'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason',
-           'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
+__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
+           'GUIDES', 'DISK_FULL', 'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method',
+           'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile',
+           'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch',
+           'notebooks_dir', 'ipc_kernel_manager', 'execute_notebook', 'papermill_command', 'scrub_executed',
+           'outputs_made_from', 'execute_guide', 'docs_command', 'papermill_runner', 'describe_error', 'Progress',
+           'reevaluate', 'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim',
+           'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
            'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
-           'replace_reference', 'copy_run', 'promote', 'banked_runs', 'bank', 'extend_reference', 'build_parser',
-           'preflight', 'override', 'report_reference', 'report_sweep', 'main']
+           'replace_reference', 'copy_run', 'promote', 'banked_runs', 'bank', 'adoptable_runs', 'adopt',
+           'extend_reference', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
-LOSS_SETTINGS = {k for m in METHODS.values() for k in m.settings}
-VARIANT_KEYS = {"method", "seeds", *METHODS, *LOSS_SETTINGS}  # seeds: a variant run on fewer (or other) seeds than the profile's
-SWEEP_KEYS = set(METHODS["tse"].settings)  # a sweep is a grid over TSE's two thresholds
+LOSS_SETTINGS = {k for m in METHODS.values() for k in (*m.settings, *m.switches)}
+VARIANT_RECIPE_KEYS = {"arch", "width", "augment", "cutout"}  # what an ablation row may change of the recipe: TSE on VGG, TSE + AutoAugment or Cutout
+VARIANT_KEYS = {"method", "seeds", *METHODS, *LOSS_SETTINGS, *VARIANT_RECIPE_KEYS}  # seeds: a variant run on fewer (or other) seeds than the profile's
+SWEEP_KEYS = {"tau_f", "kappa"}  # a sweep is a grid over TSE's two thresholds
 GRID_FIELDS = {"method", "seed", "out", "resume", "progress"}  # set per run by the grid, never by the recipe
 
 @dataclass
@@ -75,16 +76,16 @@ def variant_method(profile: str, name: str, spec: dict) -> str:
     try: method = resolve_method(spec.get("method"), **{m: spec[m] for m in METHODS if m in spec})
     except SettingError as e: _fail(profile, e.named(f"methods.{name}.method"))
     except ValueError as e: _fail(profile, f"methods.{name}: {e}")
-    wrong = sorted((set(spec) & LOSS_SETTINGS) - set(METHODS[method].settings))
+    wrong = sorted((set(spec) & LOSS_SETTINGS) - {*METHODS[method].settings, *METHODS[method].switches})
     if wrong:
-        users = [m for m in METHODS if wrong[0] in METHODS[m].settings]
-        _fail(profile, f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} uses; remove it")
+        users = [m for m in METHODS if wrong[0] in (*METHODS[m].settings, *METHODS[m].switches)]
+        _fail(profile, f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} {'use' if len(users) > 1 else 'uses'}; remove it")
     return method
 
 # %% ../nbs/08_experiments.ipynb #c2788427
 def sourced_settings(p: Profile) -> list[str]:
     "The values a paper recipe must name a source for: every recipe key, every variant's loss setting, the seeds."
-    return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS | {"seeds"}), "seeds"]
+    return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS | VARIANT_RECIPE_KEYS | {"seeds"}), "seeds"]
 
 # %% ../nbs/08_experiments.ipynb #04df9ef7
 def check_sources(p: Profile) -> None:
@@ -175,7 +176,7 @@ def variants(p: Profile) -> dict:
     out = {}
     for name, spec in p.methods.items():
         method = variant_method(p.name, name, spec)
-        out[str(name)] = ({"method": method, **{k: v for k, v in spec.items() if k in LOSS_SETTINGS}}, f"methods.{name}")
+        out[str(name)] = ({"method": method, **{k: v for k, v in spec.items() if k in LOSS_SETTINGS | VARIANT_RECIPE_KEYS}}, f"methods.{name}")
     for tau_f, kappa in itertools.product(p.sweep.get("tau_f", []), p.sweep.get("kappa", [])):
         name = f"tse-t{_num(tau_f)}-k{_num(kappa)}"
         if name in out: _fail(p.name, f"sweep variant {name} clashes with a methods: entry; rename that entry")
@@ -746,6 +747,26 @@ def bank(folder: RunFolder, dst: Path, profile: Profile, report: bool = True, ve
         atomic_write(new / "profile.yaml", lambda p: p.write_text(profile_text(profile)))
     replace_reference(dst, fill, verbose, report)
 
+def adoptable_runs(reference: Path, profile: Profile, expected: dict) -> dict:
+    """Run name -> a complete run of another committed reference under `reference/` with the same identity key and evaluated
+    with the same settings: a run this profile adopts instead of training it twice (an ablation's anchors are the evidence's runs)."""
+    by_key = {}
+    for other in sorted(p.parent for p in Path(reference).glob("*/profile.yaml") if p.parent.name != profile.name):
+        try: evaluation = load_profile(other / "profile.yaml", name=other.name).evaluation
+        except ValueError: continue  # a reference this version cannot read is not a source
+        if evaluation != profile.evaluation: continue
+        for folder in map(RunFolder, sorted((other / "runs").glob("*/"))):
+            key = folder.identity().get("key")
+            if key and folder.file("summary").exists() and not damage(folder): by_key.setdefault(key, folder)
+    return {name: by_key[rec["key"]] for name, rec in expected.items() if rec["key"] in by_key}
+
+def adopt(src: RunFolder, dst: Path, record: dict) -> RunFolder:
+    "Copy the run `src` to `dst` as the run `record` (its identity record in this profile), saying where it came from."
+    copy_run(src.path, dst)
+    folder = RunFolder(dst)
+    folder.write_identity({**record, "adopted_from": f"{src.path.parent.parent.name}/runs/{src.path.name}"})
+    return folder
+
 def extend_reference(profile: Profile, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", nproc: int = 1,
                      only: str | None = None, runner=None, report: bool = True, verbose: bool = False, log=print) -> dict:
     """Train the runs of `profile` that the reference `reference/<name>/` lacks, in `work/<name>/`, seed by seed, and bank
@@ -755,6 +776,12 @@ def extend_reference(profile: Profile, work: str | os.PathLike = "runs", referen
     banked = set(banked_runs(dst, profile, expected))
     (root / "runs").mkdir(parents=True, exist_ok=True)
     for name in sorted(banked - {p.name for p in (root / "runs").iterdir()}): copy_run(dst / "runs" / name, root / "runs" / name)
+    selected = {run.name for run in select_runs(expand(profile), only)}
+    for name, src in sorted(adoptable_runs(Path(reference), profile, expected).items()):
+        if name in banked or name not in selected: continue
+        if (root / "runs" / name).exists(): shutil.rmtree(root / "runs" / name)  # a partial retraining of a run that exists whole
+        bank(adopt(src, root / "runs" / name, expected[name]), dst, profile, report, verbose); banked.add(name)
+        log(f"    {name}: adopted {_here(src.path)}/ (the same identity), banked without training")
     log(f"reference {_here(dst)}/ holds {len(banked)} of the {len(expected)} runs; training the others")
     def done(folder: RunFolder):
         if folder.path.name in banked: return

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_losses.ipynb #462cabfa
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+import math
+from dataclasses import dataclass, asdict, fields
 from typing import Callable, NamedTuple
 
 import torch
@@ -14,11 +15,13 @@ from torch import nn, Tensor
 from .checks import SettingError, check_choice, check_number
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_ALIASES', 'BRING_YOUR_OWN', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss',
-           'linear_location_logits', 'folded_location_logits', 'true_class_history', 'check_thresholds', 'erase_mask',
-           'TSEMasks', 'location_logits', 'tse_masks', 'true_class_maps', 'TSEResult', 'tse_loss', 'sdt_step',
-           'tet_step', 'tse_step', 'Method', 'resolve_method', 'LossConfig', 'TimeFirst', 'multi_step_layers',
-           'check_model', 'compute_loss', 'LossModel']
+__all__ = ['HISTORIES', 'STD_FLAVOURS', 'TSE_REDUCTIONS', 'TSE_SWITCHES', 'METHODS', 'METHOD_ALIASES', 'TAU_F_SCHEDULES',
+           'BRING_YOUR_OWN', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss', 'linear_location_logits',
+           'folded_location_logits', 'true_class_history', 'check_thresholds', 'check_tse_forms', 'erase_threshold',
+           'erase_mask', 'soft_keep_mask', 'TSEMasks', 'location_logits', 'history_confidence', 'tse_masks',
+           'true_class_maps', 'TSEResult', 'erased_pooling', 'tse_loss', 'sdt_step', 'tet_step', 'tse_step',
+           'tse_tet_step', 'Method', 'resolve_method', 'LossConfig', 'scheduled_tau_f', 'LossState', 'TimeFirst',
+           'multi_step_layers', 'check_model', 'compute_loss', 'LossModel']
 
 # %% ../nbs/03_losses.ipynb #a46e6bab
 _LAYOUT_HINTS = {("outputs", 2): " (one logit vector per sample: the losses need every step's, the model's output before the mean over time)",
@@ -73,27 +76,47 @@ def folded_location_logits(feats: Tensor, head: nn.Module) -> Tensor:
     return P.view(B, L, T, -1).permute(0, 2, 3, 1)
 
 # %% ../nbs/03_losses.ipynb #9c75c9ac
-def true_class_history(P: Tensor, labels: Tensor) -> Tensor:
-    "`Q^{t+1} = softmax_k(mean_{s<=t} P^s)[y]` for each step `t` of `P` `[B,S,K,L]` -> `[B,S,L]`."
+HISTORIES = ("logits", "probs")  # Eq. 7's history: a mean of the steps' logits (the paper's form), or of their probabilities
+
+def true_class_history(P: Tensor, labels: Tensor, history: str = "logits") -> Tensor:
+    "`Q^{t+1}` for each step `t` of `P` `[B,S,K,L]` -> `[B,S,L]`: `softmax_k(mean_{s<=t} P^s)[y]` ('logits'), or `mean_{s<=t} softmax_k(P^s)[y]` ('probs')."
     B, S, K, L = P.shape
     P = P.to(torch.promote_types(P.dtype, torch.float32))  # bf16/fp16 logits: decide the mask in fp32
     steps = torch.arange(1, S + 1, device=P.device, dtype=P.dtype).view(1, S, 1, 1)
-    history = P.cumsum(1) / steps  # mean of the maps of steps 1..t
     index = labels.view(B, 1, 1, 1).expand(B, S, 1, L)
+    if history == "probs": return (P.log_softmax(2).gather(2, index).exp().cumsum(1) / steps).squeeze(2)
+    history = P.cumsum(1) / steps  # mean of the maps of steps 1..t
     return history.log_softmax(2).gather(2, index).squeeze(2).exp()
 
 # %% ../nbs/03_losses.ipynb #e5e02c1d
+STD_FLAVOURS = ("unbiased", "biased")  # Eq. 9's std over the H*W cells: / (H*W - 1) (torch's default), or / (H*W)
+
 def check_thresholds(tau_f, kappa) -> None:
     "TSE's thresholds: `0 < tau_f <= 1`, `kappa >= 0`, both finite (a `SettingError` otherwise)."
     check_number("tau_f", tau_f, low=0, high=1, low_open=True, hint="TSE's fixed threshold, default 0.5")
     check_number("kappa", kappa, low=0, hint="TSE's std multiplier, default 1.0")
 
-def erase_mask(Q: Tensor, tau_f: float = 0.5, kappa: float = 1.0) -> Tensor:
+TSE_REDUCTIONS = ("sum", "mean")  # Eq. 12 over the steps: a sum (the paper's), or a mean (TET's scale)
+
+def check_tse_forms(std: str = "unbiased", history: str = "logits", steps: str = "sum") -> None:
+    "The forms TSE's silent choices take (a `SettingError` naming the choices otherwise)."
+    check_choice("tse_std", std, STD_FLAVOURS); check_choice("tse_history", history, HISTORIES)
+    check_choice("tse_steps", steps, TSE_REDUCTIONS)
+
+def erase_threshold(Q: Tensor, tau_f: float = 0.5, kappa: float | Tensor = 1.0, std: str = "unbiased") -> Tensor:
+    "`max(tau_f, mean(Q) + kappa * std(Q))` over the last dim (kept, size 1); a tensor `kappa` keeps its gradient."
+    correction = 1 if std == "unbiased" and Q.shape[-1] > 1 else 0  # a 1x1 map has no unbiased std: 0
+    tau_d = Q.mean(-1, keepdim=True) + kappa * Q.std(-1, keepdim=True, correction=correction)
+    return tau_d.clamp(min=tau_f)
+
+def erase_mask(Q: Tensor, tau_f: float = 0.5, kappa: float = 1.0, std: str = "unbiased") -> Tensor:
     "Keep-mask `M` (1 keep, 0 erase): 0 where `Q >= max(tau_f, mean(Q) + kappa*std(Q))` over the last dim."
     check_thresholds(tau_f, kappa)
-    correction = 1 if Q.shape[-1] > 1 else 0  # unbiased std; a 1x1 map has none -> 0
-    tau_d = Q.mean(-1, keepdim=True) + kappa * Q.std(-1, keepdim=True, correction=correction)
-    return (Q < tau_d.clamp(min=tau_f)).to(Q.dtype)
+    return (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)
+
+def soft_keep_mask(Q: Tensor, tau_f: float, kappa: float | Tensor, std: str = "unbiased", temperature: float = 0.05) -> Tensor:
+    "The relaxed keep-mask `sigmoid((threshold - Q) / temperature)`: near 1 below the threshold, near 0 above, differentiable in a tensor `kappa`."
+    return torch.sigmoid((erase_threshold(Q, tau_f, kappa, std) - Q) / temperature)
 
 # %% ../nbs/03_losses.ipynb #13cf1b5f
 class TSEMasks(NamedTuple):
@@ -106,17 +129,22 @@ def location_logits(feats: Tensor, head: nn.Module, linear_fast_path: bool = Tru
     if linear_fast_path and isinstance(head, nn.Linear): return linear_location_logits(feats, head)
     return folded_location_logits(feats, head)
 
+@torch.no_grad()
+def history_confidence(features: Tensor, head: nn.Module, labels: Tensor, history: str = "logits",
+                       linear_fast_path: bool = True) -> Tensor:
+    "Eq. 7-8 for the steps t = 2..T of `features` `[B,T,C,H,W]` (T >= 2): the history's true-class confidence at each location, `[B,T-1,H*W]`."
+    P = location_logits(features.flatten(3)[:, :-1], head, linear_fast_path)  # steps 1..T-1
+    return true_class_history(P, labels, history)
+
 def tse_masks(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0.5, kappa: float = 1.0,
-              linear_fast_path: bool = True) -> TSEMasks:
+              linear_fast_path: bool = True, std: str = "unbiased", history: str = "logits") -> TSEMasks:
     "Eq. 7-10 from pre-GAP `features` `[B,T,C,H,W]`: the history confidence and keep-mask of every step t >= 2."
-    check_thresholds(tau_f, kappa)
+    check_thresholds(tau_f, kappa); check_tse_forms(std, history)
     labels = checked_labels(features, labels, "features", "B,T,C,H,W")
     B, T, C, H, W = features.shape
     if T == 1: return TSEMasks(features.new_zeros(B, 0, H, W), features.new_ones(B, 0, H, W))
-    with torch.no_grad():
-        P = location_logits(features.flatten(3)[:, :-1], head, linear_fast_path)  # steps 1..T-1
-        Q = true_class_history(P, labels)                                          # [B,T-1,L]
-        keep = erase_mask(Q, tau_f, kappa)
+    Q = history_confidence(features, head, labels, history, linear_fast_path)  # [B,T-1,L]
+    with torch.no_grad(): keep = erase_mask(Q, tau_f, kappa, std)
     return TSEMasks(Q.view(B, T - 1, H, W), keep.view(B, T - 1, H, W))
 
 # %% ../nbs/03_losses.ipynb #764ba005
@@ -136,45 +164,70 @@ class TSEResult(NamedTuple):
     logits: Tensor           # [B,T,K] un-erased o^t (no grad), for accuracy: mean_t o^t as at inference
     erased_fraction: Tensor  # [T-1] fraction of locations erased at t = 2..T over the batch (no grad)
 
-def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0.5, kappa: float = 1.0,
-             linear_fast_path: bool = True) -> TSEResult:
-    "TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`."
+def erased_pooling(feats: Tensor, keep: Tensor, rescale: bool = False) -> Tensor:
+    "GAP of the erased features, `[B,T,C,L]` and keep-mask `[B,T,L]` -> `[B,T,C]`: `sum_l M F / L`, or `/ sum_l M` when `rescale` (the kept features divided by the kept fraction)."
+    pooled = torch.einsum("btcl,btl->btc", feats, keep)
+    if not rescale: return pooled / feats.shape[-1]
+    return pooled / keep.sum(-1, keepdim=True).clamp(min=torch.finfo(keep.dtype).tiny)  # all erased: 0, not NaN
+
+def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0.5, kappa: float | Tensor = 1.0,
+             linear_fast_path: bool = True, std: str = "unbiased", history: str = "logits", rescale: bool = False,
+             steps: str = "sum", temperature: float = 0.0) -> TSEResult:
+    """TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`.
+    The switches (the paper's form by default): `std`, `history`, `rescale`, `steps`; `temperature > 0` erases with the soft mask `sigmoid((threshold - Q) / temperature)`, through which a tensor `kappa` gets its gradient."""
     labels = checked_labels(features, labels, "features", "B,T,C,H,W")
+    check_tse_forms(std, history, steps)
     B, T, C, H, W = features.shape
     feats = features.flatten(3)  # [B,T,C,L]
-    keep_later = tse_masks(features, head, labels, tau_f, kappa, linear_fast_path).keep.flatten(2)  # [B,T-1,L]
-    with torch.no_grad():
-        logits = head(feats.mean(-1))  # the un-erased o^t, for accuracy
-        keep = torch.cat([keep_later.new_ones(B, 1, H * W), keep_later], 1).to(feats.dtype)  # step 1 is never erased
-    supervised = head(torch.einsum("btcl,btl->btc", feats, keep) / (H * W))  # head(GAP(Ftilde))
-    loss = T * per_step_ce(supervised, labels)  # sum over t of the batch-mean CE
-    return TSEResult(loss, logits, 1 - keep_later.mean((0, 2)))
+    if temperature > 0:
+        Q = history_confidence(features, head, labels, history, linear_fast_path) if T > 1 else feats.new_zeros(B, 0, H * W)
+        keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
+    else: keep_later = tse_masks(features, head, labels, tau_f, kappa, linear_fast_path, std, history).keep.flatten(2)  # [B,T-1,L]
+    with torch.no_grad(): logits = head(feats.mean(-1))  # the un-erased o^t, for accuracy
+    keep = torch.cat([keep_later.new_ones(B, 1, H * W), keep_later], 1).to(feats.dtype)  # step 1 is never erased
+    supervised = head(erased_pooling(feats, keep, rescale))  # head(GAP(Ftilde))
+    loss = (T if steps == "sum" else 1) * per_step_ce(supervised, labels)  # Eq. 12: the sum over t of the batch-mean CE
+    return TSEResult(loss, logits, 1 - keep_later.detach().mean((0, 2)))
 
 # %% ../nbs/03_losses.ipynb #03e00ff5
-def sdt_step(model: nn.Module, x: Tensor, y: Tensor, cfg) -> tuple[Tensor, Tensor, dict]:
+def sdt_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
     outputs = model(x)
     return sdt_loss(outputs, y), outputs, {}
 
-def tet_step(model: nn.Module, x: Tensor, y: Tensor, cfg) -> tuple[Tensor, Tensor, dict]:
+def tet_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
     outputs = model(x)
-    return tet_loss(outputs, y, cfg.lamb, cfg.means), outputs, {}
+    return tet_loss(outputs, y, loss.cfg.lamb, loss.cfg.means), outputs, {}
 
-def tse_step(model: nn.Module, x: Tensor, y: Tensor, cfg) -> tuple[Tensor, Tensor, dict]:
-    res = tse_loss(model.features(x), model.head, y, cfg.tau_f, cfg.kappa)
+def tse_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
+    res = tse_loss(model.features(x), model.head, y, **loss.tse_settings())
     return res.loss, res.logits, {"erased_fraction": res.erased_fraction}
+
+def tse_tet_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
+    "TSE + TET: `(1 - tet_mix) L_TSE + tet_mix S L_TET(o)`, `S` = T when Eq. 12 sums over steps (1 for a mean), so both parts share one scale."
+    features, cfg = model.features(x), loss.cfg
+    res = tse_loss(features, model.head, y, **loss.tse_settings())
+    outputs = model.head(features.flatten(3).mean(-1))  # the un-erased o^t, with gradient this time
+    scale = features.shape[1] if cfg.tse_steps == "sum" else 1
+    total = (1 - cfg.tet_mix) * res.loss + cfg.tet_mix * scale * tet_loss(outputs, y, cfg.lamb, cfg.means)
+    return total, outputs, {"erased_fraction": res.erased_fraction}
 
 class Method(NamedTuple):
     "A supervision method: what the trainer, the profiles and the report need to know of it."
     name: str
     label: str                    # its name in tables
-    settings: tuple = ()          # the `LossConfig` fields it reads
+    settings: tuple = ()          # the `LossConfig` fields it reads, always named beside it
     needs_gap_head: bool = False  # calls model.features and model.head (a head on globally pooled features)
-    step: Callable = sdt_step     # (model, x, y, LossConfig) -> (loss, logits [B,T,K], stats)
+    step: Callable = sdt_step     # (model, x, y, LossState) -> (loss, logits [B,T,K], stats)
+    switches: tuple = ()          # further `LossConfig` fields it reads, named only where they differ from the default
+    erases: bool = False          # erases features as TSE does: logs erased fractions, has masks
 
+TSE_SWITCHES = ("tse_std", "tse_history", "tse_steps", "tse_rescale", "tau_f_schedule", "tau_f_start", "tau_f_epochs",
+                "mask_temperature", "learn_kappa", "kappa_max")
 METHODS = {m.name: m for m in (
     Method("sdt", "baseline (SDT)", (), False, sdt_step),
     Method("tet", "TET", ("lamb", "means"), False, tet_step),
-    Method("tse", "TSE", ("tau_f", "kappa"), True, tse_step),
+    Method("tse", "TSE", ("tau_f", "kappa"), True, tse_step, TSE_SWITCHES, True),
+    Method("tse_tet", "TSE + TET", ("tau_f", "kappa", "tet_mix"), True, tse_tet_step, ("lamb", "means", *TSE_SWITCHES), True),
 )}
 METHOD_ALIASES = {"baseline": "sdt"}
 
@@ -194,6 +247,8 @@ def resolve_method(method: str | None = None, **switches) -> str:
     return name
 
 # %% ../nbs/03_losses.ipynb #6e9b60e6
+TAU_F_SCHEDULES = ("constant", "linear", "cosine")
+
 @dataclass(frozen=True)
 class LossConfig:
     "Which loss the trainer minimises, validated on construction; the one home of the loss settings' defaults."
@@ -202,12 +257,79 @@ class LossConfig:
     means: float = 1.0     # TET: target of the MSE term
     tau_f: float = 0.5     # TSE: fixed threshold floor, in (0, 1]
     kappa: float = 1.0     # TSE: std multiplier of the dynamic threshold, >= 0
+    # beyond the paper: each default is the paper's form (or our reading of its silence), so a run that sets none is TSE as before
+    tse_std: str = "unbiased"         # Eq. 9's std: unbiased (/ (H*W - 1)) or biased (/ (H*W))
+    tse_history: str = "logits"       # Eq. 7's history: a mean of logits, or of probabilities (probs)
+    tse_steps: str = "sum"            # Eq. 12 over steps: sum, or mean (TET's scale)
+    tse_rescale: bool = False         # divide the kept features by the kept fraction (dropout's and TRE's rescaling)
+    tau_f_schedule: str = "constant"  # constant, linear or cosine from tau_f_start (first epoch) to tau_f
+    tau_f_start: float = 1.0          # the schedule's first tau_f, in (0, 1]; 1.0 erases only certainties at first
+    tau_f_epochs: int = 0             # epochs the schedule takes to reach tau_f (0: the whole run)
+    mask_temperature: float = 0.0     # > 0: the soft mask sigmoid((threshold - Q) / temperature); 0: the hard mask
+    learn_kappa: bool = False         # kappa a parameter, learned through the soft mask, inside (0, kappa_max)
+    kappa_max: float = 4.0            # learnable kappa's ceiling
+    tet_mix: float = 0.5              # TSE + TET: weight of TET's loss (0: TSE alone)
 
     def __post_init__(self):
         object.__setattr__(self, "method", resolve_method(self.method))
         check_number("lamb", self.lamb, low=0, high=1, hint="TET's MSE weight; 0 turns it off")
         check_number("means", self.means, hint="TET's MSE target, default 1.0")
         check_thresholds(self.tau_f, self.kappa)
+        check_tse_forms(self.tse_std, self.tse_history, self.tse_steps)
+        for name in ("tse_rescale", "learn_kappa"):
+            if not isinstance(getattr(self, name), bool): raise SettingError(name, f"must be true or false, got {getattr(self, name)!r}")
+        check_choice("tau_f_schedule", self.tau_f_schedule, TAU_F_SCHEDULES)
+        check_number("tau_f_start", self.tau_f_start, low=0, high=1, low_open=True, hint="the schedule's first tau_f, default 1.0")
+        check_number("tau_f_epochs", self.tau_f_epochs, integer=True, low=0, hint="0: the whole run")
+        check_number("mask_temperature", self.mask_temperature, low=0, hint="0: the hard mask; e.g. 0.05 for a soft one")
+        check_number("kappa_max", self.kappa_max, low=0, low_open=True, hint="learnable kappa's ceiling, default 4.0")
+        check_number("tet_mix", self.tet_mix, low=0, high=1, hint="TSE + TET: weight of TET's loss, default 0.5")
+        if self.learn_kappa and not self.mask_temperature:
+            raise SettingError("learn_kappa", "needs the soft mask (the hard one gives kappa no gradient): set mask_temperature above 0, e.g. 0.05 (--mask-temperature 0.05)")
+        if self.learn_kappa and not self.kappa < self.kappa_max:
+            raise SettingError("kappa", f"is learnable kappa's start and must be below kappa_max ({self.kappa_max}), got {self.kappa}")
+        if self.learn_kappa and not self.kappa > 0:
+            raise SettingError("kappa", f"is learnable kappa's start and must be above 0 (its logit is finite there), got {self.kappa}")
+
+    def changed(self) -> dict:
+        "The settings of its method that differ from their defaults, switches included."
+        method = METHODS[self.method]
+        return {k: getattr(self, k) for k in (*method.settings, *method.switches) if getattr(self, k) != getattr(LossConfig, k)}
+
+def scheduled_tau_f(cfg: LossConfig, epoch: int, epochs: int) -> float:
+    "The floor in force in `epoch` (0-based) of a run of `epochs`: `tau_f_start` in the first, `tau_f` from epoch N (`tau_f_epochs`, or the run's) on."
+    if cfg.tau_f_schedule == "constant": return cfg.tau_f
+    progress = min(1.0, epoch / max((cfg.tau_f_epochs or epochs) - 1, 1))
+    if cfg.tau_f_schedule == "cosine": progress = (1 - math.cos(math.pi * progress)) / 2
+    return cfg.tau_f_start + (cfg.tau_f - cfg.tau_f_start) * progress
+
+class LossState(nn.Module):
+    "A loss as the trainer runs it: its settings, the tau_f in force (`set_epoch`) and kappa (a parameter under `learn_kappa`)."
+    def __init__(self, cfg: LossConfig):
+        super().__init__()
+        self.cfg, self.tau_f = cfg, scheduled_tau_f(cfg, 0, 1)
+        if cfg.learn_kappa:  # kappa = kappa_max * sigmoid(logit): inside (0, kappa_max) by construction, whatever the optimiser does
+            self.kappa_logit = nn.Parameter(torch.logit(torch.tensor(cfg.kappa / cfg.kappa_max, dtype=torch.float32)))
+
+    def set_epoch(self, epoch: int, epochs: int) -> None: self.tau_f = scheduled_tau_f(self.cfg, epoch, epochs)
+    def kappa(self) -> float | Tensor:
+        return self.cfg.kappa_max * torch.sigmoid(self.kappa_logit) if self.cfg.learn_kappa else self.cfg.kappa
+
+    def tse_settings(self) -> dict:
+        "`tse_loss`'s keyword arguments now."
+        c = self.cfg
+        return dict(tau_f=self.tau_f, kappa=self.kappa(), std=c.tse_std, history=c.tse_history, rescale=c.tse_rescale,
+                    steps=c.tse_steps, temperature=c.mask_temperature)
+
+    def thresholds(self) -> tuple[float, float]:
+        "The tau_f and kappa in force now, as numbers (for masks drawn outside the loss)."
+        return self.tau_f, float(torch.as_tensor(self.kappa()).detach())
+
+    def epoch_log(self) -> dict:
+        "What moves during a run, for its metrics line: the scheduled tau_f, the learned kappa."
+        log = {"tau_f": self.tau_f} if self.cfg.tau_f_schedule != "constant" else {}
+        if self.cfg.learn_kappa: log["kappa"] = self.thresholds()[1]
+        return log
 
 # %% ../nbs/03_losses.ipynb #fa35129e
 class _TimeFirstHead(nn.Module):
@@ -248,17 +370,18 @@ def check_model(model: nn.Module, method: Method) -> None:
         raise ValueError(f"{type(model).__name__} has multi-step layers ({layers[0]}: step_mode='m'), whose tensors are time-first "
                          "[T,B,...]: wrap it as TimeFirst(model)")
 
-def compute_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig) -> tuple[Tensor, Tensor, dict]:
-    "One training step's `(loss, logits [B,T,K], stats)` by the method of `cfg`; the backbone runs once."
-    method = METHODS[cfg.method]
+def compute_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig | LossState) -> tuple[Tensor, Tensor, dict]:
+    "One training step's `(loss, logits [B,T,K], stats)` by the method of `cfg` (a `LossState` carries a schedule's tau_f and a learned kappa); the backbone runs once."
+    loss = cfg if isinstance(cfg, LossState) else LossState(cfg)
+    method = METHODS[loss.cfg.method]
     check_model(model, method)
-    return method.step(model, x, y, cfg)
+    return method.step(model, x, y, loss)
 
 class LossModel(nn.Module):
-    "`model` and its loss in one forward, `(x, y) -> compute_loss(...)`, so DDP can wrap TSE's two-part call."
+    "`model` and its loss in one forward, `(x, y) -> compute_loss(...)`, so DDP can wrap TSE's two-part call (and sync a learned kappa)."
     def __init__(self, model: nn.Module, cfg: LossConfig):
         super().__init__()
         check_model(model, METHODS[cfg.method])  # refused when built, not at the first step
-        self.model, self.cfg = model, cfg
+        self.model, self.cfg, self.loss = model, cfg, LossState(cfg)  # the model first: its parameters keep their order
 
-    def forward(self, x: Tensor, y: Tensor): return compute_loss(self.model, x, y, self.cfg)
+    def forward(self, x: Tensor, y: Tensor): return compute_loss(self.model, x, y, self.loss)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, math, os, re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,8 @@ from matplotlib.figure import Figure  # figures without pyplot: the Agg canvas, 
 
 from .data import class_names
 from .eval import eval_loader, mask_sample
-from .losses import METHODS
-from .runs import RunFolder, atomic_write
+from .losses import METHODS, LossConfig
+from .runs import RunFolder, atomic_write, result_settings
 
 # %% auto #0
 __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'CLAIMS_BLOCK', 'VERDICT_ALPHA',
@@ -25,11 +26,14 @@ __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED'
            'plot_masks', 'detectable_difference', 'paired_difference', 'noise_sentence', 'anchors', 'comparisons',
            'pair_by_seed', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
            'plot_robustness', 'plot_overlap', 'claim_values', 'claims_table', 'claims_markdown', 'claim_sentence',
+           'tse_forms', 'forms_markdown', 'ablation_variants', 'what_changed', 'ablation_table', 'ablation_markdown',
            'claims_paragraph', 'readme_with_claims', 'refresh_readme', 'sampling_variance', 'floored_variance',
            'difference_test', 'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
            'simulation_markdown', 'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
+def _erases(method: str) -> bool: return method in METHODS and METHODS[method].erases
+
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
     "Every run under `results_dir/runs`, plus a `pending` record for each expected run not started yet."
     runs_dir = Path(results_dir) / "runs"
@@ -38,8 +42,8 @@ def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
     for run in expected or []:
         if run.name not in seen:
             records.append({"name": run.name, "dir": "", "variant": run.variant, "method": run.method, "seed": run.seed,
-                            "tau_f": run.config["tau_f"] if run.method == "tse" else None,
-                            "kappa": run.config["kappa"] if run.method == "tse" else None, "status": "pending",
+                            "tau_f": run.config["tau_f"] if _erases(run.method) else None,
+                            "kappa": run.config["kappa"] if _erases(run.method) else None, "status": "pending",
                             "config": run.config, "summary": None, "history": [], "error": ""})
     order, rank = {run.name: i for i, run in enumerate(expected or [])}, list(METHODS)
     # the profile's order; otherwise the registry's (baseline, TET, TSE), each method's own variant first
@@ -49,10 +53,15 @@ def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
 # %% ../nbs/10_report.ipynb #a15228d9
 SPIKE_KEYS = ("mean_firing_rate", "synops_per_image", "macs_per_image", "energy_uj_per_image")  # from each run's eval.json
 
+def _text(value) -> str: return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
 def method_label(method: str, config: dict) -> str:
-    "A method's name with the loss settings it reads, 'TET (lamb=0, means=1)': in a table, 'TET' always says which TET."
+    "A method's name with the loss settings it reads and the switches it sets, 'TET (lamb=0, means=1)': in a table, 'TET' always says which TET."
     if method not in METHODS: return method
-    settings = ", ".join(f"{k}={config[k]:g}" for k in METHODS[method].settings if config.get(k) is not None)
+    m = METHODS[method]
+    shown = [k for k in m.settings if config.get(k) is not None] + \
+            [k for k in m.switches if config.get(k, getattr(LossConfig, k)) != getattr(LossConfig, k)]
+    settings = ", ".join(f"{k}={_text(config[k])}" for k in shown)
     return f"{METHODS[method].label} ({settings})" if settings else METHODS[method].label
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
@@ -67,7 +76,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         if s.get("final_acc") is not None and r["history"] and "train_acc" in r["history"][-1]:
             row.update(train_acc=r["history"][-1]["train_acc"], fit_gap=r["history"][-1]["train_acc"] - s["final_acc"])
         for t, a in enumerate(s.get("final_acc_by_t") or [], 1): row[f"acc_t{t}"] = a
-        if r["method"] == "tse" and r["history"] and "erased_fraction" in r["history"][-1]:
+        if _erases(r["method"]) and r["history"] and "erased_fraction" in r["history"][-1]:
             row["erased_last_epoch"] = float(np.mean(r["history"][-1]["erased_fraction"]))
         spikes = (r.get("eval") or {}).get("spikes") or {}
         for key in SPIKE_KEYS: row[key] = spikes.get(key)
@@ -238,7 +247,8 @@ def plot_curves(records: list[dict], path: Path | None = None):
         ep = np.arange(1, acc.shape[1] + 1)
         line, = ax1.plot(ep, acc.mean(0), marker="o", ms=3, label=f"{variant} ({len(rs)} seed{'s' * (len(rs) > 1)})")
         ax1.fill_between(ep, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.2)
-        steps = rs[0]["config"].get("T", 1) if rs[0]["method"] == "tse" else 1  # Eq. 12 sums over the T steps; SDT and TET are means
+        summed = _erases(rs[0]["method"]) and rs[0]["config"].get("tse_steps", "sum") == "sum"
+        steps = rs[0]["config"].get("T", 1) if summed else 1  # Eq. 12 sums over the T steps (unless a switch averages); SDT and TET are means
         ax2.plot(ep, loss.mean(0) / steps, color=line.get_color(), label=f"{variant}: loss / T (Eq. 12 sums over steps)" if steps > 1 else variant)
     ax1.set(xlabel="epoch", ylabel="test top-1 (%)", title="Test accuracy"); ax1.legend(fontsize=8)
     ax2.set(xlabel="epoch", ylabel="training loss per time step", title="Training loss, on one scale (TSE's sum divided by T)")
@@ -260,15 +270,17 @@ def plot_acc_by_t(records: list[dict], path: Path | None = None):
 # %% ../nbs/10_report.ipynb #3d72b4da
 def plot_erased(records: list[dict], path: Path | None = None):
     "TSE: fraction of the feature map erased at each step t = 2..T over the epochs, one panel per variant."
-    groups = {v: rs for v, rs in _by_variant(records).items() if rs[0]["method"] == "tse" and "erased_fraction" in rs[0]["history"][0]}
+    groups = {v: rs for v, rs in _by_variant(records).items() if _erases(rs[0]["method"]) and "erased_fraction" in rs[0]["history"][0]}
     if not groups: return None
-    fig, axes = _subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False, sharey=True)
-    for ax, (variant, rs) in zip(axes[0], groups.items()):
+    cols = min(len(groups), 5); rows = -(-len(groups) // cols)  # an ablation's many variants wrap, five panels a row
+    fig, axes = _subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(groups):]: ax.set_visible(False)
+    for ax, (variant, rs) in zip(axes.flat, groups.items()):
         fr = _stack(rs, "erased_fraction").mean(0)  # [epochs, T-1]
         for j in range(fr.shape[1]): ax.plot(np.arange(1, len(fr) + 1), fr[:, j], marker="o", ms=3, label=f"t={j + 2}")
         ax.set(title=f"{variant} (tau_f={rs[0]['tau_f']:g}, kappa={rs[0]['kappa']:g})", xlabel="epoch", ylim=(0, 1))
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("erased fraction")
+    for row in axes: row[0].set_ylabel("erased fraction")
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #ff9defe3
@@ -538,6 +550,88 @@ def claim_sentence(records: list[dict], variant: str = "tse") -> str:
     return text
 
 
+# %% ../nbs/10_report.ipynb #9f37baec
+def tse_forms(config: dict) -> str:
+    "The forms an erasing run's silent choices took, in words, from its settings (a setting it lacks: its default)."
+    c = {f: config.get(f, getattr(LossConfig, f)) for f in LossConfig.__dataclass_fields__}
+    steps = f"summed over the {config['T']} steps ({config['T']}× TET's loss scale)" if "T" in config else "summed over the steps"
+    schedule = "constant" if c["tau_f_schedule"] == "constant" else \
+        f"{c['tau_f_schedule']} from {c['tau_f_start']:g} to {c['tau_f']:g} over {c['tau_f_epochs'] or 'all'} epochs"
+    return "; ".join([f"Eq. 7's history a mean of {'logits' if c['tse_history'] == 'logits' else 'probabilities'}",
+                      f"Eq. 9's std {c['tse_std']}", f"Eq. 12 {steps if c['tse_steps'] == 'sum' else 'averaged over the steps (TET’s loss scale)'}",
+                      "kept features rescaled by the kept fraction" if c["tse_rescale"] else "no rescaling of the kept features",
+                      f"soft mask (temperature {c['mask_temperature']:g})" if c["mask_temperature"] else "hard mask",
+                      f"tau_f {schedule}", f"kappa learned (at most {c['kappa_max']:g})" if c["learn_kappa"] else "kappa fixed"])
+
+def forms_markdown(records: list[dict]) -> str:
+    "Which forms each erasing variant used: one sentence when they share them, a table otherwise ('' without one)."
+    forms = {}
+    for r in records:
+        if _erases(r["method"]) and r["config"]: forms.setdefault(r["variant"], tse_forms(r["config"]))
+    if not forms: return ""
+    if len(set(forms.values())) == 1: return f"TSE's forms, in every erasing variant here: {next(iter(forms.values()))}."
+    return markdown([[v, f] for v, f in forms.items()], ["variant", "TSE's forms"])
+
+_ANCHOR_FREE = {"seed", "method", "tau_f", "kappa", "lamb", "means", "tet_mix"}  # what a method's own label already says
+
+def ablation_variants(records: list[dict]) -> tuple:
+    "`(anchor, variants)`: the first `tse` variant that sets no switch, and the erasing variants that change a switch, the recipe or the method ((None, []) if none)."
+    configs = {}
+    for r in records:
+        if r["config"] and r["method"] in METHODS: configs.setdefault(r["variant"], (r["method"], r["config"]))
+    loss = lambda c: LossConfig(**{k: c[k] for k in LossConfig.__dataclass_fields__ if k in c})
+    anchor = next((v for v, (m, c) in configs.items() if m == "tse" and not loss(c).changed()), None)
+    if anchor is None: return None, []
+    base = result_settings(configs[anchor][1])
+    def changes(config):
+        s = result_settings(config)
+        return {k for k in set(s) | set(base) if s.get(k) != base.get(k)} - _ANCHOR_FREE
+    found = [v for v, (m, c) in configs.items() if v != anchor and METHODS[m].erases and (m != "tse" or changes(c))]
+    return (anchor, found) if found else (None, [])
+
+def what_changed(method: str, config: dict, anchor_config: dict) -> str:
+    "A variant's settings that differ from the anchor's, in words: its method (with its settings) when that differs, then the rest."
+    s, base = result_settings(config), result_settings(anchor_config)
+    keys = sorted(k for k in set(s) | set(base) if s.get(k) != base.get(k) and k not in _ANCHOR_FREE)
+    parts = ([method_label(method, config)] if method != "tse" else
+             [f"{k}={_text(config[k])}" for k in ("tau_f", "kappa") if config[k] != anchor_config[k]])
+    return ", ".join(parts + [f"{k}={_text(config.get(k, getattr(LossConfig, k, None)))}" for k in keys]) or "–"
+
+def ablation_table(records: list[dict]) -> pd.DataFrame:
+    "The ablation, one row per variant (anchor, TET, then the ablation's): what changed, top-1, its paired difference from the anchor and from TET, the erased fraction and the any-time gain."
+    anchor, found = ablation_variants(records)
+    if anchor is None: return pd.DataFrame()
+    done = [r for r in records if r["status"] == "complete"]
+    tet = next((r["variant"] for r in done if r["method"] == "tet"), None)
+    by = lambda v, f: {r["seed"]: f(r) for r in done if r["variant"] == v}
+    final = lambda r: r["summary"]["final_acc"]
+    config_of = {r["variant"]: (r["method"], r["config"]) for r in reversed(records) if r["config"]}
+    rows = []
+    for v in [anchor, *([tet] if tet else []), *found]:
+        accs, gains = by(v, final), by(v, lambda r: r["summary"]["final_acc_by_t"][-1] - r["summary"]["final_acc_by_t"][0])
+        erased = by(v, lambda r: float(np.mean(r["history"][-1]["erased_fraction"])) if "erased_fraction" in r["history"][-1] else np.nan)
+        method, config = config_of[v]
+        rows.append({"variant": v, "changed": "– (the anchor: TSE at its defaults)" if v == anchor else what_changed(method, config, config_of[anchor][1]),
+                     "seeds": len(accs), "top1": np.mean(list(accs.values())) if accs else np.nan,
+                     "top1_sd": np.std(list(accs.values()), ddof=1) if len(accs) > 1 else np.nan,
+                     "vs_anchor": paired_difference(accs, by(anchor, final)) if v != anchor else None,
+                     "vs_tet": paired_difference(accs, by(tet, final)) if tet and v != tet else None,
+                     "erased": np.nanmean(list(erased.values())) if erased and not all(np.isnan(list(erased.values()))) else np.nan,
+                     "gain": np.mean(list(gains.values())) if gains else np.nan,
+                     "gain_sd": np.std(list(gains.values()), ddof=1) if len(gains) > 1 else np.nan})
+    return pd.DataFrame(rows)
+
+def _diff_cell(d) -> str:
+    if not d or not d["n"]: return "–"
+    return _interval(SimpleNamespace(**d), 2) + f" ({d['n']})"
+
+def ablation_markdown(table: pd.DataFrame) -> str:
+    if table.empty: return ""
+    rows = [[r.variant, r.changed, r.seeds, _pm(r.top1, r.top1_sd), _diff_cell(r.vs_anchor), _diff_cell(r.vs_tet),
+             "–" if np.isnan(r.erased) else f"{100 * r.erased:.1f}", _pm(r.gain, r.gain_sd)] for r in table.itertuples()]
+    return markdown(rows, ["variant", "what changed (from the anchor)", "seeds", "top-1 (%)", "− anchor (points, [95 % interval] (seeds))",
+                           "− TET", "erased, last epoch (%)", "any-time gain t=T − t=1 (points)"])
+
 # %% ../nbs/10_report.ipynb #10680329
 CLAIMS_BLOCK = re.compile(r"(?P<open><!-- claims: (?P<profile>[\w.-]+) -->\n)(?P<body>.*?)(?P<close>\n<!-- /claims -->)", re.S)
 
@@ -726,7 +820,7 @@ FIGURE_FILES = {"curves": "curves.png", "accuracy_by_t": "accuracy_by_t.png", "e
 
 def draw_figures(records: list[dict], table: pd.DataFrame, figs: Path, masks: bool = True) -> tuple[dict, dict]:
     "Every figure the runs call for: `{name: path or None}`, and `{name: why it could not be drawn}`; a figure not drawn leaves no stale file."
-    tse_done = sorted((r for r in records if r["method"] == "tse" and r["status"] == "complete" and r["dir"]),
+    tse_done = sorted((r for r in records if _erases(r["method"]) and r["status"] == "complete" and r["dir"]),
                       key=lambda r: (r["variant"] != "tse", r["name"]))
     plans = {"curves": lambda p: plot_curves(records, p) if _by_variant(records) else None,
              "accuracy_by_t": lambda p: plot_acc_by_t(records, p) if _by_variant(records, ("complete",)) else None,
@@ -765,7 +859,7 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
              "Final = last epoch, using all T steps; best epoch = the epoch with the highest test top-1, *selected on the test set* "
              "(the TET code's protocol: it prints the best epoch); `t=k` = the final network run for only its first k steps "
              "(any-time inference).", "",
-             table_markdown(table), ""]
+             table_markdown(table), "", *([forms, ""] if (forms := forms_markdown(records)) else [])]
     if fit := fit_markdown(table):
         parts += ["## Fit: training against test top-1", "", "The training top-1 is the trainer's count over the last epoch "
                   "(augmented images, the weights still moving, TSE's erased logits not counted: the plain network's output); a "
@@ -778,6 +872,11 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
         parts += ["## Every claim, paired by seed", "", "Each variant minus each anchor, seed by seed, on every measure the TSE paper's "
                   "claims rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap of the steps' "
                   "evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero.", "", claims, ""]
+    if ablation := ablation_markdown(ablation_table(records)):
+        parts += ["## Ablation: each switch against TSE's defaults and TET", "", "Each variant's final top-1 minus that of TSE at "
+                  "its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
+                  "zero); the erased fraction is the mean over steps t ≥ 2 in the last epoch; the any-time gain is top-1 with all T "
+                  "steps minus top-1 with step 1 alone (mean ± std over seeds).", "", ablation, ""]
     if over := overlap_markdown(records):
         parts += ["## Do the steps draw on the same evidence?", "", "Per-step true-class location maps (the head at every location, no "
                   "erasing, for every method) on a fixed set of test images, compared between every pair of steps; lower = the "

@@ -15,11 +15,12 @@ from torch import nn
 from .checks import SettingError
 from .config import TrainConfig, build_model
 from .data import data_signature
+from .losses import METHODS, LossState
 
 # %% auto #0
-__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'try_lock',
+__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'ADDED', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'try_lock',
            'read_checkpoint', 'epoch_record', 'summarize', 'result_settings', 'check_run_folder', 'run_identity',
-           'run_key', 'model_from_state', 'fake_run']
+           'run_key', 'model_from_state', 'loss_state_from', 'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -172,9 +173,12 @@ RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_worker
                "tensorboard", "tensorboard_masks_every",
                "save_every_steps"}  # a mid-epoch checkpoint resumes bit for bit (07_train), so where a run saves does not change its result
 
+ADDED = {f.name: f.default for f in fields(TrainConfig) if f.metadata["added"]}  # settings younger than committed runs: their defaults are what those runs did
+
 def result_settings(cfg: TrainConfig | dict) -> dict:
-    "The settings that determine a run's result (all but `RESUME_FREE`)."
-    return {k: v for k, v in (asdict(cfg) if isinstance(cfg, TrainConfig) else cfg).items() if k not in RESUME_FREE}
+    "The settings that determine a run's result: all but `RESUME_FREE`, and an `ADDED` setting only away from its default (a run older than it has none)."
+    settings = asdict(cfg) if isinstance(cfg, TrainConfig) else cfg
+    return {k: v for k, v in settings.items() if k not in RESUME_FREE and not (k in ADDED and v == ADDED[k])}
 
 def _check_out(out: str) -> Path:
     if not str(out).strip(): raise SettingError("out", "must name a folder, got an empty path")
@@ -212,6 +216,8 @@ def run_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 # %% ../nbs/06_runs.ipynb #9ca3d678
+def _erases(method) -> bool: return method in METHODS and METHODS[method].erases
+
 @patch
 def record(self: RunFolder) -> dict:
     "The run as a record: name, variant, method, seed, loss settings, status, config, summary, history, error."
@@ -222,8 +228,8 @@ def record(self: RunFolder) -> dict:
     config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
     return {"name": self.path.name, "dir": str(self.path), "variant": ident.get("variant", method), "method": method,
-            "seed": ident.get("seed", config.get("seed")), "tau_f": config.get("tau_f") if method == "tse" else None,
-            "kappa": config.get("kappa") if method == "tse" else None, "status": self.status(), "config": config,
+            "seed": ident.get("seed", config.get("seed")), "tau_f": config.get("tau_f") if _erases(method) else None,
+            "kappa": config.get("kappa") if _erases(method) else None, "status": self.status(), "config": config,
             "summary": summary, "history": history, "error": self.error(), "eval": evaluation}
 
 def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") -> nn.Module:
@@ -238,6 +244,13 @@ def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") ->
         raise RunRefused(f"{where} holds non-finite weights ({len(bad)} of {len(tensors)} tensors: {', '.join(bad[:3])}"
                          f"{', ...' if len(bad) > 3 else ''}): its run diverged; retrain it (lower --lr) or use an earlier checkpoint")
     return model.eval()
+
+def loss_state_from(cfg: TrainConfig, state: dict | None = None) -> LossState:
+    "The loss as a checkpoint `state` left it: the tau_f of its last epoch done (the run's last without a state), a learned kappa."
+    loss = LossState(cfg.loss_config())
+    if state and "loss" in state: loss.load_state_dict(state["loss"])
+    loss.set_epoch(max((state or {}).get("epoch", cfg.epochs - 1), 0), cfg.epochs)
+    return loss
 
 @patch
 def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:
@@ -256,7 +269,7 @@ def fake_run(path: str | os.PathLike, variant: str | None = None, method: str = 
     for e in range(1, epochs + 1):
         final = acc * e / epochs + rng.normal(0, 1)
         stats = {"train_loss": 2.0 / e, "train_acc": final + 5, "img_per_s": 500.0, "epoch_seconds": 2.0, "lr": 1e-3}
-        if method == "tse": stats["erased_fraction"] = [min(1.0, 0.1 * e * t / T) for t in range(2, T + 1)]
+        if _erases(cfg.method): stats["erased_fraction"] = [min(1.0, 0.1 * e * t / T) for t in range(2, T + 1)]
         history.append(epoch_record(e, 10 * e, stats, [final - 3.0 * (T - t) / T for t in range(1, T + 1)], history))
     folder.write_config(cfg); folder.write_metrics(history)
     folder.write_identity({"variant": variant or cfg.method, "method": cfg.method, "seed": seed})

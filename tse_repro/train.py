@@ -18,14 +18,14 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside not
 
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_command
-from .losses import LossModel, tse_masks
+from .losses import METHODS, LossModel, LossState, tse_masks
 from .data import CIFAR, DataError, check_full_splits, data_root, data_signature, get_datasets, make_loaders, rank_seed
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
 
 # %% auto #0
 __all__ = ['DISK_FULL', 'Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
-           'rng_states', 'restore_rng_states', 'build_optimizer', 'build_scheduler', 'autocast', 'evaluate',
-           'NonFiniteTraining', 'nonfinite_state', 'checkpoint_state', 'gather_to_main', 'train_one_epoch',
+           'rng_states', 'restore_rng_states', 'trained_parameters', 'build_optimizer', 'build_scheduler', 'autocast',
+           'evaluate', 'NonFiniteTraining', 'nonfinite_state', 'checkpoint_state', 'gather_to_main', 'train_one_epoch',
            'TensorBoardLog', 'load_data', 'batch_per_rank', 'out_of_memory', 'removed_if_out_of_memory',
            'check_resumable', 'train', 'resume_command', 'last_line', 'downloads', 'dry_run', 'main']
 
@@ -90,6 +90,11 @@ def restore_rng_states(states: dict, dataset) -> None:
     if states["dataset"] is not None: dataset.rng_state = states["dataset"]
 
 # %% ../nbs/07_train.ipynb #85d5fb86
+def trained_parameters(model: nn.Module, loss: nn.Module):
+    "What the optimiser trains: the model's parameters, and the loss's own (a learned kappa) in a group of their own, never weight-decayed."
+    own = list(loss.parameters())
+    return model.parameters() if not own else [{"params": list(model.parameters())}, {"params": own, "weight_decay": 0.0}]
+
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
@@ -131,11 +136,15 @@ def nonfinite_state(model: nn.Module) -> list[str]:
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
 
-def checkpoint_state(model, opt, sched, epoch: int, step: int, history: list, cfg: TrainConfig, within: dict | None = None) -> dict:
+def checkpoint_state(model, opt, sched, epoch: int, step: int, history: list, cfg: TrainConfig, within: dict | None = None,
+                     loss: nn.Module | None = None) -> dict:
     """What a checkpoint holds; its settings too, so that the file alone rebuilds its model (`tse-eval`). `epoch`: the last
-    epoch done (0-based; -1 before the first); `within`: where a step checkpoint stands in the next one (`within_epoch`)."""
+    epoch done (0-based; -1 before the first); `within`: where a step checkpoint stands in the next one (`within_epoch`);
+    `loss`: the loss's own parameters (a learned kappa), kept only when it has some."""
+    loss_state = loss.state_dict() if loss is not None else {}
     return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch, "step": step, "history": history, "config": asdict(cfg), **({"within_epoch": within} if within else {})}
+            "epoch": epoch, "step": step, "history": history, "config": asdict(cfg), **({"within_epoch": within} if within else {}),
+            **({"loss": loss_state} if loss_state else {})}
 
 def gather_to_main(obj, d: Dist) -> list | None:
     "Every rank's `obj`, in rank order, on rank 0 (None on the others)."
@@ -217,10 +226,11 @@ class TensorBoardLog:
         self.writer.flush()
 
     @torch.no_grad()
-    def masks(self, model, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, epoch: int) -> None:
+    def masks(self, model, x: torch.Tensor, y: torch.Tensor, loss: LossState, epoch: int) -> None:
         was_training = model.training
         model.eval()
-        keep = tse_masks(model.features(x), model.head, y, cfg.tau_f, cfg.kappa).keep   # [N,T-1,H,W]
+        c = loss.cfg  # the thresholds in force now: a schedule's tau_f, a learned kappa
+        keep = tse_masks(model.features(x), model.head, y, *loss.thresholds(), std=c.tse_std, history=c.tse_history).keep  # [N,T-1,H,W]
         model.train(was_training)
         images = x if x.dim() == 4 else x.sum(1)                                      # event frames: summed over time
         images = (images - images.amin((1, 2, 3), keepdim=True)) / (images.amax((1, 2, 3), keepdim=True) - images.amin((1, 2, 3), keepdim=True) + 1e-8)
@@ -291,10 +301,11 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
                                                       persistent_workers=cfg.persistent_workers, prefetch_factor=cfg.prefetch_factor)
     model = build_model(cfg, d.device)
     step_module = LossModel(model, cfg.loss_config())
+    loss_state = step_module.loss  # the tau_f in force, a learned kappa
     if d.world > 1: step_module = DistributedDataParallel(step_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_fn = torch.compile(step_module) if cfg.compile else step_module
-    opt = build_optimizer(model.parameters(), cfg); sched = build_scheduler(opt, cfg)
-    mask_batch = next(iter(test_loader)) if cfg.method == "tse" and cfg.tensorboard_masks_every else None
+    opt = build_optimizer(trained_parameters(model, loss_state), cfg); sched = build_scheduler(opt, cfg)
+    mask_batch = next(iter(test_loader)) if METHODS[cfg.method].erases and cfg.tensorboard_masks_every else None
     with removed_if_out_of_memory(folder) if d.main else nullcontext(), folder.claim() if d.main else nullcontext():
         if d.main: check_run_folder(cfg, owned=True)  # again, now that no other process can start here
         history, start_epoch, step, within = [], 0, 0, None
@@ -302,6 +313,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
             state = folder.load_checkpoint()
             check_resumable(state, cfg, d, folder)
             model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])
+            if "loss" in state: loss_state.load_state_dict(state["loss"])
             history, start_epoch, within = state["history"], state["epoch"] + 1, state.get("within_epoch")
             step = state["step"] - (within["steps"] if within else 0)  # the run's steps before the epoch it resumes in
         if d.main: folder.write_config(cfg)
@@ -312,6 +324,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
         for epoch in range(start_epoch, cfg.epochs):
             reseed_epoch(epoch_seed(cfg.seed, epoch), d.rank, train_loader, train_ds)
             if sampler is not None: sampler.set_epoch(epoch)
+            loss_state.set_epoch(epoch, cfg.epochs)
             running = None
             if within:  # the rest of a partly done epoch: its order drawn again, the batches done skipped by index
                 mine, within = within["ranks"][d.rank], None
@@ -324,9 +337,11 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
                 ranks = gather_to_main({"running": running, "rng": rng_states(train_ds)}, d)  # every rank takes part
                 if not d.main or not all(math.isfinite(r["running"]["loss_sum"]) for r in ranks) or nonfinite_state(model): return
                 folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch - 1, first_step + running["steps"], history, cfg,
-                                                        within={"epoch": epoch, "steps": running["steps"], "world": d.world, "ranks": ranks}))
+                                                        within={"epoch": epoch, "steps": running["steps"], "world": d.world, "ranks": ranks},
+                                                        loss=loss_state))
 
             stats = train_one_epoch(step_fn, model, train_loader, opt, cfg, d, epoch, first_step=step, running=running, save_steps=save_steps)
+            stats.update(loss_state.epoch_log())  # what moved: a schedule's tau_f, a learned kappa (nothing for the paper's TSE)
             if bad := nonfinite_state(model):
                 raise NonFiniteTraining(f"the weights became non-finite in epoch {epoch + 1} ({', '.join(bad[:3])}); check the "
                                         f"inputs for NaN or lower --lr; the last good checkpoint is kept in {cfg.out}")
@@ -337,11 +352,11 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
             if tb:
                 tb.epoch(history[-1])
                 if mask_batch is not None and (epoch + 1) % cfg.tensorboard_masks_every == 0:
-                    tb.masks(model, *(t[:8].to(d.device) for t in mask_batch), cfg, epoch + 1)
+                    tb.masks(model, *(t[:8].to(d.device) for t in mask_batch), loss_state, epoch + 1)
             if d.main:
                 folder.write_metrics(history)
                 if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                    folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch, step, history, cfg))
+                    folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch, step, history, cfg, loss=loss_state))
         summary = summarize(cfg, history, num_params=sum(p.numel() for p in model.parameters()), world_size=d.world,
                             ranks_in_sync=ranks_in_sync(model, d))
         if d.main: folder.write_summary(summary)
