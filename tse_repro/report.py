@@ -551,26 +551,29 @@ def claim_sentence(records: list[dict], variant: str = "tse") -> str:
 
 
 # %% ../nbs/10_report.ipynb #9f37baec
-def tse_forms(config: dict) -> str:
-    "The forms an erasing run's silent choices took, in words, from its settings (a setting it lacks: its default)."
+def tse_forms(config: dict) -> list[str]:
+    "The forms an erasing run's silent choices took, in words, one phrase each, from its settings (a setting it lacks: its default)."
     c = {f: config.get(f, getattr(LossConfig, f)) for f in LossConfig.__dataclass_fields__}
     steps = f"summed over the {config['T']} steps ({config['T']}× TET's loss scale)" if "T" in config else "summed over the steps"
     schedule = "constant" if c["tau_f_schedule"] == "constant" else \
         f"{c['tau_f_schedule']} from {c['tau_f_start']:g} to {c['tau_f']:g} over {c['tau_f_epochs'] or 'all'} epochs"
-    return "; ".join([f"Eq. 7's history a mean of {'logits' if c['tse_history'] == 'logits' else 'probabilities'}",
+    return ([f"Eq. 7's history a mean of {'logits' if c['tse_history'] == 'logits' else 'probabilities'}",
                       f"Eq. 9's std {c['tse_std']}", f"Eq. 12 {steps if c['tse_steps'] == 'sum' else 'averaged over the steps (TET’s loss scale)'}",
                       "kept features rescaled by the kept fraction" if c["tse_rescale"] else "no rescaling of the kept features",
                       f"soft mask (temperature {c['mask_temperature']:g})" if c["mask_temperature"] else "hard mask",
                       f"tau_f {schedule}", f"kappa learned (at most {c['kappa_max']:g})" if c["learn_kappa"] else "kappa fixed"])
 
 def forms_markdown(records: list[dict]) -> str:
-    "Which forms each erasing variant used: one sentence when they share them, a table otherwise ('' without one)."
+    "Which forms each erasing variant used: one sentence when they share them, else the paper's and a table of where each departs ('' without one)."
     forms = {}
     for r in records:
         if _erases(r["method"]) and r["config"]: forms.setdefault(r["variant"], tse_forms(r["config"]))
     if not forms: return ""
-    if len(set(forms.values())) == 1: return f"TSE's forms, in every erasing variant here: {next(iter(forms.values()))}."
-    return markdown([[v, f] for v, f in forms.items()], ["variant", "TSE's forms"])
+    if len({tuple(f) for f in forms.values()}) == 1: return f"TSE's forms, in every erasing variant here: {'; '.join(next(iter(forms.values())))}."
+    paper = tse_forms({"T": next(r["config"]["T"] for r in records if _erases(r["method"]) and r["config"])})
+    rows = [[v, "; ".join(p for p in f if p not in paper) or "– (the paper's)"] for v, f in forms.items()]
+    return f"TSE's forms, the paper's unless a variant departs from them: {'; '.join(paper)}.\n\n" + \
+        markdown(rows, ["variant", "departs from the paper's forms in"])
 
 _ANCHOR_FREE = {"seed", "method", "tau_f", "kappa", "lamb", "means", "tet_mix"}  # what a method's own label already says
 
@@ -595,6 +598,7 @@ def what_changed(method: str, config: dict, anchor_config: dict) -> str:
     keys = sorted(k for k in set(s) | set(base) if s.get(k) != base.get(k) and k not in _ANCHOR_FREE)
     parts = ([method_label(method, config)] if method != "tse" else
              [f"{k}={_text(config[k])}" for k in ("tau_f", "kappa") if config[k] != anchor_config[k]])
+    if "tau_f_schedule" in keys and "tau_f_start" not in keys: keys.insert(keys.index("tau_f_schedule") + 1, "tau_f_start")  # where it starts is half of it
     return ", ".join(parts + [f"{k}={_text(config.get(k, getattr(LossConfig, k, None)))}" for k in keys]) or "–"
 
 def ablation_table(records: list[dict]) -> pd.DataFrame:
