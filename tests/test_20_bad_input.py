@@ -76,7 +76,7 @@ def test_settings_cli(tmp_path, flags, words):
     ("methods: {t: {method: tet, lamb: -0.1}}", "methods.t.lamb"), ("methods: {t: {method: tse, tau_f: '0.5'}}", "methods.t.tau_f"),
     ("sweep: {tau_f: [0.5, 2.0], kappa: [1.0]}", "sweep.tau_f must be a number in (0, 1]"),
     ("recipe: {width: 0}\nmethods: {b: {method: sdt}}", "recipe.width"), ("recipe: {amp: 1}\nmethods: {b: {method: sdt}}", "recipe.amp must be true or false"),
-    ("methods: {b: {method: sdt}}\nseeds: [0, 1.5]", "seeds must be"), ("methods: {b: {method: sdt, tau_f: 0.3}}", "only tse uses")])
+    ("methods: {b: {method: sdt}}\nseeds: [0, 1.5]", "seeds must be"), ("methods: {b: {method: sdt, tau_f: 0.3}}", "only tse and tse_tet use")])
 def test_settings_profile_yaml(tmp_path, body, words):
     from tse_repro.experiments import main
     (tmp_path / "p.yaml").write_text(body + "\n")
