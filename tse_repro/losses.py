@@ -161,7 +161,7 @@ def true_class_maps(features: Tensor, head: nn.Module, labels: Tensor, linear_fa
 class TSEResult(NamedTuple):
     "What one TSE step gives the trainer."
     loss: Tensor             # scalar, Eq. 12
-    logits: Tensor           # [B,T,K] un-erased o^t (no grad), for accuracy: mean_t o^t as at inference
+    logits: Tensor           # [B,T,K] un-erased o^t (no grad unless asked), for accuracy: mean_t o^t as at inference
     erased_fraction: Tensor  # [T-1] fraction of locations erased at t = 2..T over the batch (no grad)
 
 def erased_pooling(feats: Tensor, keep: Tensor, rescale: bool = False) -> Tensor:
@@ -172,18 +172,20 @@ def erased_pooling(feats: Tensor, keep: Tensor, rescale: bool = False) -> Tensor
 
 def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0.5, kappa: float | Tensor = 1.0,
              linear_fast_path: bool = True, std: str = "unbiased", history: str = "logits", rescale: bool = False,
-             steps: str = "sum", temperature: float = 0.0) -> TSEResult:
+             steps: str = "sum", temperature: float = 0.0, logits_grad: bool = False) -> TSEResult:
     """TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`.
-    The switches (the paper's form by default): `std`, `history`, `rescale`, `steps`; `temperature > 0` erases with the soft mask `sigmoid((threshold - Q) / temperature)`, through which a tensor `kappa` gets its gradient."""
+    The switches (the paper's form by default): `std`, `history`, `rescale`, `steps`; `temperature > 0` erases with the soft mask `sigmoid((threshold - Q) / temperature)`, through which a tensor `kappa` gets its gradient.
+    `logits_grad` keeps the graph of the un-erased logits, for a method that also trains on them (TSE + TET)."""
     labels = checked_labels(features, labels, "features", "B,T,C,H,W")
     check_tse_forms(std, history, steps)
+    if not isinstance(kappa, Tensor): check_thresholds(tau_f, kappa)  # a learned kappa stays inside (0, kappa_max) by construction
     B, T, C, H, W = features.shape
     feats = features.flatten(3)  # [B,T,C,L]
-    if temperature > 0:
-        Q = history_confidence(features, head, labels, history, linear_fast_path) if T > 1 else feats.new_zeros(B, 0, H * W)
-        keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
-    else: keep_later = tse_masks(features, head, labels, tau_f, kappa, linear_fast_path, std, history).keep.flatten(2)  # [B,T-1,L]
-    with torch.no_grad(): logits = head(feats.mean(-1))  # the un-erased o^t, for accuracy
+    Q = history_confidence(features, head, labels, history, linear_fast_path) if T > 1 else feats.new_zeros(B, 0, H * W)
+    if temperature > 0: keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
+    else:
+        with torch.no_grad(): keep_later = (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)  # Eq. 10, [B,T-1,L]
+    with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()): logits = head(feats.mean(-1))  # the un-erased o^t
     keep = torch.cat([keep_later.new_ones(B, 1, H * W), keep_later], 1).to(feats.dtype)  # step 1 is never erased
     supervised = head(erased_pooling(feats, keep, rescale))  # head(GAP(Ftilde))
     loss = (T if steps == "sum" else 1) * per_step_ce(supervised, labels)  # Eq. 12: the sum over t of the batch-mean CE
@@ -205,11 +207,10 @@ def tse_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tens
 def tse_tet_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
     "TSE + TET: `(1 - tet_mix) L_TSE + tet_mix S L_TET(o)`, `S` = T when Eq. 12 sums over steps (1 for a mean), so both parts share one scale."
     features, cfg = model.features(x), loss.cfg
-    res = tse_loss(features, model.head, y, **loss.tse_settings())
-    outputs = model.head(features.flatten(3).mean(-1))  # the un-erased o^t, with gradient this time
+    res = tse_loss(features, model.head, y, **loss.tse_settings(), logits_grad=True)  # the un-erased o^t, with gradient
     scale = features.shape[1] if cfg.tse_steps == "sum" else 1
-    total = (1 - cfg.tet_mix) * res.loss + cfg.tet_mix * scale * tet_loss(outputs, y, cfg.lamb, cfg.means)
-    return total, outputs, {"erased_fraction": res.erased_fraction}
+    total = (1 - cfg.tet_mix) * res.loss + cfg.tet_mix * scale * tet_loss(res.logits, y, cfg.lamb, cfg.means)
+    return total, res.logits, {"erased_fraction": res.erased_fraction}
 
 class Method(NamedTuple):
     "A supervision method: what the trainer, the profiles and the report need to know of it."

@@ -26,10 +26,11 @@ __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED'
            'plot_masks', 'detectable_difference', 'paired_difference', 'noise_sentence', 'anchors', 'comparisons',
            'pair_by_seed', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
            'plot_robustness', 'plot_overlap', 'claim_values', 'claims_table', 'claims_markdown', 'claim_sentence',
-           'tse_forms', 'forms_markdown', 'ablation_variants', 'what_changed', 'ablation_table', 'ablation_markdown',
-           'claims_paragraph', 'readme_with_claims', 'refresh_readme', 'sampling_variance', 'floored_variance',
-           'difference_test', 'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
-           'simulation_markdown', 'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
+           'tse_forms', 'forms_markdown', 'settings_changed', 'ablation_variants', 'what_changed', 'ablation_table',
+           'ablation_markdown', 'claims_paragraph', 'readme_with_claims', 'refresh_readme', 'sampling_variance',
+           'floored_variance', 'difference_test', 'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown',
+           'simulate_verdicts', 'simulation_markdown', 'build_report', 'draw_figures', 'subset_words',
+           'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def _erases(method: str) -> bool: return method in METHODS and METHODS[method].erases
@@ -577,6 +578,11 @@ def forms_markdown(records: list[dict]) -> str:
 
 _ANCHOR_FREE = {"seed", "method", "tau_f", "kappa", "lamb", "means", "tet_mix"}  # what a method's own label already says
 
+def settings_changed(config: dict, anchor_config: dict) -> list[str]:
+    "The result settings in which `config` differs from `anchor_config`, sorted, less what a method's own label already says."
+    s, base = result_settings(config), result_settings(anchor_config)
+    return sorted(k for k in set(s) | set(base) if s.get(k) != base.get(k) and k not in _ANCHOR_FREE)
+
 def ablation_variants(records: list[dict]) -> tuple:
     "`(anchor, variants)`: the first `tse` variant that sets no switch, and the erasing variants that change a switch, the recipe or the method ((None, []) if none)."
     configs = {}
@@ -585,17 +591,13 @@ def ablation_variants(records: list[dict]) -> tuple:
     loss = lambda c: LossConfig(**{k: c[k] for k in LossConfig.__dataclass_fields__ if k in c})
     anchor = next((v for v, (m, c) in configs.items() if m == "tse" and not loss(c).changed()), None)
     if anchor is None: return None, []
-    base = result_settings(configs[anchor][1])
-    def changes(config):
-        s = result_settings(config)
-        return {k for k in set(s) | set(base) if s.get(k) != base.get(k)} - _ANCHOR_FREE
-    found = [v for v, (m, c) in configs.items() if v != anchor and METHODS[m].erases and (m != "tse" or changes(c))]
+    found = [v for v, (m, c) in configs.items()
+             if v != anchor and METHODS[m].erases and (m != "tse" or settings_changed(c, configs[anchor][1]))]
     return (anchor, found) if found else (None, [])
 
 def what_changed(method: str, config: dict, anchor_config: dict) -> str:
     "A variant's settings that differ from the anchor's, in words: its method (with its settings) when that differs, then the rest."
-    s, base = result_settings(config), result_settings(anchor_config)
-    keys = sorted(k for k in set(s) | set(base) if s.get(k) != base.get(k) and k not in _ANCHOR_FREE)
+    keys = settings_changed(config, anchor_config)
     parts = ([method_label(method, config)] if method != "tse" else
              [f"{k}={_text(config[k])}" for k in ("tau_f", "kappa") if config[k] != anchor_config[k]])
     if "tau_f_schedule" in keys and "tau_f_start" not in keys: keys.insert(keys.index("tau_f_schedule") + 1, "tau_f_start")  # where it starts is half of it
