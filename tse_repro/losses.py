@@ -181,10 +181,12 @@ def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0
     if not isinstance(kappa, Tensor): check_thresholds(tau_f, kappa)  # a learned kappa stays inside (0, kappa_max) by construction
     B, T, C, H, W = features.shape
     feats = features.flatten(3)  # [B,T,C,L]
-    Q = history_confidence(features, head, labels, history, linear_fast_path) if T > 1 else feats.new_zeros(B, 0, H * W)
-    if temperature > 0: keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
+    if T == 1: keep_later = feats.new_ones(B, 0, H * W)  # only step 1, which is never erased
     else:
-        with torch.no_grad(): keep_later = (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)  # Eq. 10, [B,T-1,L]
+        Q = history_confidence(features, head, labels, history, linear_fast_path)
+        if temperature > 0: keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
+        else:
+            with torch.no_grad(): keep_later = (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)  # Eq. 10, [B,T-1,L]
     with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()): logits = head(feats.mean(-1))  # the un-erased o^t
     keep = torch.cat([keep_later.new_ones(B, 1, H * W), keep_later], 1).to(feats.dtype)  # step 1 is never erased
     supervised = head(erased_pooling(feats, keep, rescale))  # head(GAP(Ftilde))
