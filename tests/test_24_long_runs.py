@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,25 @@ def history(folder):
     "Per-epoch metrics without the wall-clock figures."
     rows = [json.loads(l) for l in Path(folder, "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rows]
+
+
+def holders(path: Path) -> list[str]:
+    "The processes with `path` open, as `pid command`."
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == str(path): found.append(f"{fd.parts[2]} {Path('/proc', fd.parts[2], 'cmdline').read_text().replace(chr(0), ' ')[:120]}")
+        except OSError: pass
+    return found
+
+
+def wait_for_owner_to_exit(folder: Path, limit: float = 60.0) -> None:
+    "A killed run's processes may outlive its launcher by a moment; a resume waits for them, as the refusal tells a user to."
+    from tse_repro.runs import RunFolder
+    deadline = time.monotonic() + limit
+    while RunFolder(folder).is_live():
+        assert time.monotonic() < deadline, f"{folder} is still owned {limit:.0f} s after the kill, by {holders(folder / '.owner')}"
+        time.sleep(0.1)
 
 
 def weights(folder):
@@ -63,6 +83,7 @@ def test_sigkill_within_an_epoch_resumes_bit_for_bit(tmp_path, cifar, launch):
         a, b = within["ranks"]
         assert not torch.equal(a["rng"]["dataset"], b["rng"]["dataset"]) and a["running"]["seen"] == b["running"]["seen"] == 24
     assert len(history(tmp_path / "resumed")) == 1
+    wait_for_owner_to_exit(tmp_path / "resumed")
     resumed = run([*args, "--save-every-steps", "4", "--out", tmp_path / "resumed", "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed in epoch 2 after its step 3 of 5" in resumed.stdout, resumed.stdout

@@ -84,6 +84,15 @@ class RunFolder:
         except SettingError as e: raise RunRefused(f"{self.file('config')}: {e}") from None
 
 # %% ../nbs/06_runs.ipynb #6d499554
+_held_locks: set[int] = set()  # this process's owner locks: a forked child must not keep them alive
+
+def _close_inherited_locks():
+    "Run in a forked child: close its copies of the owner locks; closing a copy leaves the owner's lock in force."
+    for fd in _held_locks: os.close(fd)
+    _held_locks.clear()
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
 def try_lock(path: Path):
     "An exclusive, non-blocking flock on `path` (created if needed), or None when another process holds it."
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -108,10 +117,12 @@ def claim(self: RunFolder):
     except OSError as e: raise RunRefused(f"cannot create the run folder {self.path} ({e.strerror}); choose another --out") from None
     fd = try_lock(self.file("owner"))
     if fd is None: raise RunRefused(f"{self.path} is owned by a live run (another process is training in it); wait for it or choose another --out")
+    _held_locks.add(fd)
     try:
         for stale in self.path.glob(".*.tmp*"): stale.unlink(missing_ok=True)  # left by a write that was killed
         yield self
-    finally: os.close(fd)
+    finally:
+        _held_locks.discard(fd); os.close(fd)
 
 # %% ../nbs/06_runs.ipynb #ae6b32b8
 @patch
