@@ -19,7 +19,7 @@ from .data import DATASET_INFO, DataError, get_datasets, make_loaders, pixel_nor
 from .losses import METHODS, compute_loss, true_class_maps, tse_masks
 from .neurons import LIF
 from .runs import RunFolder, RunRefused, loss_state_from, model_from_state, read_checkpoint, write_json
-from .train import Dist, autocast, evaluate, last_line
+from .train import Dist, autocast, bf16_autocast, evaluate, last_line
 
 # %% auto #0
 __all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'load_trained',
@@ -151,7 +151,7 @@ class PixelSpace:
 def _loss_and_grad(model: nn.Module, pixels: torch.Tensor, y: torch.Tensor, space: PixelSpace, amp: bool = False):
     "The inference loss and its gradient in pixel space; `amp`: the model runs under bf16 autocast, the loss in fp32."
     pixels = pixels.detach().requires_grad_()
-    with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=amp): out = model(space.to_inputs(pixels))
+    with bf16_autocast(pixels.device, amp): out = model(space.to_inputs(pixels))
     loss = nn.functional.cross_entropy(out.float().mean(1), y)
     return loss.detach(), torch.autograd.grad(loss, pixels)[0]
 
@@ -188,7 +188,7 @@ def robustness_images(cfg: TrainConfig, images_per_class: int, data_path: str | 
     return torch.cat(xs), torch.cat(ys)
 
 def _top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 100, amp: bool = False) -> float:
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+    with torch.no_grad(), bf16_autocast(x.device, amp):
         correct = sum((model(x[i:i + batch]).float().mean(1).argmax(1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
     return 100.0 * correct / len(x)
 
@@ -225,14 +225,14 @@ def lif_outputs(model: nn.Module, x: torch.Tensor, amp: bool, fp32_membrane: boo
     handles = [m.register_forward_hook(lambda mod, args, out, name=name: spikes.__setitem__(name, out.detach().bool()))
                for name, m in model.named_modules() if isinstance(m, LIF)]
     try:
-        with membrane_in(model, fp32_membrane), torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        with membrane_in(model, fp32_membrane), torch.no_grad(), bf16_autocast(x.device, amp):
             logits = model(x).float()
     finally:
         for h in handles: h.remove()
     return spikes, logits
 
 def _method_loss(model, cfg: TrainConfig, x, y, amp: bool, fp32_membrane: bool = True) -> float:
-    with membrane_in(model, fp32_membrane), torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+    with membrane_in(model, fp32_membrane), torch.no_grad(), bf16_autocast(x.device, amp):
         return compute_loss(model, x, y, cfg.loss_config())[0].float().item()
 
 PRECISION_VARIANTS = {"bf16, fp32 membrane": True, "bf16, bf16 membrane": False}

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves, tree_map
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside notebooks
 
@@ -25,9 +28,10 @@ from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summari
 # %% auto #0
 __all__ = ['DISK_FULL', 'Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
            'rng_states', 'restore_rng_states', 'trained_parameters', 'build_optimizer', 'build_scheduler', 'autocast',
-           'evaluate', 'NonFiniteTraining', 'nonfinite_state', 'checkpoint_state', 'gather_to_main', 'train_one_epoch',
-           'TensorBoardLog', 'load_data', 'batch_per_rank', 'out_of_memory', 'removed_if_out_of_memory',
-           'check_resumable', 'train', 'resume_command', 'last_line', 'downloads', 'dry_run', 'main']
+           'Bf16ByFp32', 'native_bf16', 'bf16_autocast', 'bf16_kernels', 'evaluate', 'NonFiniteTraining',
+           'nonfinite_state', 'checkpoint_state', 'gather_to_main', 'train_one_epoch', 'TensorBoardLog', 'load_data',
+           'batch_per_rank', 'out_of_memory', 'removed_if_out_of_memory', 'check_resumable', 'train', 'resume_command',
+           'last_line', 'downloads', 'dry_run', 'main']
 
 # %% ../nbs/07_train.ipynb #3c77ae92
 @dataclass
@@ -109,7 +113,45 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
 # %% ../nbs/07_train.ipynb #5567a79c
 def autocast(cfg: TrainConfig, device: torch.device):
     "bf16 autocast where the run asks (`amp`), on GPU or CPU alike; a no-op context otherwise."
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
+    return bf16_autocast(device, cfg.amp)
+
+# %% ../nbs/07_train.ipynb #c4e8d9b2
+_AUTOCAST_PRODUCTS = {F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, F.linear,
+                      torch.mm, torch.bmm, torch.matmul, torch.addmm, torch.baddbmm, torch.addbmm,
+                      torch.Tensor.mm, torch.Tensor.bmm, torch.Tensor.matmul, torch.Tensor.__matmul__}  # CPU autocast's bf16 list, as we use it
+_PRODUCTS = _AUTOCAST_PRODUCTS | {torch.einsum, torch.tensordot}
+
+def _to_bf16_values(a):
+    return a.to(torch.bfloat16).float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+
+class Bf16ByFp32(TorchFunctionMode):
+    "bf16 products computed by fp32 kernels on bf16-rounded operands, the result rounded to bf16 (see above)."
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in _PRODUCTS: return func(*args, **kwargs)
+        floats = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        lowered = func in _AUTOCAST_PRODUCTS and torch.is_autocast_enabled("cpu")
+        if not floats or not (lowered or all(a.dtype == torch.bfloat16 for a in floats)): return func(*args, **kwargs)
+        with torch.autocast("cpu", enabled=False):
+            out = func(*tree_map(_to_bf16_values, args), **tree_map(_to_bf16_values, kwargs))
+        return out.to(torch.bfloat16)
+
+def native_bf16(device: torch.device) -> bool:
+    "Whether `device` has bf16 kernels of its own: a GPU, or a CPU with oneDNN's bf16 instructions."
+    if device.type != "cpu": return True
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported and supported())
+
+def bf16_autocast(device: torch.device, enabled: bool = True, emulate: bool | None = None) -> contextlib.ExitStack:
+    "bf16 autocast (`enabled`), with `Bf16ByFp32` where `emulate` (None: where `device` lacks `native_bf16`)."
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled))
+    if enabled and device.type == "cpu" and (not native_bf16(device) if emulate is None else emulate): stack.enter_context(Bf16ByFp32())
+    return stack
+
+def bf16_kernels(cfg: TrainConfig, device: torch.device) -> str | None:
+    "What `summary.json` records of a run's bf16 products: native, emulated (`Bf16ByFp32`), or None without `amp`."
+    return ("native" if native_bf16(device) else "emulated") if cfg.amp else None
 
 # %% ../nbs/07_train.ipynb #8636352f
 @torch.no_grad()
@@ -358,7 +400,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
                 if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
                     folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch, step, history, cfg, loss=loss_state))
         summary = summarize(cfg, history, num_params=sum(p.numel() for p in model.parameters()), world_size=d.world,
-                            ranks_in_sync=ranks_in_sync(model, d))
+                            ranks_in_sync=ranks_in_sync(model, d), bf16_kernels=bf16_kernels(cfg, d.device))
         if d.main: folder.write_summary(summary)
         if tb: tb.close()
     return summary
