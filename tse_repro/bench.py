@@ -12,7 +12,7 @@ from torch import nn
 from .neurons import LIF
 from .models import get_model
 from .losses import LossConfig, LossModel
-from .train import bf16_autocast, native_bf16, trained_parameters
+from .train import bf16_autocast, bf16_kernels, trained_parameters
 from .runs import atomic_write
 from .report import load_runs, noise_sentence, paired_difference
 from .eval import PRECISION_VARIANTS, SpikeStats, load_trained, precision_agreement, robustness_images
@@ -146,7 +146,7 @@ def run_bench(model: str = "resnet_tiny", T: int = 4, batch: int = 64, repeats: 
     meta = {"model": model, **model_kw, "T": T, "batch": batch, "image_size": image_size, "repeats": repeats, "warmup": warmup,
             "device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "bf16_kernels": "native" if native_bf16(dev) else "emulated (Bf16ByFp32)",
+            "bf16_kernels": bf16_kernels(dev),
             "memory_method": "torch.cuda.max_memory_allocated" if dev.type == "cuda" else "torch.profiler profile_memory (CPU allocator 'Total Allocated')"}
     return {"meta": meta, "runs": list(runs.values())}
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #84323f3f
 from __future__ import annotations
-import contextlib, errno, json, math, os, random, re, shutil, sys, time
+import contextlib, errno, functools, json, math, os, random, re, shutil, sys, time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,11 +136,14 @@ class Bf16ByFp32(TorchFunctionMode):
             out = func(*tree_map(_to_bf16_values, args), **tree_map(_to_bf16_values, kwargs))
         return out.to(torch.bfloat16)
 
-def native_bf16(device: torch.device) -> bool:
-    "Whether `device` has bf16 kernels of its own: a GPU, or a CPU with oneDNN's bf16 instructions."
-    if device.type != "cpu": return True
+@functools.cache  # asked on every training step; the answer is the machine's
+def _cpu_has_bf16() -> bool:
     supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(supported and supported())
+
+def native_bf16(device: torch.device) -> bool:
+    "Whether `device` has bf16 kernels of its own: a GPU, or a CPU with oneDNN's bf16 instructions."
+    return device.type != "cpu" or _cpu_has_bf16()
 
 def bf16_autocast(device: torch.device, enabled: bool = True, emulate: bool | None = None) -> contextlib.ExitStack:
     "bf16 autocast (`enabled`), with `Bf16ByFp32` where `emulate` (None: where `device` lacks `native_bf16`)."
@@ -149,9 +152,9 @@ def bf16_autocast(device: torch.device, enabled: bool = True, emulate: bool | No
     if enabled and device.type == "cpu" and (not native_bf16(device) if emulate is None else emulate): stack.enter_context(Bf16ByFp32())
     return stack
 
-def bf16_kernels(cfg: TrainConfig, device: torch.device) -> str | None:
-    "What `summary.json` records of a run's bf16 products: native, emulated (`Bf16ByFp32`), or None without `amp`."
-    return ("native" if native_bf16(device) else "emulated") if cfg.amp else None
+def bf16_kernels(device: torch.device, amp: bool = True) -> str | None:
+    "What `summary.json` and the bench record of bf16 products on `device`: native, emulated (`Bf16ByFp32`), or None without `amp`."
+    return ("native" if native_bf16(device) else "emulated") if amp else None
 
 # %% ../nbs/07_train.ipynb #8636352f
 @torch.no_grad()
@@ -400,7 +403,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
                 if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
                     folder.save_checkpoint(checkpoint_state(model, opt, sched, epoch, step, history, cfg, loss=loss_state))
         summary = summarize(cfg, history, num_params=sum(p.numel() for p in model.parameters()), world_size=d.world,
-                            ranks_in_sync=ranks_in_sync(model, d), bf16_kernels=bf16_kernels(cfg, d.device))
+                            ranks_in_sync=ranks_in_sync(model, d), bf16_kernels=bf16_kernels(d.device, cfg.amp))
         if d.main: folder.write_summary(summary)
         if tb: tb.close()
     return summary
