@@ -20,17 +20,17 @@ from .runs import RunFolder, atomic_write, result_settings
 
 # %% auto #0
 __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED', 'RECIPE_KEYS', 'CLAIMS_BLOCK', 'VERDICT_ALPHA',
-           'VERDICT_RULE', 'FIGURE_FILES', 'load_runs', 'method_label', 'runs_frame', 'summary_table', 'markdown',
-           'table_markdown', 'fit_markdown', 'spike_markdown', 'differences', 'reported_markdown', 'recipe_markdown',
-           'plot_curves', 'plot_acc_by_t', 'plot_erased', 'plot_sweep', 'FigureUnavailable', 'mask_arrays',
-           'plot_masks', 'detectable_difference', 'paired_difference', 'noise_sentence', 'anchors', 'comparisons',
-           'pair_by_seed', 'paired_table', 'paired_markdown', 'overlap_markdown', 'robustness_markdown',
-           'plot_robustness', 'plot_overlap', 'claim_values', 'claims_table', 'claims_markdown', 'claim_sentence',
-           'tse_forms', 'forms_markdown', 'settings_changed', 'ablation_variants', 'what_changed', 'ablation_table',
-           'ablation_markdown', 'claims_paragraph', 'readme_with_claims', 'refresh_readme', 'sampling_variance',
-           'floored_variance', 'difference_test', 'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown',
-           'simulate_verdicts', 'simulation_markdown', 'build_report', 'draw_figures', 'subset_words',
-           'report_markdown', 'plot_run']
+           'VERDICT_RULE', 'FIGURE_FILES', 'load_runs', 'method_label', 'bf16_kernels_used', 'runs_frame',
+           'summary_table', 'markdown', 'table_markdown', 'fit_markdown', 'kernels_sentence', 'spike_markdown',
+           'differences', 'reported_markdown', 'recipe_markdown', 'plot_curves', 'plot_acc_by_t', 'plot_erased',
+           'plot_sweep', 'FigureUnavailable', 'mask_arrays', 'plot_masks', 'detectable_difference', 'paired_difference',
+           'noise_sentence', 'anchors', 'comparisons', 'pair_by_seed', 'paired_table', 'paired_markdown',
+           'overlap_markdown', 'robustness_markdown', 'plot_robustness', 'plot_overlap', 'claim_values', 'claims_table',
+           'claims_markdown', 'claim_sentence', 'tse_forms', 'forms_markdown', 'settings_changed', 'ablation_variants',
+           'what_changed', 'ablation_table', 'ablation_markdown', 'claims_paragraph', 'readme_with_claims',
+           'refresh_readme', 'sampling_variance', 'floored_variance', 'difference_test', 'holm_adjusted',
+           'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts', 'simulation_markdown',
+           'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def _erases(method: str) -> bool: return method in METHODS and METHODS[method].erases
@@ -65,6 +65,11 @@ def method_label(method: str, config: dict) -> str:
     settings = ", ".join(f"{k}={_text(config[k])}" for k in shown)
     return f"{METHODS[method].label} ({settings})" if settings else METHODS[method].label
 
+def bf16_kernels_used(record: dict) -> str | None:
+    "What a run's summary says its bf16 products ran on (native, emulated), 'not recorded' where an `amp` run's summary predates the key, None without `amp` or a summary."
+    s, amp = record["summary"], (record["config"] or {}).get("amp")
+    return s.get("bf16_kernels", "not recorded") if s and amp else None
+
 def runs_frame(records: list[dict]) -> pd.DataFrame:
     "One row per run (all statuses) with its final numbers."
     rows = []
@@ -73,7 +78,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         row = {k: r[k] for k in ("name", "variant", "method", "seed", "tau_f", "kappa", "status")}
         row["method_label"] = method_label(r["method"], r["config"] or {})
         row.update(final_acc=s.get("final_acc"), best_acc=s.get("best_acc"), train_seconds=s.get("train_seconds"),
-                   epochs_done=s.get("epochs_done", len(r["history"])))
+                   epochs_done=s.get("epochs_done", len(r["history"])), bf16_kernels=bf16_kernels_used(r))
         if s.get("final_acc") is not None and r["history"] and "train_acc" in r["history"][-1]:
             row.update(train_acc=r["history"][-1]["train_acc"], fit_gap=r["history"][-1]["train_acc"] - s["final_acc"])
         for t, a in enumerate(s.get("final_acc_by_t") or [], 1): row[f"acc_t{t}"] = a
@@ -137,6 +142,16 @@ def fit_markdown(table: pd.DataFrame) -> str:
     rows = [[r.variant, r.seeds, _pm(r.train_acc_mean, r.train_acc_std), _pm(r.final_acc_mean, r.final_acc_std),
              _pm(r.fit_gap_mean, r.fit_gap_std)] for r in table.itertuples()]
     return markdown(rows, ["variant", "seeds", "training top-1, last epoch (%)", "test top-1, final (%)", "train − test (points)"])
+
+# %% ../nbs/10_report.ipynb #b7f3a1c3
+def kernels_sentence(records: list[dict]) -> str:
+    "Which runs computed their bf16 products by emulation, in a sentence ('' when none did)."
+    kernels = {r["name"]: k for r in records if r["status"] == "complete" and (k := bf16_kernels_used(r))}
+    emulated = sorted(n for n, k in kernels.items() if k == "emulated")
+    if not emulated: return ""
+    counts = ", ".join(f"{n} {k}" for k, n in pd.Series(list(kernels.values())).value_counts().items())
+    return (f"bf16 kernels of the complete runs: {counts}. Emulated (fp32 kernels on bf16-rounded operands, a CPU without "
+            f"bf16 instructions; their train times are that machine's): {', '.join(emulated)}.")
 
 # %% ../nbs/10_report.ipynb #2b37922f
 def spike_markdown(table: pd.DataFrame) -> str:
@@ -861,6 +876,7 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
     parts = [f"# Results: profile `{title}`", "", description, "", recipe, "",
              *(["## Recipe and the source of each value", "", recipe_table, ""] if recipe_table else []),
              "Runs: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none") + ".", "",
+             *([kernels, ""] if (kernels := kernels_sentence(records)) else []),
              "## Top-1 accuracy (mean ± std over seeds)", "",
              "Final = last epoch, using all T steps; best epoch = the epoch with the highest test top-1, *selected on the test set* "
              "(the TET code's protocol: it prints the best epoch); `t=k` = the final network run for only its first k steps "
