@@ -22,13 +22,19 @@ from .runs import RunFolder, RunRefused, loss_state_from, model_from_state, read
 from .train import Dist, autocast, bf16_autocast, evaluate, last_line
 
 # %% auto #0
-__all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'load_trained',
-           'load_trained_state', 'SpikeStats', 'eval_loader', 'evaluate_run', 'mask_sample', 'PixelSpace', 'fgsm',
-           'pgd', 'gaussian_noise', 'robustness_images', 'robustness', 'membrane_in', 'lif_outputs',
-           'precision_agreement', 'step_overlap', 'overlap', 'analyze_run', 'build_parser', 'describe',
+__all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'eval_device',
+           'load_trained', 'load_trained_state', 'SpikeStats', 'eval_loader', 'evaluate_run', 'mask_sample',
+           'PixelSpace', 'fgsm', 'pgd', 'gaussian_noise', 'robustness_images', 'robustness', 'membrane_in',
+           'lif_outputs', 'precision_agreement', 'step_overlap', 'overlap', 'analyze_run', 'build_parser', 'describe',
            'check_writable', 'checkpoint_note', 'main']
 
 # %% ../nbs/09_eval.ipynb #d80e3699
+def eval_device() -> torch.device:
+    "Where a run is evaluated: the GPU when there is one (the attacks' backward passes are most of the work), else the CPU."
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+def _device_of(model: nn.Module) -> torch.device: return next(model.parameters()).device
+
 def load_trained(target: str | Path, checkpoint: str | Path | None = None, device="cpu") -> tuple[nn.Module, TrainConfig]:
     "The trained model (eval mode) and settings of a run folder, of a checkpoint file, or of a folder with another checkpoint."
     return load_trained_state(target, checkpoint, device)[:2]
@@ -118,7 +124,7 @@ def eval_loader(cfg: TrainConfig, dataset: str | None = None, data_path: str | N
 def evaluate_run(model: nn.Module, cfg: TrainConfig, loader, spikes: bool = True) -> dict:
     "Top-1 (%) by number of steps used and, with `spikes`, the spike statistics, on `loader`."
     with SpikeStats(model) if spikes else _Null() as stats:
-        by_t = evaluate(model, loader, cfg, Dist())
+        by_t = evaluate(model, loader, cfg, Dist(device=_device_of(model)))
     out = {"images": len(loader.dataset), "amp": cfg.amp, "top1": by_t[-1], "top1_by_t": by_t}
     if spikes: out["spikes"] = stats.summary()
     return out
@@ -132,19 +138,19 @@ def mask_sample(model: nn.Module, cfg: TrainConfig, loader, n: int = 4, state: d
     "Arrays for the mask figure: `images` [n,...], `labels`, `Q` and `keep` [n,T-1,H,W] at the run's thresholds (those its checkpoint `state` ended with)."
     ds = loader.dataset
     idx = np.linspace(0, len(ds) - 1, n).astype(int)
-    x = torch.stack([torch.as_tensor(ds[i][0]) for i in idx]); y = torch.tensor([int(ds[i][1]) for i in idx])
+    x = torch.stack([torch.as_tensor(ds[i][0]) for i in idx]).to(_device_of(model)); y = torch.tensor([int(ds[i][1]) for i in idx], device=x.device)
     tau_f, kappa = loss_state_from(cfg, state).thresholds()  # a schedule's last tau_f, a learned kappa
     with torch.no_grad(), autocast(cfg, x.device):
         masks = tse_masks(model.features(x), model.head, y, tau_f, kappa, std=cfg.tse_std, history=cfg.tse_history)
-    return {"images": x.numpy(), "labels": y.numpy(), "Q": masks.Q.numpy(), "keep": masks.keep.numpy(), "tau_f": tau_f, "kappa": kappa}
+    return {"images": x.cpu().numpy(), "labels": y.cpu().numpy(), "Q": masks.Q.cpu().numpy(), "keep": masks.keep.cpu().numpy(), "tau_f": tau_f, "kappa": kappa}
 
 # %% ../nbs/09_eval.ipynb #58548e0a
 ROBUSTNESS_DEFAULTS = EVALUATION_DEFAULTS["robustness"]  # eps in /255; with their rules in 05_config (check_evaluation)
 
 class PixelSpace:
     "Maps between a dataset's pixels in [0, 1] and the model's normalised inputs (`[B,C,H,W]`)."
-    def __init__(self, mean, std):
-        self.mean, self.std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    def __init__(self, mean, std, device="cpu"):
+        self.mean, self.std = torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1)
     def to_pixels(self, x): return x * self.std + self.mean
     def to_inputs(self, p): return (p - self.mean) / self.std
 
@@ -166,7 +172,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, space: P
     "PGD inputs (L-inf, `eps` in pixel units): a random start in the ball, `steps` steps of 2.5 eps / steps, projected."
     clean = space.to_pixels(x)
     if eps == 0: return x.clone()
-    start = torch.empty_like(clean).uniform_(-eps, eps, generator=generator)
+    start = torch.empty(clean.shape).uniform_(-eps, eps, generator=generator).to(clean.device)  # drawn on the CPU: one start on every device
     pixels, alpha = (clean + start).clamp(0, 1), 2.5 * eps / steps
     for _ in range(steps):
         _, grad = _loss_and_grad(model, pixels, y, space, amp)
@@ -175,7 +181,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, space: P
 
 def gaussian_noise(x: torch.Tensor, sigma: float, space: PixelSpace, generator: torch.Generator | None = None) -> torch.Tensor:
     "Inputs with N(0, sigma^2) added to every pixel, clipped to [0, 1]."
-    noise = torch.randn(x.shape, generator=generator) * sigma
+    noise = torch.randn(x.shape, generator=generator).to(x.device) * sigma  # drawn on the CPU, as the PGD start
     return space.to_inputs((space.to_pixels(x) + noise).clamp(0, 1))
 
 # %% ../nbs/09_eval.ipynb #59b12745
@@ -197,8 +203,9 @@ def robustness(model: nn.Module, cfg: TrainConfig, settings: dict | None = None,
     s = {**ROBUSTNESS_DEFAULTS, **(settings or {})}
     norm = pixel_normalization(cfg.dataset)
     if norm is None: return {"settings": s, "skipped": f"{cfg.dataset} is event data: no pixel scale to attack in"}
-    space, gen = PixelSpace(*norm), torch.Generator().manual_seed(s["seed"])
-    x, y = robustness_images(cfg, s["images_per_class"], data_path)
+    device = _device_of(model)
+    space, gen = PixelSpace(*norm, device), torch.Generator().manual_seed(s["seed"])
+    x, y = (t.to(device) for t in robustness_images(cfg, s["images_per_class"], data_path))
     def under(attack) -> float:
         adv = torch.cat([attack(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)])
         return _top1(model, adv, y, batch, cfg.amp)
@@ -280,7 +287,7 @@ def step_overlap(maps: torch.Tensor) -> dict:
 def overlap(model: nn.Module, cfg: TrainConfig, settings: dict | None = None, data_path: str | None = None) -> dict:
     "How much the steps' true-class location maps overlap, on a fixed balanced set of test images."
     s = {**OVERLAP_DEFAULTS, **(settings or {})}
-    x, y = robustness_images(cfg, s["images_per_class"], data_path)
+    x, y = (t.to(_device_of(model)) for t in robustness_images(cfg, s["images_per_class"], data_path))
     with torch.no_grad(), autocast(cfg, x.device):
         maps = torch.cat([true_class_maps(model.features(x[i:i + 100]), model.head, y[i:i + 100]) for i in range(0, len(x), 100)])
     return {"settings": s, "images": len(x), **step_overlap(maps)}
@@ -290,9 +297,10 @@ def analyze_run(run_dir: str | Path, evaluation: dict | None = None, batch_size:
     """Evaluate a finished run and write `eval.json` (and `masks.npz` for TSE) into its folder; returns the evaluation.
 
     Always: top-1 by steps, spike statistics, step overlap (`evaluation["overlap"]` settings); with
-    `evaluation["robustness"]` (settings, `{}` for the defaults), the robustness evaluation too."""
+    `evaluation["robustness"]` (settings, `{}` for the defaults), the robustness evaluation too. On the GPU when there
+    is one (`eval_device`): the same random draws (PGD starts, noise) come from the CPU's generator on either."""
     evaluation = check_evaluation(evaluation) or {}  # before the model and data are read: a bad setting costs nothing
-    model, cfg, state = load_trained_state(run_dir)
+    model, cfg, state = load_trained_state(run_dir, device=eval_device())
     loader = eval_loader(cfg, batch_size=batch_size)
     result = {**evaluate_run(model, cfg, loader), "evaluation": evaluation, "overlap": overlap(model, cfg, evaluation.get("overlap"))}
     if "robustness" in evaluation: result["robustness"] = robustness(model, cfg, evaluation["robustness"])
@@ -346,7 +354,7 @@ def main(argv=None) -> None:
         check_number("--batch-size", args.batch_size, integer=True, low=1)
         check_data_path(args.data_path, "--data-path")
         if args.write: check_writable(Path(args.run))
-        model, cfg, state = load_trained_state(args.run, args.checkpoint)
+        model, cfg, state = load_trained_state(args.run, args.checkpoint, eval_device())
         if args.checkpoint is None and (note := checkpoint_note(Path(args.run), state, cfg)): print(note, file=sys.stderr, flush=True)
         if args.precision != "run": cfg = replace(cfg, amp=args.precision == "bf16")
         result = evaluate_run(model, cfg, eval_loader(cfg, args.dataset, args.data_path, args.batch_size), spikes=not args.no_spikes)
