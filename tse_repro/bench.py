@@ -293,8 +293,10 @@ def main(argv=None) -> Path:
     if args.switches:
         repeats = args.repeats or 10
         rows = switch_costs(args.switches, repeats, max(args.warmup, 2), args.device)
-        path = Path(args.out) / f"switches-{Path(args.switches).stem}.md"; path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda p: p.write_text(switch_markdown(rows, Path(args.switches).stem, repeats))); print(path.read_text()); return path
+        stem = Path(args.switches).stem
+        path = Path(args.out) / f"switches-{stem}{'' if args.device == 'cpu' else '-' + args.device.split(':')[0]}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: p.write_text(switch_markdown(rows, stem, repeats, args.device))); print(path.read_text()); return path
     cuda = args.device.startswith("cuda")
     torch.set_num_threads(args.threads)
     compile_ = cuda if args.compile is None else args.compile
@@ -345,14 +347,17 @@ def switch_costs(profile: str, repeats: int = 10, warmup: int = 2, device: str =
              "vs_tse": m / medians["tse"] if "tse" in medians else None, "vs_tet": m / medians["tet"] if "tet" in medians else None}
             for v, m in medians.items()]
 
-def switch_markdown(rows: list[dict], profile: str, repeats: int) -> str:
+def switch_markdown(rows: list[dict], profile: str, repeats: int, device: str = "cpu") -> str:
     ratio = lambda r: "–" if r is None else f"{r:.3f}"
     body = "\n".join(f"| {r['variant']} | {1e3 * r['median_s']:.0f} | {1e3 * r['min_s']:.0f}–{1e3 * r['max_s']:.0f} | {ratio(r['vs_tse'])} | "
                      f"{ratio(r['vs_tet'])} |" for r in rows)
-    return (f"# Step time of each variant of `{profile}`\n\nCommand: `python -m tse_repro.bench --switches {profile}` ({repeats} "
-            f"interleaved repeats after warm-up; one training step on random inputs of the dataset's shape; {torch.get_num_threads()} "
-            f"threads on {_cpu_name()}). Augmentation (AutoAugment, Cutout) runs in the data loader, outside the step: its cost "
-            f"is not in these figures.\n\n| variant | median step (ms) | range (ms) | × TSE | × TET |\n|---|---|---|---|---|\n{body}\n")
+    where = (f"{torch.get_num_threads()} threads on {_cpu_name()}" if device == "cpu"
+             else f"one {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
+    flag = "" if device == "cpu" else f" --device {device}"
+    return (f"# Step time of each variant of `{profile}`\n\nCommand: `python -m tse_repro.bench --switches {profile}{flag}` ({repeats} "
+            f"interleaved repeats after warm-up; one training step on random inputs of the dataset's shape; {where}). Augmentation "
+            f"(AutoAugment, Cutout) runs in the data loader, outside the step: its cost is not in these figures.\n\n"
+            f"| variant | median step (ms) | range (ms) | × TSE | × TET |\n|---|---|---|---|---|\n{body}\n")
 
 # %% ../nbs/11_bench.ipynb #7ea3f597
 def precision_markdown(result: dict, run: str) -> str:
