@@ -211,17 +211,21 @@ def test_nonfinite_training_keeps_a_finite_checkpoint(tmp_path):
     assert not (out / "summary.json").exists()
 
 
-# 5. Ctrl-C: one line, how to resume, a good checkpoint ----------------------------------------------------------------
-def test_ctrl_c(tmp_path):
+# 5. Ctrl-C or SIGTERM (kill, a scheduler's limit): one line, how to resume, a good checkpoint --------------------------
+STOPS = [(signal.SIGINT, 130, "interrupted;"), (signal.SIGTERM, 143, "interrupted by SIGTERM;")]
+
+
+@pytest.mark.parametrize("how, status, word", STOPS, ids=["ctrl-c", "sigterm"])
+def test_ctrl_c(tmp_path, how, status, word):
     out = tmp_path / "run"
     args = [BIN / "tse-train", *TINY, "--train-per-class", "40", "--epochs", "200", "--out", str(out)]
     proc = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(600):
         if (out / "checkpoint.pt").exists(): break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(how)
     _, err = proc.communicate(timeout=120)
-    assert_one_line(proc.returncode, err.strip(), 130, "interrupted", "--resume", str(out))
+    assert_one_line(proc.returncode, err.strip(), status, word, "--resume", str(out))
     from tse_repro.runs import RunFolder
     assert RunFolder(out).status() == "interrupted" and RunFolder(out).load_checkpoint()["epoch"] >= 0
     resumed = subprocess.Popen([*args, "--resume"], env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, text=True)
@@ -229,20 +233,64 @@ def test_ctrl_c(tmp_path):
     finally: resumed.kill(); resumed.wait()
 
 
-def test_ctrl_c_sweep(tmp_path):
+def long_sweep(tmp_path, variants=("b",), **popen) -> subprocess.Popen:
+    "A sweep of 200-epoch runs started in `tmp_path`; it returns once the first run has written a checkpoint."
+    methods = ", ".join(f"{v}: {{method: sdt}}" for v in variants)
     (tmp_path / "long.yaml").write_text("recipe: {arch: resnet_tiny, width: 0.25, dataset: digits, train_per_class: 40, "
-                                        "test_per_class: 2, T: 2, epochs: 200, batch_size: 40}\nmethods: {b: {method: sdt}}\n")
+                                        f"test_per_class: 2, T: 2, epochs: 200, batch_size: 40}}\nmethods: {{{methods}}}\n")
     proc = subprocess.Popen([sys.executable, "-m", "tse_repro.experiments", "--profile", "long.yaml"], cwd=tmp_path, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
     for _ in range(900):
-        if (tmp_path / "runs/long/runs/b-s0/checkpoint.pt").exists(): break
+        if (tmp_path / f"runs/long/runs/{variants[0]}-s0/checkpoint.pt").exists(): break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    return proc
+
+
+def ignore_sigint():
+    "What a shell does to a job it starts in the background (`nohup make extend &` in a script): Ctrl-C is ignored."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("how, status, word", STOPS, ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_sweep(tmp_path, how, status, word):
+    background = how == signal.SIGTERM  # `kill <pid>` is how a background sweep, deaf to SIGINT, is stopped
+    proc = long_sweep(tmp_path, preexec_fn=ignore_sigint if background else None)
+    proc.send_signal(how)
     out, err = proc.communicate(timeout=120)
-    assert_one_line(proc.returncode, err.strip(), 130, "interrupted", "rerun the same command")
+    assert_one_line(proc.returncode, err.strip(), status, word, "rerun the same command")
     from tse_repro.runs import RunFolder
     folder = RunFolder(tmp_path / "runs/long/runs/b-s0")
     assert folder.status() == "interrupted" and not folder.error() and folder.load_checkpoint()["epoch"] >= 0
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    "The child processes of `pid`: (pid, command line), from /proc."
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((int(stat.parent.name), (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+    return found
+
+
+def test_sweep_kernel_killed(tmp_path):
+    "A run whose kernel is killed under it (kill -9, the out-of-memory killer) fails in one line naming the signal; the sweep goes on."
+    proc = long_sweep(tmp_path, variants=("b", "c"))
+    try:
+        kernel = next(pid for pid, cmd in children(proc.pid) if "ipykernel_launcher" in cmd)
+        os.kill(kernel, signal.SIGKILL)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "c-s0: starting" in line: break
+    finally:
+        proc.send_signal(signal.SIGTERM); proc.communicate(timeout=120)
+    failed = next(line for line in lines if "FAILED" in line)
+    assert "KernelDied: the run's kernel was killed by SIGKILL" in failed and "runs/long/runs/b-s0/error.txt" in failed, lines
+    from tse_repro.runs import RunFolder
+    folder = RunFolder(tmp_path / "runs/long/runs/b-s0")
+    assert folder.status() == "failed" and folder.error().startswith("KernelDied: the run's kernel was killed by SIGKILL")
+    assert folder.load_checkpoint()["epoch"] >= 0  # the next sweep resumes it
 
 
 # 6. the run notebook refuses a parameter it does not know, and a bad value --------------------------------------------

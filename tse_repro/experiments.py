@@ -15,7 +15,8 @@ from .checks import SettingError
 from .config import TrainConfig, check_evaluation, flag_name
 from .losses import METHODS, resolve_method
 from .data import DATA_ENV, DataError, write_synthetic
-from .runs import RunFolder, RunRefused, atomic_write, result_settings, run_identity, run_key, try_lock
+from .runs import (
+    RunFolder, RunRefused, atomic_write, interruption, result_settings, run_identity, run_key, stop_on_sigterm, try_lock)
 
 def checkout() -> Path:
     "The root of the tse-repro checkout this package was installed from (it holds profiles/ and nbs/)."
@@ -26,9 +27,9 @@ __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS
            'GUIDES', 'DISK_FULL', 'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method',
            'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile',
            'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch',
-           'notebooks_dir', 'ipc_kernel_manager', 'execute_notebook', 'papermill_command', 'scrub_executed',
-           'outputs_made_from', 'execute_guide', 'docs_command', 'papermill_runner', 'describe_error', 'Progress',
-           'reevaluate', 'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim',
+           'notebooks_dir', 'ipc_kernel_manager', 'KernelDied', 'kernel_death', 'execute_notebook', 'papermill_command',
+           'scrub_executed', 'outputs_made_from', 'execute_guide', 'docs_command', 'papermill_runner', 'describe_error',
+           'Progress', 'reevaluate', 'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim',
            'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
            'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
            'replace_reference', 'copy_run', 'promote', 'banked_runs', 'bank', 'adoptable_runs', 'adopt',
@@ -250,12 +251,14 @@ def _here(path: Path) -> str:
 def ipc_kernel_manager(stderr=None) -> type:
     """An `AsyncKernelManager` class whose kernels talk over IPC (Unix sockets in Jupyter's runtime folder) rather than
     TCP: no kernel port listens on the network, so the kernel has no plain-text TCP to warn about at start-up.
-    `stderr`: a file for the kernel process's own messages (default: the terminal's)."""
+    `stderr`: a file for the kernel process's own messages (default: the terminal's). The class's `exit_codes` gets the
+    exit code of a kernel found dead (a negative code: the signal that killed it)."""
     import uuid
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.paths import jupyter_runtime_dir
     from traitlets import default
     class IPCKernelManager(AsyncKernelManager):
+        exit_codes = []
         @default("transport")
         def _ipc(self): return "ipc"
         @default("ip")  # the sockets' path prefix; jupyter_client's own default is relative, i.e. in the working folder
@@ -265,7 +268,24 @@ def ipc_kernel_manager(stderr=None) -> type:
         async def start_kernel(self, **kw):
             if stderr is not None: kw.setdefault("stderr", stderr)
             return await super().start_kernel(**kw)
+        async def _async_is_alive(self) -> bool:  # what the client and nbclient's liveness polls ask
+            alive = await super()._async_is_alive()
+            if not alive and self.has_kernel and (code := await self.provisioner.poll()) is not None: self.exit_codes.append(code)
+            return alive
+        is_alive = _async_is_alive
     return IPCKernelManager
+
+class KernelDied(RuntimeError):
+    "The kernel running a notebook died under it (killed from outside, or out of memory); the run's last checkpoint is kept."
+
+def kernel_death(exit_codes: list, log: Path) -> str:
+    "Why a notebook's kernel died, from its exit code, and what to do about it."
+    code = exit_codes[-1] if exit_codes else None
+    try: name = signal.Signals(-code).name if code is not None and code < 0 else None
+    except ValueError: name = f"signal {-code}"
+    why = {"SIGKILL": " (the out-of-memory killer's signal, or kill -9)", "SIGTERM": " (kill, or a scheduler stopping it)"}
+    how = f"was killed by {name}{why.get(name, '')}" if name else f"exited with code {code}" if code else "died"
+    return f"the run's kernel {how}, its messages in {_here(log)}; rerun the same command to resume from the last checkpoint"
 
 def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False, cwd: Path | None = None) -> None:
     """Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`, its kernel on IPC.
@@ -277,9 +297,13 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
     import logging
     for logger in ("traitlets", "papermill"):  # nbclient's "kernel died" on Ctrl-C; cell errors reach error.txt anyway
         logging.getLogger(logger).setLevel(logging.INFO if verbose else logging.CRITICAL)
-    with open(Path(out_nb).with_name(f".{Path(out_nb).stem}.kernel.log"), "ab") as log:
+    from nbclient.exceptions import DeadKernelError
+    kernel_log = Path(out_nb).with_name(f".{Path(out_nb).stem}.kernel.log")
+    with open(kernel_log, "ab") as log:
+        manager = ipc_kernel_manager(log)
         try: pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
-                                 progress_bar=False, log_output=verbose, cwd=str(cwd or Path.cwd()), kernel_manager_class=ipc_kernel_manager(log))
+                                 progress_bar=False, log_output=verbose, cwd=str(cwd or Path.cwd()), kernel_manager_class=manager)
+        except DeadKernelError: raise KernelDied(kernel_death(manager.exit_codes, kernel_log)) from None
         except Exception as e:
             if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
             raise
@@ -882,9 +906,10 @@ def _rebuild_reference(args, parser) -> int:
     try:
         if args.promote: promote(name, args.work, args.reference, verbose=args.verbose)
         else: report_reference(name, args.reference, args.verbose)
-    except KeyboardInterrupt:
-        print(f"reproduce: interrupted; the reference {_here(Path(args.reference) / name)}/ is as it was", file=sys.stderr, flush=True)
-        sys.stdout.flush(); os._exit(130)
+    except KeyboardInterrupt as e:
+        code, word = interruption(e)
+        print(f"reproduce: {word}; the reference {_here(Path(args.reference) / name)}/ is as it was", file=sys.stderr, flush=True)
+        sys.stdout.flush(); os._exit(code)
     except OSError as e:
         if not (words := disk_full(e)): raise
         parser.exit(1, f"reproduce: error: {words}; free space, then rerun: the reference {_here(Path(args.reference) / name)}/ is as it was\n")
@@ -896,6 +921,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["docs"]: docs_command(argv[1:]); return 0  # the guide notebooks executed in place (make docs)
     parser = build_parser()
     args = parser.parse_args(argv)
+    stop_on_sigterm()  # kill, timeout, a scheduler's limit: stopped as Ctrl-C stops it, in one line
     try:
         if args.nproc < 1: raise ValueError("--nproc must be >= 1")
         if args.data_path: os.environ[DATA_ENV] = _data_folder(args.data_path)  # every run, and the data signature, read it
@@ -920,10 +946,11 @@ def main(argv=None) -> int:
         print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
         if args.extend: print(f"reference report: {_here(reference / 'report.md')}; commit {_here(reference)}/ to keep what is banked", flush=True)
         elif not args.no_report: report_sweep(root, reference, args.verbose)
-    except KeyboardInterrupt:
-        print("reproduce: interrupted; finished runs are kept and the interrupted one resumes from its last checkpoint: "
+    except KeyboardInterrupt as e:
+        code, word = interruption(e)
+        print(f"reproduce: {word}; finished runs are kept and the interrupted one resumes from its last checkpoint: "
               "rerun the same command", file=sys.stderr, flush=True)
-        sys.stdout.flush(); os._exit(130)  # now: the dead kernel's pending asyncio tasks would print tracebacks at exit
+        sys.stdout.flush(); os._exit(code)  # now: the dead kernel's pending asyncio tasks would print tracebacks at exit
     except (NoSpace, OSError) as e:
         if not (words := str(e) if isinstance(e, NoSpace) else disk_full(e)): raise
         parser.exit(1, f"reproduce: error: {words}; free space on {_here(root)}'s disk, then rerun the same command: "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_runs.ipynb #16b86dd5
 from __future__ import annotations
-import contextlib, fcntl, hashlib, io, json, math, os
+import contextlib, fcntl, hashlib, io, json, math, os, signal
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -19,8 +19,9 @@ from .losses import METHODS, LossState
 
 # %% auto #0
 __all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'ADDED', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'try_lock',
-           'read_checkpoint', 'epoch_record', 'summarize', 'result_settings', 'check_run_folder', 'run_identity',
-           'run_key', 'model_from_state', 'loss_state_from', 'fake_run']
+           'Terminated', 'stop_on_sigterm', 'interruption', 'read_checkpoint', 'epoch_record', 'summarize',
+           'result_settings', 'check_run_folder', 'run_identity', 'run_key', 'model_from_state', 'loss_state_from',
+           'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -133,6 +134,20 @@ def status(self: RunFolder) -> str:
     if self.file("error").exists(): return "failed"
     if self.file("config").exists(): return "interrupted"
     return "pending"
+
+# %% ../nbs/06_runs.ipynb #c11161cb
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, raised where it lands as Ctrl-C's `KeyboardInterrupt` is, so it stops a run the same way."
+
+def _terminate(signum, frame): raise Terminated()
+
+def stop_on_sigterm() -> None:
+    "From now on SIGTERM raises `Terminated` in this process (its main thread) instead of ending it without a word."
+    signal.signal(signal.SIGTERM, _terminate)
+
+def interruption(e: KeyboardInterrupt) -> tuple[int, str]:
+    "The exit code and the word for a stop: 130 and 'interrupted' for Ctrl-C, 143 and 'interrupted by SIGTERM' for SIGTERM."
+    return (128 + signal.SIGTERM, "interrupted by SIGTERM") if isinstance(e, Terminated) else (130, "interrupted")
 
 # %% ../nbs/06_runs.ipynb #fcdab168
 @patch

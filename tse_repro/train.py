@@ -23,7 +23,7 @@ from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_command
 from .losses import METHODS, LossModel, LossState, tse_masks
 from .data import CIFAR, DataError, check_full_splits, data_root, data_signature, get_datasets, make_loaders, rank_seed
-from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, summarize
+from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, interruption, stop_on_sigterm, summarize
 
 # %% auto #0
 __all__ = ['DISK_FULL', 'Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
@@ -449,6 +449,7 @@ def dry_run(cfg: TrainConfig) -> str:
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg, dry = parse_command(argv)
+    stop_on_sigterm()  # kill, timeout, a scheduler's limit: stopped as Ctrl-C stops it, in one line
     try:
         if dry: print(dry_run(cfg)); return
         train(cfg)
@@ -467,8 +468,9 @@ def main(argv=None) -> None:
         need = re.search(r"allocate (\d+) bytes", str(e))  # the CPU allocator's words; CUDA's say GiB themselves
         _exit(1, f"tse-train: out of memory{f' (a tensor of {int(need[1]) / 2**30:.1f} GiB)' if need else ''}; lower --batch-size "
                  f"({cfg.batch_size}), --T ({cfg.T}) or --width ({cfg.width})")
-    except KeyboardInterrupt:
-        _exit(130, f"tse-train: interrupted; the last checkpoint in {cfg.out} is intact; continue with: {resume_command(argv)}")
+    except KeyboardInterrupt as e:
+        code, word = interruption(e)
+        _exit(code, f"tse-train: {word}; the last checkpoint in {cfg.out} is intact; continue with: {resume_command(argv)}")
 
 # %% ../nbs/07_train.ipynb #9c4c3c3d
 if __name__ == "__main__" and "__file__" in globals():  # a module run (torchrun), not this notebook
