@@ -379,6 +379,8 @@ def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
     seeds = sorted(set(a) & set(b))
     d = np.array([a[s] - b[s] for s in seeds], dtype=float)
     sd = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
+    if len(d) > 1 and np.ptp(d) <= 8 * np.finfo(float).eps * max(abs(v) for s in seeds for v in (a[s], b[s])):
+        sd = 0.0  # equal differences but for float rounding (67.3 - 67.2 != 12.8 - 12.7): a tie, not a tiny spread
     half = float(t.ppf(0.5 + level / 2, len(d) - 1) * sd / math.sqrt(len(d))) if len(d) > 1 else float("nan")
     return {"n": len(d), "mean": float(d.mean()) if len(d) else float("nan"), "halfwidth": half,
             "detectable": detectable_difference(sd, len(d), level)}
@@ -521,7 +523,8 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
     return pair_by_seed(records, claim_values)
 
 def _interval(r, digits: int = 2) -> str:
-    if math.isnan(r.halfwidth) or r.halfwidth == 0: return f"{r.mean:+.{digits}f}"  # one seed, or a tie on every seed: no interval
+    if math.isnan(r.halfwidth): return f"{r.mean:+.{digits}f}"  # one seed: no interval
+    if r.halfwidth == 0: return f"{r.mean:+.{digits}f} (no spread)"  # the same difference on every seed: a degenerate interval, not evidence
     text = f"{r.mean:+.{digits}f} [{r.mean - r.halfwidth:+.{digits}f}, {r.mean + r.halfwidth:+.{digits}f}]"
     return f"**{text}**" if abs(r.mean) > r.halfwidth else text
 
@@ -893,7 +896,8 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
     if claims := claims_markdown(claims_table(records)):
         parts += ["## Every claim, paired by seed", "", "Each variant minus each anchor, seed by seed, on every measure the TSE paper's "
                   "claims rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap of the steps' "
-                  "evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero.", "", claims, ""]
+                  "evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero; \"(no spread)\": the same "
+                  "difference on every seed, an interval of zero width that says nothing about the noise.", "", claims, ""]
     if ablation := ablation_markdown(ablation_table(records)):
         parts += ["## Ablation: each switch against TSE's defaults and TET", "", "Each variant's final top-1 minus that of TSE at "
                   "its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
