@@ -524,16 +524,13 @@ def claims_table(records: list[dict]) -> pd.DataFrame:
 
 _NO_SPREAD_NOTE = "\"(no spread)\": the same difference on every seed, an interval of zero width that says nothing about the noise"
 
-def _interval(r, digits: int = 2) -> str:
-    if math.isnan(r.halfwidth): return f"{r.mean:+.{digits}f}"  # one seed: no interval
-    if r.halfwidth == 0: return f"{r.mean:+.{digits}f} (no spread)"  # the same difference on every seed: a degenerate interval, not evidence
-    text = f"{r.mean:+.{digits}f} [{r.mean - r.halfwidth:+.{digits}f}, {r.mean + r.halfwidth:+.{digits}f}]"
+def _interval(r, digits: int = 2, unit: str = "") -> str:
+    "The mean and its interval, then the unit, then the '(no spread)' mark: '+0.00 points (no spread)'."
+    unit = f" {unit}" if unit else ""
+    if math.isnan(r.halfwidth): return f"{r.mean:+.{digits}f}{unit}"  # one seed: no interval
+    if r.halfwidth == 0: return f"{r.mean:+.{digits}f}{unit} (no spread)"  # the same difference on every seed: a degenerate interval, not evidence
+    text = f"{r.mean:+.{digits}f} [{r.mean - r.halfwidth:+.{digits}f}, {r.mean + r.halfwidth:+.{digits}f}]{unit}"
     return f"**{text}**" if abs(r.mean) > r.halfwidth else text
-
-def _with_unit(interval: str, unit: str) -> str:
-    "The unit goes after the number and its interval but before the '(no spread)' mark: '+0.00 points (no spread)'."
-    number, mark, _ = interval.strip("*").partition(" (no spread)")
-    return f"{number} {unit}{mark}"
 
 def claims_markdown(table: pd.DataFrame) -> str:
     "One table per variant: each measure's paired difference from each anchor, with its 95 % interval (bold: excludes zero)."
@@ -560,7 +557,7 @@ def claim_sentence(records: list[dict], variant: str = "tse") -> str:
     get = lambda measure, anchor: next(r for r in rows.itertuples() if r.measure == measure and r.against == anchor)
     against = list(dict.fromkeys(rows.against))
     final = [get("final top-1", a) for a in against]
-    words = [f"{_reading(r)} {a} by {_with_unit(_interval(r), 'points')} (half-width ±{r.halfwidth:.2f}; at 80 % power these seeds "
+    words = [f"{_reading(r)} {a} by {_interval(r, unit='points').strip('*')} (half-width ±{r.halfwidth:.2f}; at 80 % power these seeds "
              f"detect {r.detectable:.2f})" for r, a in zip(final, against)]
     text = f"Final top-1 of `{variant}` over {final[0].n} paired seeds (95 % intervals): " + "; ".join(words) + "."
     gain = next((m for m in rows.measure if m.startswith("any-time gain")), None)
@@ -906,7 +903,7 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
                   f"evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero; {_NO_SPREAD_NOTE}.", "", claims, ""]
     if ablation := ablation_markdown(ablation_table(records)):
         parts += ["## Ablation: each switch against TSE's defaults and TET", "", "Each variant's final top-1 minus that of TSE at "
-                  f"its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
+                  "its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
                   f"zero; {_NO_SPREAD_NOTE}); the erased fraction is the mean over steps t ≥ 2 in the last epoch; the any-time gain is top-1 with all T "
                   "steps minus top-1 with step 1 alone (mean ± std over seeds).", "", ablation, ""]
     if over := overlap_markdown(records):
