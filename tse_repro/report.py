@@ -27,10 +27,10 @@ __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED'
            'noise_sentence', 'anchors', 'comparisons', 'pair_by_seed', 'paired_table', 'paired_markdown',
            'overlap_markdown', 'robustness_markdown', 'plot_robustness', 'plot_overlap', 'claim_values', 'claims_table',
            'claims_markdown', 'claim_sentence', 'tse_forms', 'forms_markdown', 'settings_changed', 'ablation_variants',
-           'what_changed', 'ablation_table', 'ablation_markdown', 'claims_paragraph', 'readme_with_claims',
-           'refresh_readme', 'sampling_variance', 'floored_variance', 'difference_test', 'holm_adjusted',
-           'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts', 'simulation_markdown',
-           'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
+           'what_changed', 'ablation_table', 'ablation_markdown', 'multiplicity_sentence', 'claims_paragraph',
+           'readme_with_claims', 'refresh_readme', 'sampling_variance', 'floored_variance', 'difference_test',
+           'holm_adjusted', 'verdict_table', 'verdict_line', 'verdict_markdown', 'simulate_verdicts',
+           'simulation_markdown', 'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
 def _erases(method: str) -> bool: return method in METHODS and METHODS[method].erases
@@ -660,6 +660,16 @@ def ablation_markdown(table: pd.DataFrame) -> str:
     return markdown(rows, ["variant", "what changed (from the anchor)", "seeds", "top-1 (%)", "− anchor (points, [95 % interval] (seeds))",
                            "− TET", "erased, last epoch (%)", "any-time gain t=T − t=1 (points)"])
 
+def multiplicity_sentence(table: pd.DataFrame, level: float = 0.95) -> str:
+    "How many rows the ablation compares with its anchor, and how many would exclude zero by chance alone: its intervals are per comparison."
+    n = int(sum(d is not None and d["n"] > 1 for d in table.vs_anchor)) if not table.empty else 0
+    if n < 2: return ""
+    alpha = 1 - level
+    return (f"The intervals are per comparison, not corrected for multiple comparisons: {n} rows are compared with the anchor, so "
+            f"were no switch to change accuracy, about {n * alpha:.2g} of them would still exclude zero by chance "
+            f"(at least one with probability {100 * (1 - level ** n):.0f} % were the comparisons independent; "
+            "they share the anchor's runs, so they are not quite).")
+
 # %% ../nbs/10_report.ipynb #10680329
 CLAIMS_BLOCK = re.compile(r"(?P<open><!-- claims: (?P<profile>[\w.-]+) -->\n)(?P<body>.*?)(?P<close>\n<!-- /claims -->)", re.S)
 
@@ -901,11 +911,11 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
         parts += ["## Every claim, paired by seed", "", "Each variant minus each anchor, seed by seed, on every measure the TSE paper's "
                   "claims rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap of the steps' "
                   f"evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero; {_NO_SPREAD_NOTE}.", "", claims, ""]
-    if ablation := ablation_markdown(ablation_table(records)):
+    if ablation := ablation_markdown(ablated := ablation_table(records)):
         parts += ["## Ablation: each switch against TSE's defaults and TET", "", "Each variant's final top-1 minus that of TSE at "
                   "its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
                   f"zero; {_NO_SPREAD_NOTE}); the erased fraction is the mean over steps t ≥ 2 in the last epoch; the any-time gain is top-1 with all T "
-                  "steps minus top-1 with step 1 alone (mean ± std over seeds).", "", ablation, ""]
+                  f"steps minus top-1 with step 1 alone (mean ± std over seeds). {multiplicity_sentence(ablated)}".rstrip(), "", ablation, ""]
     if over := overlap_markdown(records):
         parts += ["## Do the steps draw on the same evidence?", "", "Per-step true-class location maps (the head at every location, no "
                   "erasing, for every method) on a fixed set of test images, compared between every pair of steps; lower = the "
