@@ -666,7 +666,7 @@ def multiplicity_sentence(table: pd.DataFrame, level: float = 0.95) -> str:
     if n < 2: return ""
     alpha = 1 - level
     return (f"The intervals are per comparison, not corrected for multiple comparisons: {n} rows are compared with the anchor, so "
-            f"were no switch to change accuracy, about {n * alpha:.2g} of them would still exclude zero by chance "
+            f"were no variant to differ from the anchor, about {n * alpha:.2g} of them would still exclude zero by chance "
             f"(at least one with probability {100 * (1 - level ** n):.0f} % were the comparisons independent; "
             "they share the anchor's runs, so they are not quite).")
 
