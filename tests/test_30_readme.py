@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from archives import official_archive
+
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK_DEMO = "--set epochs=1 --set train_per_class=2 --set test_per_class=1 --set seeds=[0,1]"
 TINY_TRAIN = ["--epochs", "1", "--train-per-class", "2", "--test-per-class", "1"]
@@ -54,6 +56,8 @@ def adapt(command: str) -> tuple[list[str] | None, str]:
         note = "torchrun replaced by the same flags with --dry-run"
         if any(w.startswith("--nnodes") for w in words): note += " (tests/test_24_long_runs.py runs this line as two nodes)"
         return [".venv/bin/python", "-m", "tse_repro.train", *args, "--dry-run"], note
+    if words[0].endswith("tse-data"):
+        return [w for w in words if w != "--download"], "no --download (no internet): the official archive, made offline, already there"
     if words[0].endswith("tse-train") and "--dry-run" not in words: return [*words, *TINY_TRAIN], " ".join(TINY_TRAIN)
     at = next((i for i, w in enumerate(words) if w.endswith("papermill")), None)   # papermill, or the project's quiet papermill
     if at is not None and words[at + 1].endswith("run.ipynb"): return [*words, *TINY_NOTEBOOK], " ".join(TINY_NOTEBOOK)
@@ -112,6 +116,11 @@ def test_readme_commands_run_as_written(tmp_path, which):
         if "--dry-run" in argv and "--dataset" in argv and "--data-path" not in argv:  # a dry run reads the data as the run would
             argv = [*argv, "--data-path", str(full_split_names)]
             note = "; ".join(filter(None, [note, "--data-path: synthetic CIFAR-10 arrays under the full split's file names"]))
+        if argv[0].endswith("tse-data"):  # the official archive in ./data, as --download leaves it, made from the shared files
+            if not os.environ.get("TSE_DATA"):
+                transcript.append((command, "skipped", 0.0, "needs TSE_DATA to make the official archive offline")); continue
+            (clone / "data").mkdir(exist_ok=True)
+            official_archive(argv[1], Path(os.environ["TSE_DATA"]), clone / "data")
         start = time.perf_counter()
         if argv[:4] == ["make", "-o", ".venv/.installed", "lab"]: code, out = run_lab(argv, clone, env), ""
         else:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #baf245cd
 from __future__ import annotations
-import os, random
+import os, random, sys
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -14,21 +14,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'AUGMENTS', 'DIGITS_SIZE', 'NMNIST_SENSOR',
-           'NMNIST_DTYPE', 'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'IMAGENET_FOLDER', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'IMAGENET_SPLITS', 'OFFICIAL_SPLITS', 'IMAGENET_FIXTURE_CLASSES', 'RANK_SEED_STRIDE', 'CIFAR10_CLASSES',
-           'DataError', 'DataMissing', 'data_root', 'shared_file', 'DataInfo', 'balanced_indices', 'AugmentedDataset',
-           'ImageDataset', 'cifar_transform', 'how_to_get', 'image_array_problem', 'read_image_npz', 'find_npz',
-           'cifar_arrays', 'cifar_datasets', 'digits_arrays', 'digits_datasets', 'to_frames', 'EventDataset',
-           'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets',
-           'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording', 'pt_files',
-           'dvs_datasets', 'imagenet_transform', 'read_rgb', 'ImageFiles', 'class_folders', 'imagenet_folders',
-           'dataset_info', 'imagenet_datasets', 'pixel_normalization', 'get_datasets', 'check_full_splits',
-           'data_signature', 'imagenet_signature', 'write_synthetic', 'seed_worker', 'rank_seed', 'batch_seed',
-           'SeededBatch', 'SeededAugmentation', 'EpochBatches', 'make_loaders', 'class_names']
+__all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'CIFAR_FILES', 'AUGMENTS', 'DIGITS_SIZE',
+           'NMNIST_SENSOR', 'NMNIST_DTYPE', 'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'IMAGENET_FOLDER', 'IMAGENET_MEAN',
+           'IMAGENET_STD', 'IMAGENET_SPLITS', 'OFFICIAL_SPLITS', 'IMAGENET_FIXTURE_CLASSES', 'RANK_SEED_STRIDE',
+           'CIFAR10_CLASSES', 'DataError', 'DataMissing', 'data_root', 'shared_file', 'DataInfo', 'balanced_indices',
+           'AugmentedDataset', 'ImageDataset', 'cifar_transform', 'how_to_get', 'image_array_problem', 'read_image_npz',
+           'find_npz', 'cifar_source', 'cifar_arrays', 'cifar_datasets', 'digits_arrays', 'digits_datasets',
+           'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events', 'read_nmnist_frames',
+           'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording',
+           'pt_files', 'dvs_datasets', 'imagenet_transform', 'read_rgb', 'ImageFiles', 'class_folders',
+           'imagenet_folders', 'dataset_info', 'imagenet_datasets', 'pixel_normalization', 'get_datasets',
+           'check_full_splits', 'write_synthetic', 'seed_worker', 'rank_seed', 'batch_seed', 'SeededBatch',
+           'SeededAugmentation', 'EpochBatches', 'make_loaders', 'class_names']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -111,6 +112,9 @@ CIFAR = {  # name: (classes, torchvision folder, TET mean, TET std)
     "cifar10": (10, "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": (100, "cifar-100-python", (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
+CIFAR_FILES = {  # dataset: (file, split, images kept per class; None: all), made by `tse-data` (04a_datafiles)
+    "cifar10": (("cifar10_train_20k.npz", "train", 2000), ("cifar10_test.npz", "test", None)),
+    "cifar100": (("cifar100_train_10k.npz", "train", 100), ("cifar100_test.npz", "test", None))}
 
 AUGMENTS = ("tet", "autoaugment", "flip", "none")  # flip and none: weaker than the TET code's, for a regime that fits its training set
 
@@ -129,8 +133,10 @@ def cifar_transform(name: str, train: bool, augment: str = "tet", cutout: bool =
     return v2.Compose(steps)
 
 # %% ../nbs/04_data.ipynb #911be923
-def how_to_get(name: str, root: Path) -> str:
-    "The fix to print when a dataset is missing."
+def how_to_get(name: str, root: Path, train_file: str | None = None) -> str:
+    "The fix to print when a dataset is missing; `train_file`: the training file a run names (`tse-data` makes some)."
+    if train_file in {file for file, _, _ in CIFAR_FILES.get(name, ())}:
+        return f"make it with `tse-data {name} --data-path {root} --download`, or point --data-path ($TSE_DATA) at the folder that holds it"
     return {
         "cifar10": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar10_train.npz and cifar10_test.npz",
         "cifar100": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar100_train.npz and cifar100_test.npz",
@@ -172,24 +178,28 @@ def _subsets(name: str, root: Path, split: str) -> str:
     hint = f", e.g. --train-file {found[0]}" if split == "train" and found else ""
     return f" (found {', '.join(found)}: a subset is used only when named{hint})" if found else ""
 
-def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, files=None, train_file: str | None = None):
-    "The images (uint8 NHWC) and labels of one CIFAR split, from array files or torchvision's folder."
-    num_classes, folder, _, _ = CIFAR[name]
-    split, fix = ("train" if train else "test"), how_to_get(name, root)
+def cifar_source(name: str, root: Path, train: bool, download: bool = False, files=None, train_file: str | None = None) -> Path:
+    "Where one CIFAR split is read from: its array file, else torchvision's folder; a `DataMissing` naming the fix if neither is there."
+    folder, split = root / CIFAR[name][1], "train" if train else "test"
     path = Path(files[0 if train else 1]) if files else find_npz(name, root, split, train_file if train else None)
     if path is not None:
-        if not path.exists(): raise DataMissing(f"{path} not found; {fix}")
-        return read_image_npz(path, num_classes, fix)
-    if not (root / folder).exists() and not download:
-        raise DataMissing(f"no full {name} {split} split in {root}: looked for {name}_{split}.npz and {root / folder}/"
-                          f"{_subsets(name, root, split)}; {fix}")
-    from torchvision import datasets
+        if not path.exists(): raise DataMissing(f"{path} not found; {how_to_get(name, root, path.name if train else train_file)}")
+        return path
+    if folder.exists() or download: return folder
+    raise DataMissing(f"no full {name} {split} split in {root}: looked for {name}_{split}.npz and {folder}/"
+                      f"{_subsets(name, root, split)}; {how_to_get(name, root, train_file)}")
+
+def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, files=None, train_file: str | None = None):
+    "The images (uint8 NHWC) and labels of one CIFAR split, from array files or torchvision's folder."
+    num_classes, fix = CIFAR[name][0], how_to_get(name, root, train_file)
+    path = cifar_source(name, root, train, download, files, train_file)
+    if path.suffix == ".npz": return read_image_npz(path, num_classes, fix)
     try: ds = getattr(datasets, name.upper())(root, train=train, download=download)
     except Exception as e:
-        raise DataError(f"{root / folder} is corrupt or incomplete ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        raise DataError(f"{path} is corrupt or incomplete ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                         f"delete it and pass --download (download=True), or {fix.split(', or ')[-1]}") from None
     x, y = ds.data, np.asarray(ds.targets, dtype=np.int64)
-    if problem := image_array_problem(x, y, num_classes): raise DataError(f"{root / folder} is corrupt ({problem}); {fix}")
+    if problem := image_array_problem(x, y, num_classes): raise DataError(f"{path} is corrupt ({problem}); {fix}")
     return x, y
 
 # %% ../nbs/04_data.ipynb #1be44df2
@@ -513,47 +523,6 @@ def check_full_splits(name: str, n_train: int, n_test: int, root=None) -> None:
     raise DataError(f"{name} in {data_root(root)} has {n_train:,} training / {n_test:,} test samples, not the full official "
                     f"splits ({want[0]:,} / {want[1]:,}) this run needs; {how_to_get(name, data_root(root))}")
 
-# %% ../nbs/04_data.ipynb #61107c6a
-def _files(*paths) -> list:
-    return [[p.name, p.stat().st_size] for p in paths if p is not None and p.is_file()]
-
-def data_signature(name: str, root=None, train_file: str | None = None) -> dict:
-    "The files (name, size) dataset `name` reads from `root` (`train_file`: a named training file); `{'files': []}` when none are there yet."
-    root, key = data_root(root), name.lower().replace("_", "-")
-    if key == "digits": return {"dataset": key, "files": [["sklearn.datasets.load_digits", 1797]]}
-    if key in CIFAR:
-        folder = root / CIFAR[key][1]
-        npz = [find_npz(key, root, "train", train_file), find_npz(key, root, "test")]
-        files = _files(*npz) if all(npz) else _files(*sorted(folder.glob("*"))) if folder.is_dir() else []
-    elif key == "imagenet": return {"dataset": key, **imagenet_signature(root / IMAGENET_FOLDER)}
-    elif key in ("nmnist", "n-mnist"):
-        files = _files(root / "nmnist_small_events.npz") or [[f"{f.parent.parent.name}/{f.parent.name}", n] for f, n in
-                 _count_by_folder(root, ("NMNIST", "N-MNIST", "nmnist"), "*/*/*.bin")]
-    else:
-        files = [[f"{f.parent.parent.name}/{f.parent.name}", n] for f, n in _count_by_folder(root, ("dvs-cifar10", "CIFAR10DVS"), "*/*.*")]
-    return {"dataset": key, "files": files}
-
-def imagenet_signature(base: Path) -> dict:
-    "Per split: (name with its class and image counts, total bytes), and a digest of train's class list; `{'files': []}` without a train/ folder."
-    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
-    if not (base / "train").is_dir(): return {"files": []}
-    files, classes = [], {}
-    for split in IMAGENET_SPLITS:
-        folders = sorted((e.name, e.path) for e in os.scandir(base / split) if e.is_dir()) if (base / split).is_dir() else []
-        images = [f for _, path in folders for f in os.scandir(path) if f.is_file() and has_file_allowed_extension(f.name, IMG_EXTENSIONS)]
-        files.append([f"{IMAGENET_FOLDER}/{split}: {len(folders)} classes, {len(images):,} images", sum(f.stat().st_size for f in images)])
-        classes[split] = [name for name, _ in folders]
-    import hashlib
-    return {"files": files, "classes": hashlib.sha256("\n".join(classes["train"]).encode()).hexdigest()[:16]}
-
-def _count_by_folder(root: Path, names, pattern: str) -> list:
-    "(a file of each folder, the folder's file count) for the files under the first of `names` that exists."
-    base = next((root / n for n in names if (root / n).is_dir()), None)
-    if base is None: return []
-    counts = {}
-    for f in base.glob(pattern): counts.setdefault(f.parent, [f, 0])[1] += 1
-    return [tuple(v) for _, v in sorted(counts.items())]
-
 # %% ../nbs/04_data.ipynb #aa2dc3e9
 IMAGENET_FIXTURE_CLASSES = 4
 
@@ -678,3 +647,8 @@ def class_names(name: str, root=None) -> tuple:
     if name in ("digits", "nmnist"): return tuple(str(d) for d in range(10))
     if name in ("cifar10", "dvs-cifar10"): return CIFAR10_CLASSES
     return tuple(f"label {k}" for k in range(num))
+
+# %% ../nbs/04_data.ipynb #7a3c1e91
+if __name__ == "__main__" and "__file__" in globals():  # a module run, not this notebook
+    from tse_repro.datafiles import main
+    sys.exit(main())

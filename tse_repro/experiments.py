@@ -15,6 +15,7 @@ from .checks import SettingError
 from .config import TrainConfig, check_evaluation, flag_name
 from .losses import METHODS, resolve_method
 from .data import DATA_ENV, DataError, write_synthetic
+from .datafiles import require_data
 from .runs import (
     RunFolder, RunRefused, atomic_write, interruption, result_settings, run_identity, run_key, stop_on_sigterm, try_lock)
 
@@ -477,7 +478,7 @@ def _changed(old: dict, new: dict) -> str:
     "What differs between two identities, in words."
     o, n = old.get("identity") or {}, new["identity"]
     settings = sorted(k for k in set(o.get("settings", {})) | set(n["settings"]) if o.get("settings", {}).get(k) != n["settings"].get(k))
-    words = settings + (["data files"] if o.get("data") != n["data"] else []) + (["process count"] if o.get("nproc") != n["nproc"] else [])
+    words = settings + (["data"] if o.get("data") != n["data"] else []) + (["process count"] if o.get("nproc") != n["nproc"] else [])
     return ", ".join(words) or "an unrecorded identity"
 
 def unfinished_notebook(path: Path) -> str:
@@ -840,11 +841,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/08_experiments.ipynb #ea6bba7f
 def preflight(runs: list, nproc: int) -> None:
-    "Before any run starts: every global batch splits over `nproc`, and a full-splits profile finds its full data."
+    "Before any run starts: every global batch splits over `nproc`, every run finds its data, and a full-splits profile its full splits."
     from tse_repro.train import batch_per_rank, load_data
     for run in runs:
         try: batch_per_rank(TrainConfig(**run.config), nproc)
         except SettingError as e: raise ValueError(f"run {run.name}: {e.named('recipe.batch_size')} (--nproc {nproc})") from None
+    configs = [TrainConfig(**run.config) for run in runs]
+    for data in sorted({(c.dataset, c.data_path, c.train_file, c.download) for c in configs}, key=str):
+        require_data(*data)  # one line naming the command that makes the data, before any run folder exists
     if runs and runs[0].config.get("full_splits"): load_data(TrainConfig(**runs[0].config))  # a DataError names what it found
 
 # %% ../nbs/08_experiments.ipynb #04ca5520
@@ -945,7 +949,7 @@ def main(argv=None) -> int:
                     else run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose))
         print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
         if args.extend: print(f"reference report: {_here(reference / 'report.md')}; commit {_here(reference)}/ to keep what is banked", flush=True)
-        elif not args.no_report: report_sweep(root, reference, args.verbose)
+        elif not args.no_report and "complete" in statuses.values(): report_sweep(root, reference, args.verbose)
     except KeyboardInterrupt as e:
         code, word = interruption(e)
         print(f"reproduce: {word}; finished runs are kept and the interrupted one resumes from its last checkpoint: "

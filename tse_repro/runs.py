@@ -14,14 +14,13 @@ from torch import nn
 
 from .checks import SettingError
 from .config import TrainConfig, build_model
-from .data import data_signature
+from .datafiles import atomic_write, data_signature
 from .losses import METHODS, LossState
 
 # %% auto #0
-__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'ADDED', 'RunRefused', 'atomic_write', 'write_json', 'RunFolder', 'try_lock',
-           'Terminated', 'stop_on_sigterm', 'interruption', 'read_checkpoint', 'epoch_record', 'summarize',
-           'result_settings', 'check_run_folder', 'run_identity', 'run_key', 'model_from_state', 'loss_state_from',
-           'fake_run']
+__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'ADDED', 'RunRefused', 'write_json', 'RunFolder', 'try_lock', 'Terminated',
+           'stop_on_sigterm', 'interruption', 'read_checkpoint', 'epoch_record', 'summarize', 'result_settings',
+           'check_run_folder', 'run_identity', 'run_key', 'model_from_state', 'loss_state_from', 'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -30,17 +29,6 @@ RUN_FILES = ("config", "metrics", "summary", "checkpoint")  # what only a run wr
 
 class RunRefused(ValueError):
     "The folder cannot take this run (another run's, a live one, an unreadable one); nothing was written."
-
-def atomic_write(path: Path, write) -> None:
-    "Call `write(tmp_path)`, then move the temporary file over `path` in one step; a failed write leaves `path` as it was."
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp); os.replace(tmp, path)
-    except OSError as e:  # a full disk fails in write(), whose error names no file (or the temporary one): name the one asked for
-        if e.errno is not None and e.filename in (None, str(tmp)): e.filename = str(path)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 def write_json(path: Path, obj) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n"))

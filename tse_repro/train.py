@@ -22,7 +22,8 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside not
 from .checks import SettingError
 from .config import TrainConfig, build_model, flag_name, parse_command
 from .losses import METHODS, LossModel, LossState, tse_masks
-from .data import CIFAR, DataError, check_full_splits, data_root, data_signature, get_datasets, make_loaders, rank_seed
+from .data import CIFAR, DataError, check_full_splits, data_root, get_datasets, make_loaders, rank_seed
+from .datafiles import data_signature, signature_text
 from .runs import RunFolder, RunRefused, check_run_folder, epoch_record, interruption, stop_on_sigterm, summarize
 
 # %% auto #0
@@ -437,8 +438,8 @@ def dry_run(cfg: TrainConfig) -> str:
     per_rank = batch_per_rank(cfg, world)  # the run's own refusal of a batch the processes cannot share
     try:  # the run's own reading of the data, so a dry run refuses what the run refuses, with the same words
         train_ds, test_ds, _ = load_data(TrainConfig(**{**asdict(cfg), "download": False}))  # a dry run downloads nothing
-        files = ", ".join(f"{name} ({size:,})" for name, size in data_signature(cfg.dataset, cfg.data_path, cfg.train_file)["files"])
-        data = f"{len(train_ds):,} training / {len(test_ds):,} test samples from {files}"
+        read = signature_text(data_signature(cfg.dataset, cfg.data_path, cfg.train_file))
+        data = f"{len(train_ds):,} training / {len(test_ds):,} test samples, {read}"
     except FileNotFoundError:  # DataMissing: a plan rather than an error only where the run would download it
         if not downloads(cfg): raise
         data = f"not in {data_root(cfg.data_path)} yet; the run would download it there (--download)"
