@@ -62,7 +62,13 @@ def process(args, env=None, **kw):
     (["--epochs", "2.5"], "invalid int value: '2.5'"), (["--batch-size", "0"], "--batch-size"), (["--seed", "-3"], "--seed"),
     (["--save-every", "0"], "--save-every"), (["--train-per-class", "0"], "--train-per-class"),
     (["--warmup-epochs", "2", "--epochs", "2"], "--warmup-epochs must be fewer"), (["--tet", "--tse"], "mutually exclusive"),
-    (["--method", "tse", "--no-tse"], "contradicts"), (["--arch", "vggsnn", "--tse"], "use vggsnn_gap")])
+    (["--method", "tse", "--no-tse"], "contradicts"), (["--arch", "vggsnn", "--tse"], "use vggsnn_gap"),
+    (["--tse", "--tau-f-schedule", "linear", "--tau-f-epochs", "5", "--epochs", "3"], "--tau-f-epochs must be at most the epochs (3)"),
+    (["--tse", "--tau-f-schedule", "cosine", "--tau-f-epochs", "1"], "--tau-f-epochs of 1 reaches tau_f in the first epoch"),
+    (["--tse", "--learn-kappa", "--mask-temperature", "0.05", "--kappa", "1e-300"], "--kappa 1e-300 is too close to 0 or to kappa_max"),
+    (["--tse", "--tet-mix", "0.3"], "--tet-mix has no effect with method tse: drop it, or add --method tse_tet"),
+    (["--tse", "--tau-f-start", "0.9"], "--tau-f-start has no effect with method tse as set"),
+    (["--tse", "--kappa-max", "2"], "--kappa-max has no effect with method tse as set: drop it, or add --learn-kappa")])
 def test_settings_cli(tmp_path, flags, words):
     code, err = train_main([*TINY, "--out", str(tmp_path / "run"), *flags])
     assert_one_line(code, err, 2, words)
@@ -76,7 +82,9 @@ def test_settings_cli(tmp_path, flags, words):
     ("methods: {t: {method: tet, lamb: -0.1}}", "methods.t.lamb"), ("methods: {t: {method: tse, tau_f: '0.5'}}", "methods.t.tau_f"),
     ("sweep: {tau_f: [0.5, 2.0], kappa: [1.0]}", "sweep.tau_f must be a number in (0, 1]"),
     ("recipe: {width: 0}\nmethods: {b: {method: sdt}}", "recipe.width"), ("recipe: {amp: 1}\nmethods: {b: {method: sdt}}", "recipe.amp must be true or false"),
-    ("methods: {b: {method: sdt}}\nseeds: [0, 1.5]", "seeds must be"), ("methods: {b: {method: sdt, tau_f: 0.3}}", "only tse and tse_tet use")])
+    ("methods: {b: {method: sdt}}\nseeds: [0, 1.5]", "seeds must be"), ("methods: {b: {method: sdt, tau_f: 0.3}}", "only tse and tse_tet use"),
+    ("methods: {b: {method: sdt}}\nseeds: [0]\nseeds: [1]", "'seeds' is given twice; keep one"),
+    ("methods:\n  b: {method: sdt}\n  b: {method: tet}", "line 3, column 3: 'b' is given twice; keep one")])
 def test_settings_profile_yaml(tmp_path, body, words):
     from tse_repro.experiments import main
     (tmp_path / "p.yaml").write_text(body + "\n")
@@ -120,6 +128,19 @@ def test_data_cifar(tmp_path, make, words):
     code, err = train_main([*TINY, "--dataset", "cifar10", "--data-path", str(data), "--out", str(tmp_path / "run")])
     assert_one_line(code, err, 2, words, str(data))
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+def test_training_on_the_test_set_is_refused(tmp_path):
+    "The test file named as the training file, or a copy of it under another name: one line, nothing written."
+    from tse_repro.data import write_synthetic
+    write_synthetic("cifar10", tmp_path / "data")
+    (tmp_path / "data" / "mine.npz").write_bytes((tmp_path / "data" / "cifar10_test.npz").read_bytes())
+    before = snapshot(tmp_path)
+    for name in ("cifar10_test.npz", "mine.npz"):
+        code, err = train_main([*TINY, "--dataset", "cifar10", "--data-path", str(tmp_path / "data"), "--train-file", name,
+                                "--out", str(tmp_path / "run")])
+        assert_one_line(code, err, 2, "holds the test split's very images", name)
+    assert snapshot(tmp_path) == before
 
 
 def test_data_nmnist(tmp_path):

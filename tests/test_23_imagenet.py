@@ -37,7 +37,7 @@ def empty_class(base):
     (other_val_classes, ["imagenet/val has other classes than", "only in train: n00000003; only in val: n09999999",
                          "give val/ exactly train's class folders"]),
     (empty_class, ["imagenet/train has 1 empty class folder(s), n00000002: no image files", "add its images or remove the class"]),
-    (lambda base: shutil.rmtree(base), ["imagenet/train not found; put ImageNet's train/ and val/ class folders in"])])
+    (lambda base: shutil.rmtree(base), ["imagenet/train not found; put ImageNet's train/ and val/ class folders (train/<class>/*.JPEG"])])
 def test_imagenet_folder_refused_before_anything_is_written(tmp_path, damage, words):
     base = fixture(tmp_path)
     damage(base)

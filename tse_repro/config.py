@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, asdict
 from torch import nn
 
 from .checks import SettingError, check_choice, check_keys, check_number, interval_text
-from .losses import METHODS, LossConfig, resolve_method
+from .losses import METHODS, LossConfig, inert_settings, resolve_method
 from .models import INITS, MODELS, WITHOUT_GAP_HEAD, get_model
 from .data import AUGMENTS, DATASETS, DATASET_INFO, dataset_info
 from .neurons import set_fused_lif
@@ -19,8 +19,8 @@ from .neurons import set_fused_lif
 # %% auto #0
 __all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'MAX_PREFETCH', 'NOTEBOOK_SHORTCUTS',
            'EVALUATION_DEFAULTS', 'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'check_setting',
-           'build_model', 'flag_name', 'build_parser', 'parse_command', 'parse_config', 'notebook_config',
-           'injected_parameters', 'unknown_parameters', 'check_evaluation']
+           'build_model', 'flag_name', 'build_parser', 'check_active', 'parse_command', 'parse_config',
+           'notebook_config', 'injected_parameters', 'unknown_parameters', 'check_evaluation']
 
 # %% ../nbs/05_config.ipynb #87cb1fa3
 # A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its stream), and the seeds
@@ -106,6 +106,9 @@ class TrainConfig:
         check_data_path(self.data_path)
         if self.full_splits and (self.train_per_class or self.test_per_class or self.train_file):
             raise SettingError("full_splits", "asks for the full official splits: drop train_per_class, test_per_class and train_file")
+        if self.tau_f_schedule != "constant" and self.tau_f_epochs > self.epochs:
+            raise SettingError("tau_f_epochs", f"must be at most the epochs ({self.epochs}): a longer schedule never reaches "
+                                               f"tau_f; 0 spans the whole run, got {self.tau_f_epochs}")
         if not self.warmup_epochs < self.epochs:
             raise SettingError("warmup_epochs", f"must be fewer than the epochs ({self.epochs}), got {self.warmup_epochs}")
         if self.dataset == "imagenet" and (self.augment != "tet" or self.cutout):
@@ -119,8 +122,8 @@ class TrainConfig:
 
     def describe(self) -> str:
         method = METHODS[resolve_method(self.method)]
-        changed = [k for k in method.switches if getattr(self, k) != getattr(LossConfig, k)]  # a switch is named when it is set
-        settings = ", ".join(f"{k}={getattr(self, k)}" for k in (*method.settings, *changed))
+        changed = self.loss_config().changed()  # a switch is named when it is set and can act
+        settings = ", ".join(f"{k}={getattr(self, k)}" for k in (*method.settings, *(k for k in changed if k not in method.settings)))
         return (f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} T={self.T} "
                 f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
                 f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else ""))
@@ -183,6 +186,17 @@ def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="check the settings, the run folder and the data, then stop: nothing is trained or written")
     return p
 
+def check_active(cfg: TrainConfig) -> None:
+    "A `SettingError` for a loss setting away from its default that cannot act in this run (`inert_settings`)."
+    for name in sorted(inert_settings(asdict(cfg))):
+        if getattr(cfg, name) != getattr(LossConfig, name):
+            needs = ("--tau-f-schedule linear or cosine" if name in ("tau_f_start", "tau_f_epochs") else
+                     "--learn-kappa" if name == "kappa_max" else
+                     "--method " + " or ".join(m for m in METHODS if name in (*METHODS[m].settings, *METHODS[m].switches)))
+            raise SettingError(name, f"has no effect with method {cfg.method}"
+                               f"{'' if name not in ('tau_f_start', 'tau_f_epochs', 'kappa_max') else ' as set'}: "
+                               f"drop it, or add {needs}")
+
 def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool]:
     "Parse and validate the command line: `(config, dry_run)`; any bad input exits with status 2 and one line naming the fix."
     parser = build_parser(prog)
@@ -190,7 +204,9 @@ def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool
     switches, dry_run = {name: args.pop(f"switch_{name}") for name in METHODS}, args.pop("dry_run")
     try:
         args["method"] = resolve_method(args["method"], **switches)
-        return TrainConfig(**args).validate(), dry_run
+        cfg = TrainConfig(**args).validate()
+        check_active(cfg)
+        return cfg, dry_run
     except SettingError as e: parser.exit(2, f"{prog}: error: {e.named(flag_name(e.field))}\n")
     except ValueError as e: parser.exit(2, f"{prog}: error: {e}\n")
 

@@ -20,16 +20,16 @@ from torchvision.transforms import v2
 # %% auto #0
 __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'CIFAR_FILES', 'AUGMENTS', 'DIGITS_SIZE',
            'NMNIST_SENSOR', 'NMNIST_DTYPE', 'DVS_SENSOR', 'DVS_SIZE', 'DVS_CLASSES', 'IMAGENET_FOLDER', 'IMAGENET_MEAN',
-           'IMAGENET_STD', 'IMAGENET_SPLITS', 'OFFICIAL_SPLITS', 'IMAGENET_FIXTURE_CLASSES', 'RANK_SEED_STRIDE',
-           'CIFAR10_CLASSES', 'DataError', 'DataMissing', 'data_root', 'shared_file', 'DataInfo', 'balanced_indices',
-           'AugmentedDataset', 'ImageDataset', 'cifar_transform', 'how_to_get', 'image_array_problem', 'read_image_npz',
-           'find_npz', 'cifar_source', 'cifar_arrays', 'cifar_datasets', 'digits_arrays', 'digits_datasets',
-           'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem', 'nmnist_npz_events', 'read_nmnist_frames',
-           'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt', 'read_events', 'read_dvs_recording',
-           'pt_files', 'dvs_datasets', 'imagenet_transform', 'read_rgb', 'ImageFiles', 'class_folders',
-           'imagenet_folders', 'dataset_info', 'imagenet_datasets', 'pixel_normalization', 'get_datasets',
-           'check_full_splits', 'write_synthetic', 'seed_worker', 'rank_seed', 'batch_seed', 'SeededBatch',
-           'SeededAugmentation', 'EpochBatches', 'make_loaders', 'class_names']
+           'IMAGENET_STD', 'IMAGENET_SPLITS', 'SIXTEEN_BIT_MODES', 'OFFICIAL_SPLITS', 'IMAGENET_FIXTURE_CLASSES',
+           'RANK_SEED_STRIDE', 'CIFAR10_CLASSES', 'DataError', 'DataMissing', 'data_root', 'shared_file', 'DataInfo',
+           'balanced_indices', 'AugmentedDataset', 'ImageDataset', 'cifar_transform', 'how_to_get',
+           'image_array_problem', 'read_image_npz', 'find_npz', 'cifar_source', 'cifar_arrays', 'cifar_datasets',
+           'digits_arrays', 'digits_datasets', 'to_frames', 'EventDataset', 'read_nmnist_bin', 'nmnist_problem',
+           'nmnist_npz_events', 'read_nmnist_frames', 'nmnist_datasets', 'RandomRoll', 'dvs_transform', 'read_tet_pt',
+           'read_events', 'read_dvs_recording', 'pt_files', 'dvs_datasets', 'imagenet_base', 'imagenet_transform',
+           'read_rgb', 'ImageFiles', 'class_folders', 'imagenet_folders', 'dataset_info', 'imagenet_datasets',
+           'pixel_normalization', 'get_datasets', 'check_full_splits', 'write_synthetic', 'seed_worker', 'rank_seed',
+           'batch_seed', 'SeededBatch', 'SeededAugmentation', 'EpochBatches', 'make_loaders', 'class_names']
 
 # %% ../nbs/04_data.ipynb #c796474d
 DATA_ENV = "TSE_DATA"
@@ -141,7 +141,7 @@ def how_to_get(name: str, root: Path, train_file: str | None = None) -> str:
         "cifar10": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar10_train.npz and cifar10_test.npz",
         "cifar100": f"pass --download (download=True) to fetch it into {root}, or point --data-path ($TSE_DATA) at a folder with cifar100_train.npz and cifar100_test.npz",
         "nmnist": f"point --data-path ($TSE_DATA) at a folder with nmnist_small_events.npz (see ../shared/data/DATA.md) or with N-MNIST's Train/ and Test/ folders of .bin files",
-        "imagenet": f"put ImageNet's train/ and val/ class folders in {root / 'imagenet'} (train/<class>/*.JPEG, val/<class>/*.JPEG), or point --data-path ($TSE_DATA) at the folder that holds imagenet/",
+        "imagenet": f"put ImageNet's train/ and val/ class folders (train/<class>/*.JPEG, val/<class>/*.JPEG) in {root} or {root / 'imagenet'}, or point --data-path ($TSE_DATA) at the folder that holds them",
         "dvs-cifar10": f"put TET's preprocessed frames ({root}/dvs-cifar10/train/0.pt ...) or the CIFAR10-DVS release ({root}/dvs-cifar10/airplane/*.aedat4 ...) there, or point --data-path ($TSE_DATA) elsewhere",
     }[name]
 
@@ -207,9 +207,13 @@ def cifar_datasets(name, root=None, download=False, train_per_class=None, test_p
                    train_file=None, augment="tet", cutout=False):
     "Augmented CIFAR train/test sets, optionally balanced subsets (the first n of each class in file order)."
     root, num_classes = data_root(root), CIFAR[name][0]
+    splits = [cifar_arrays(name, root, train, download, files, train_file) for train in (True, False)]
+    (x_train, _), (x_test, _) = splits
+    if x_train.shape == x_test.shape and np.array_equal(x_train, x_test):  # the test file, or a copy under another name
+        raise DataError(f"the {name} training data in {root} holds the test split's very images "
+                        f"({train_file or 'the training file'}): name a training file that is not the test set")
     out = []
-    for train, per_class in ((True, train_per_class), (False, test_per_class)):
-        x, y = cifar_arrays(name, root, train, download, files, train_file)
+    for (x, y), train, per_class in zip(splits, (True, False), (train_per_class, test_per_class)):
         keep = balanced_indices(y, per_class, num_classes, f"{name} {'train' if train else 'test'}")
         images = torch.from_numpy(np.ascontiguousarray(x[keep].transpose(0, 3, 1, 2)))
         out.append(ImageDataset(images, y[keep], cifar_transform(name, train, augment, cutout)))
@@ -411,16 +415,27 @@ IMAGENET_FOLDER = "imagenet"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # TET code, data_loaders.py build_imagenet
 IMAGENET_SPLITS = ("train", "val")
 
+def imagenet_base(root=None) -> Path:
+    """The folder that holds ImageNet's train/ and val/: `<root>/imagenet`, or `root` itself when it holds train/
+    (the layout of PyTorch's ImageNet example and of the TET code's loader)."""
+    root = data_root(root)
+    return root if not (root / IMAGENET_FOLDER).is_dir() and (root / "train").is_dir() else root / IMAGENET_FOLDER
+
 def imagenet_transform(train: bool) -> v2.Compose:
     "TET's ImageNet pipeline on a PIL image: RandomResizedCrop(224) + flip (train) or Resize(256) + CenterCrop(224) (test), then normalise."
     steps = [v2.RandomResizedCrop(224), v2.RandomHorizontalFlip()] if train else [v2.Resize(256), v2.CenterCrop(224)]
     return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes of a 16-bit grey PNG: convert("RGB") clips them to white
+
 def read_rgb(path: str):
-    "One image file as an RGB PIL image, decoded now; a `DataError` naming the file when it cannot be (the run stops: no image is skipped)."
+    "One image file as an RGB PIL image, decoded now (16-bit grey scaled to 8 bits); a `DataError` naming the file when it cannot be."
     from PIL import Image
     try:
-        with Image.open(path) as image: return image.convert("RGB")  # convert() decodes the whole file
+        with Image.open(path) as image:
+            if image.mode in SIXTEEN_BIT_MODES:
+                image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+            return image.convert("RGB")  # convert() decodes the whole file
     except Exception as e:
         raise DataError(f"{path} is not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                         f"replace it with a good copy or delete it (a run stops rather than skip an image)") from None
@@ -455,7 +470,7 @@ def class_folders(split: Path) -> list[str]:
 def imagenet_folders(root=None) -> dict:
     "torchvision's `ImageFolder` listing of train/ and val/ under `<root>/imagenet`, checked: class folders, the same classes in both, none empty."
     from torchvision.datasets import ImageFolder
-    base = data_root(root) / IMAGENET_FOLDER
+    base = imagenet_base(root)
     classes = {split: class_folders(base / split) for split in IMAGENET_SPLITS}
     if classes["val"] != classes["train"]:
         only_train, only_val = set(classes["train"]) - set(classes["val"]), set(classes["val"]) - set(classes["train"])
@@ -475,7 +490,7 @@ def imagenet_folders(root=None) -> dict:
 def dataset_info(name: str, root=None) -> DataInfo:
     "`DATASET_INFO[name]`, but ImageNet's class count read from its train/ folder when there is one (a subset of classes, the offline fixture)."
     info = DATASET_INFO[name]
-    train = data_root(root) / IMAGENET_FOLDER / "train"
+    train = imagenet_base(root) / "train"
     if name != "imagenet" or not train.is_dir(): return info
     return replace(info, num_classes=sum(1 for e in os.scandir(train) if e.is_dir()) or info.num_classes)
 
@@ -642,7 +657,7 @@ def class_names(name: str, root=None) -> tuple:
             with np.load(path) as f:
                 if "classes" in f.files and len(f["classes"]) == num: return tuple(str(c) for c in f["classes"])
         except (OSError, ValueError): pass  # a damaged file is refused, in one line, by whatever reads its images
-    if name == "imagenet" and (train := data_root(root) / IMAGENET_FOLDER / "train").is_dir():
+    if name == "imagenet" and (train := imagenet_base(root) / "train").is_dir():
         return tuple(sorted(e.name for e in os.scandir(train) if e.is_dir()))
     if name in ("digits", "nmnist"): return tuple(str(d) for d in range(10))
     if name in ("cifar10", "dvs-cifar10"): return CIFAR10_CLASSES

@@ -16,7 +16,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extensi
 from torchvision.datasets.utils import download_url
 
 from .data import (CIFAR, CIFAR_FILES, IMAGENET_FOLDER, IMAGENET_SPLITS, DataError,
-                            DataMissing, cifar_source, data_root, how_to_get)
+                            DataMissing, cifar_source, data_root, how_to_get, imagenet_base)
 
 # %% auto #0
 __all__ = ['ARCHIVES', 'NOT_AN_ARCHIVE', 'ROW_KEYS', 'CONTENT_SHA256', 'atomic_write', 'content_digest', 'npz_digest',
@@ -462,7 +462,7 @@ def data_signature(name: str, root=None, train_file: str | None = None) -> dict:
             "files": _count_by_folder(root, ("NMNIST", "N-MNIST", "nmnist"), "*/*/*.bin"),
         }
     if key == "imagenet":
-        return {"dataset": key, **imagenet_signature(root / IMAGENET_FOLDER)}
+        return {"dataset": key, **imagenet_signature(imagenet_base(root))}
     return {
         "dataset": key,
         "files": _count_by_folder(root, ("dvs-cifar10", "CIFAR10DVS"), "*/*.*"),

@@ -48,7 +48,7 @@ def load_trained_state(target: str | Path, checkpoint: str | Path | None = None,
         cfg, state = folder.train_config(), folder.load_checkpoint()
         return model_from_state(cfg, state, str(folder.file("checkpoint")), device), cfg, state
     ckpt_path = Path(checkpoint) if checkpoint else target
-    state = read_checkpoint(ckpt_path)
+    state = read_checkpoint(ckpt_path, fix="give tse-eval a run folder or a checkpoint.pt that tse-train wrote")
     saved = RunFolder(target).config() if target.is_dir() else state.get("config")
     if saved is None: raise RunRefused(f"{ckpt_path} holds no settings and has no config.json beside it; evaluate its run folder instead")
     try: cfg = TrainConfig(**saved).validate()

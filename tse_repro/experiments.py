@@ -130,7 +130,16 @@ def check_profile(p: Profile) -> Profile:
 
 # %% ../nbs/08_experiments.ipynb #ca720827
 class ProfileLoader(yaml.SafeLoader):
-    "PyYAML's safe loader (YAML 1.1), but numbers written without a dot, `1e-3` and `1e12`, read as numbers as YAML 1.2 reads them, not text."
+    """PyYAML's safe loader (YAML 1.1), but numbers written without a dot, `1e-3` and `1e12`, read as numbers as YAML 1.2
+    reads them, not text; and a key given twice in one mapping is an error (PyYAML keeps the last, silently)."""
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 ProfileLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
                                     list("-+0123456789."))
 
@@ -149,6 +158,7 @@ def load_profile(name_or_path: str | os.PathLike, search: list | None = None, na
             raise ValueError(f"unknown profile {str(name_or_path)!r}; choose one of {', '.join(known) or '(none found in profiles/)'}")
         path = found[0]
     if not path.exists(): raise ValueError(f"profile file {path} not found; check the path")
+    if path.is_dir(): raise ValueError(f"profile {path} is a folder; name a .yaml file, or a profile in profiles/")
     try: data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -746,6 +756,13 @@ def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.Pat
     return dst
 
 # %% ../nbs/08_experiments.ipynb #29f6ec2e
+def _bank_fix(why: str, folder: RunFolder, dst: Path) -> str:
+    "What to do about a run in a reference that the profile cannot extend, by the reason `stale_reason` gave."
+    if why.startswith("damaged"): return f"restore {_here(folder.path)}/ from git"
+    if why == "no longer in the profile":
+        return f"a reference holds its profile's runs only: move {folder.path.name}/ out of {_here(dst)}/runs/"
+    return "a reference holds one recipe; put the profile back, or give the new recipe a profile of its own name"
+
 def banked_runs(dst: Path, profile: Profile, expected: dict) -> list[str]:
     """The names of the runs the reference `dst` holds for a sweep of `profile` (name -> identity record in `expected`);
     one line naming the fix when it holds a run of other settings or was evaluated otherwise (a report never mixes identities)."""
@@ -758,8 +775,7 @@ def banked_runs(dst: Path, profile: Profile, expected: dict) -> list[str]:
     names = []
     for folder in map(RunFolder, sorted((dst / "runs").glob("*/"))):
         if why := stale_reason(folder, expected.get(folder.path.name)):
-            raise ValueError(f"{_here(folder.path)} cannot be extended by this profile ({why}): a reference holds one recipe; "
-                             f"put the profile back, or give the new recipe a profile of its own name")
+            raise ValueError(f"{_here(folder.path)} cannot be extended by this profile ({why}): " + _bank_fix(why, folder, dst))
         names.append(folder.path.name)
     return names
 
@@ -861,6 +877,10 @@ def override(p: Profile, assignments: list[str]) -> Profile:
         try: parsed = read_yaml(value)
         except yaml.YAMLError as e: raise ValueError(f"--set {item}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or 'unreadable'}); "
                                                      f"write a number, true/false, or quote text") from None
+        readers = {spec["method"] for spec, _ in variants(p).values() if key in (*METHODS[spec["method"]].settings, *METHODS[spec["method"]].switches)}
+        if key in LOSS_SETTINGS and not readers:
+            raise ValueError(f"--set {item}: no variant of {p.name} reads {key} (its methods: "
+                             f"{', '.join(sorted({spec['method'] for spec, _ in variants(p).values()}))}); drop it")
         if key == "seeds": p.seeds = parsed if isinstance(parsed, list) else [parsed]
         else: p.recipe[key] = parsed
     if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file

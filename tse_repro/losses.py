@@ -16,21 +16,36 @@ from .checks import SettingError, check_choice, check_number
 
 # %% auto #0
 __all__ = ['HISTORIES', 'STD_FLAVOURS', 'TSE_REDUCTIONS', 'TSE_SWITCHES', 'METHODS', 'METHOD_ALIASES', 'TAU_F_SCHEDULES',
-           'BRING_YOUR_OWN', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss', 'linear_location_logits',
-           'folded_location_logits', 'true_class_history', 'check_thresholds', 'check_tse_forms', 'erase_threshold',
-           'erase_mask', 'soft_keep_mask', 'TSEMasks', 'location_logits', 'history_confidence', 'tse_masks',
-           'true_class_maps', 'TSEResult', 'erased_pooling', 'tse_loss', 'sdt_step', 'tet_step', 'tse_step',
-           'tse_tet_step', 'Method', 'resolve_method', 'LossConfig', 'scheduled_tau_f', 'LossState', 'TimeFirst',
-           'multi_step_layers', 'check_model', 'compute_loss', 'LossModel']
+           'BRING_YOUR_OWN', 'check_label_range', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss',
+           'linear_location_logits', 'folded_location_logits', 'true_class_history', 'check_thresholds',
+           'check_tse_forms', 'erase_threshold', 'erase_mask', 'soft_keep_mask', 'TSEMasks', 'location_logits',
+           'history_confidence', 'tse_masks', 'true_class_maps', 'TSEResult', 'check_head_dtype', 'erased_pooling',
+           'tse_loss', 'sdt_step', 'tet_step', 'tse_step', 'tse_tet_step', 'Method', 'resolve_method', 'kappa_logit',
+           'inert_settings', 'LossConfig', 'scheduled_tau_f', 'LossState', 'TimeFirst', 'multi_step_layers',
+           'check_model', 'compute_loss', 'LossModel']
 
 # %% ../nbs/03_losses.ipynb #a46e6bab
 _LAYOUT_HINTS = {("outputs", 2): " (one logit vector per sample: the losses need every step's, the model's output before the mean over time)",
                  ("features", 3): " (pooled features: TSE needs the map before global average pooling, model.features(x))",
                  ("features", 4): " (one step: the map of every step is needed)"}
 
+def check_label_range(labels: Tensor, num_classes: int | None = None) -> None:
+    """Labels inside `[0, num_classes)` (`[0, inf)` when the class count is not known yet): -100, cross-entropy's
+    `ignore_index`, would silently drop its sample. Read on the CPU only, so a GPU step never waits for it."""
+    if labels.device.type != "cpu": return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0: raise ValueError(f"labels must be class indices >= 0, got {low} (-100 is cross-entropy's ignore_index, "
+                                 "which would drop its sample): remove those samples")
+    if num_classes is not None and high >= num_classes:
+        raise ValueError(f"labels must be below the {num_classes} classes the outputs hold, got {high}: "
+                         f"give the model's head {high + 1} or more outputs, or check the labels")
+
 def checked_labels(tensor: Tensor, labels: Tensor, name: str, layout: str) -> Tensor:
     "`labels` as int64 class indices `[B]` after checking that `tensor` is batch-first `layout` (e.g. 'B,T,K') for them."
     if not isinstance(labels, Tensor): raise TypeError(f"labels must be a tensor of class indices [B], got {type(labels).__name__}")
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a tensor [{layout}], got a {type(tensor).__name__}: a forward that returns "
+                        f"several things (outputs, state)? return the {name} alone, or wrap the model to")
     n, dims = (len(labels) if labels.dim() else 0), layout.split(",")
     if tensor.dim() != len(dims):
         raise ValueError(f"{name} must be [{layout}], got shape {list(tensor.shape)}{_LAYOUT_HINTS.get((name, tensor.dim()), '')}")
@@ -42,6 +57,8 @@ def checked_labels(tensor: Tensor, labels: Tensor, name: str, layout: str) -> Te
     if labels.dim() != 1: raise ValueError(f"labels must be class indices [B], got shape {list(labels.shape)}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise ValueError(f"labels must be class indices of an integer dtype, got {labels.dtype}: pass labels.long() if they hold whole numbers")
+    if n == 0: raise ValueError("the batch is empty (0 labels): a loss needs at least one sample")
+    check_label_range(labels, tensor.shape[-1] if dims[-1] == "K" else None)
     return labels.long()
 
 # %% ../nbs/03_losses.ipynb #f22131c9
@@ -164,6 +181,13 @@ class TSEResult(NamedTuple):
     logits: Tensor           # [B,T,K] un-erased o^t (no grad unless asked), for accuracy: mean_t o^t as at inference
     erased_fraction: Tensor  # [T-1] fraction of locations erased at t = 2..T over the batch (no grad)
 
+def check_head_dtype(features: Tensor, head: nn.Module) -> None:
+    "Features and head weights of one floating dtype (under autocast, torch casts them itself)."
+    weight = next((p for p in head.parameters() if p.is_floating_point()), None)
+    if weight is None or weight.dtype == features.dtype or torch.is_autocast_enabled(features.device.type): return
+    raise TypeError(f"features are {features.dtype} and the head's weights {weight.dtype}: cast the model to one dtype "
+                    f"(model.to(torch.{str(weight.dtype).split('.')[-1]})) or run the step under torch.autocast")
+
 def erased_pooling(feats: Tensor, keep: Tensor, rescale: bool = False) -> Tensor:
     "GAP of the erased features, `[B,T,C,L]` and keep-mask `[B,T,L]` -> `[B,T,C]`: `sum_l M F / L`, or `/ sum_l M` when `rescale` (the kept features divided by the kept fraction)."
     pooled = torch.einsum("btcl,btl->btc", feats, keep)
@@ -177,17 +201,19 @@ def tse_loss(features: Tensor, head: nn.Module, labels: Tensor, tau_f: float = 0
     The switches (the paper's form by default): `std`, `history`, `rescale`, `steps`; `temperature > 0` erases with the soft mask `sigmoid((threshold - Q) / temperature)`, through which a tensor `kappa` gets its gradient.
     `logits_grad` keeps the graph of the un-erased logits, for a method that also trains on them (TSE + TET)."""
     labels = checked_labels(features, labels, "features", "B,T,C,H,W")
+    check_head_dtype(features, head)
     check_tse_forms(std, history, steps)
     if not isinstance(kappa, Tensor): check_thresholds(tau_f, kappa)  # a learned kappa stays inside (0, kappa_max) by construction
     B, T, C, H, W = features.shape
     feats = features.flatten(3)  # [B,T,C,L]
+    with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()): logits = head(feats.mean(-1))  # the un-erased o^t
+    check_label_range(labels, logits.shape[-1])
     if T == 1: keep_later = feats.new_ones(B, 0, H * W)  # only step 1, which is never erased
     else:
         Q = history_confidence(features, head, labels, history, linear_fast_path)
         if temperature > 0: keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
         else:
             with torch.no_grad(): keep_later = (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)  # Eq. 10, [B,T-1,L]
-    with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()): logits = head(feats.mean(-1))  # the un-erased o^t
     keep = torch.cat([keep_later.new_ones(B, 1, H * W), keep_later], 1).to(feats.dtype)  # step 1 is never erased
     supervised = head(erased_pooling(feats, keep, rescale))  # head(GAP(Ftilde))
     loss = (T if steps == "sum" else 1) * per_step_ce(supervised, labels)  # Eq. 12: the sum over t of the batch-mean CE
@@ -252,6 +278,21 @@ def resolve_method(method: str | None = None, **switches) -> str:
 # %% ../nbs/03_losses.ipynb #6e9b60e6
 TAU_F_SCHEDULES = ("constant", "linear", "cosine")
 
+def kappa_logit(kappa: float, kappa_max: float) -> float:
+    "The parameter of a learnable kappa (`kappa = kappa_max * sigmoid(logit)`), in float32 as it is trained."
+    return float(torch.logit(torch.tensor(kappa / kappa_max, dtype=torch.float32)))
+
+def inert_settings(settings: dict) -> set:
+    """The loss settings that cannot change a run with these `settings` (a dict of `LossConfig` fields; missing ones at
+    their defaults): those its method does not read, `tau_f_start` and `tau_f_epochs` under the constant schedule,
+    `kappa_max` when kappa is not learned. They stay out of a run's label and identity."""
+    method = METHODS[resolve_method(settings.get("method", "sdt"))]
+    read = {"method", *method.settings, *method.switches}
+    inert = {f.name for f in fields(LossConfig)} - read
+    if settings.get("tau_f_schedule", "constant") == "constant": inert |= {"tau_f_start", "tau_f_epochs"}
+    if not settings.get("learn_kappa", False): inert.add("kappa_max")
+    return inert
+
 @dataclass(frozen=True)
 class LossConfig:
     "Which loss the trainer minimises, validated on construction; the one home of the loss settings' defaults."
@@ -284,6 +325,8 @@ class LossConfig:
         check_choice("tau_f_schedule", self.tau_f_schedule, TAU_F_SCHEDULES)
         check_number("tau_f_start", self.tau_f_start, low=0, high=1, low_open=True, hint="the schedule's first tau_f, default 1.0")
         check_number("tau_f_epochs", self.tau_f_epochs, integer=True, low=0, hint="0: the whole run")
+        if self.tau_f_schedule != "constant" and self.tau_f_epochs == 1:
+            raise SettingError("tau_f_epochs", "of 1 reaches tau_f in the first epoch, the constant schedule: give 2 or more (0: the whole run)")
         check_number("mask_temperature", self.mask_temperature, low=0, hint="0: the hard mask; e.g. 0.05 for a soft one")
         check_number("kappa_max", self.kappa_max, low=0, low_open=True, hint="learnable kappa's ceiling, default 4.0")
         check_number("tet_mix", self.tet_mix, low=0, high=1, hint="TSE + TET: weight of TET's loss, default 0.5")
@@ -293,11 +336,15 @@ class LossConfig:
             raise SettingError("kappa", f"is learnable kappa's start and must be below kappa_max ({self.kappa_max}), got {self.kappa}")
         if self.learn_kappa and not self.kappa > 0:
             raise SettingError("kappa", f"is learnable kappa's start and must be above 0 (its logit is finite there), got {self.kappa}")
+        if self.learn_kappa and not math.isfinite(kappa_logit(self.kappa, self.kappa_max)):
+            raise SettingError("kappa", f"{self.kappa} is too close to 0 or to kappa_max ({self.kappa_max}) to learn: its logit "
+                                        f"is infinite in float32 and would never move; start it inside, e.g. {self.kappa_max / 4:g}")
 
     def changed(self) -> dict:
-        "The settings of its method that differ from their defaults, switches included."
-        method = METHODS[self.method]
-        return {k: getattr(self, k) for k in (*method.settings, *method.switches) if getattr(self, k) != getattr(LossConfig, k)}
+        "The settings of its method that differ from their defaults, switches included (inert ones left out)."
+        method, inert = METHODS[self.method], inert_settings(asdict(self))
+        return {k: getattr(self, k) for k in (*method.settings, *method.switches)
+                if k not in inert and getattr(self, k) != getattr(LossConfig, k)}
 
 def scheduled_tau_f(cfg: LossConfig, epoch: int, epochs: int) -> float:
     "The floor in force in `epoch` (0-based) of a run of `epochs`: `tau_f_start` in the first, `tau_f` from epoch N (`tau_f_epochs`, or the run's) on."
@@ -312,7 +359,7 @@ class LossState(nn.Module):
         super().__init__()
         self.cfg, self.tau_f = cfg, scheduled_tau_f(cfg, 0, 1)
         if cfg.learn_kappa:  # kappa = kappa_max * sigmoid(logit): inside (0, kappa_max) by construction, whatever the optimiser does
-            self.kappa_logit = nn.Parameter(torch.logit(torch.tensor(cfg.kappa / cfg.kappa_max, dtype=torch.float32)))
+            self.kappa_logit = nn.Parameter(torch.tensor(kappa_logit(cfg.kappa, cfg.kappa_max)))
 
     def set_epoch(self, epoch: int, epochs: int) -> None: self.tau_f = scheduled_tau_f(self.cfg, epoch, epochs)
     def kappa(self) -> float | Tensor:

@@ -15,12 +15,13 @@ from torch import nn
 from .checks import SettingError
 from .config import TrainConfig, build_model
 from .datafiles import atomic_write, data_signature
-from .losses import METHODS, LossState
+from .losses import METHODS, LossState, inert_settings
 
 # %% auto #0
-__all__ = ['FILES', 'RUN_FILES', 'RESUME_FREE', 'ADDED', 'RunRefused', 'write_json', 'RunFolder', 'try_lock', 'Terminated',
-           'stop_on_sigterm', 'interruption', 'read_checkpoint', 'epoch_record', 'summarize', 'result_settings',
-           'check_run_folder', 'run_identity', 'run_key', 'model_from_state', 'loss_state_from', 'fake_run']
+__all__ = ['FILES', 'RUN_FILES', 'RESUME_FIX', 'RESUME_FREE', 'ADDED', 'RunRefused', 'write_json', 'RunFolder', 'try_lock',
+           'Terminated', 'stop_on_sigterm', 'interruption', 'read_checkpoint', 'epoch_record', 'summarize',
+           'result_settings', 'check_run_folder', 'run_identity', 'run_key', 'model_from_state', 'loss_state_from',
+           'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
 FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
@@ -155,9 +156,11 @@ def save_checkpoint(self: RunFolder, state: dict) -> None:
     buffer = io.BytesIO(); torch.save(state, buffer)  # torch's own file writer turns a failed write into 'unexpected pos' tracebacks
     atomic_write(self.file("checkpoint"), lambda p: p.write_bytes(buffer.getbuffer()))
 
-def read_checkpoint(path: Path) -> dict:
-    "A checkpoint file's state; one line naming the file when it is missing or unreadable."
-    path, fix = Path(path), "move it away to start the run over, or restore a good copy"
+RESUME_FIX = "move it away to start the run over, or restore a good copy"
+
+def read_checkpoint(path: Path, fix: str = RESUME_FIX) -> dict:
+    "A checkpoint file's state; one line naming the file and `fix` when it is missing or unreadable."
+    path = Path(path)
     if not path.exists(): raise RunRefused(f"{path} not found: the run saved no checkpoint yet")
     try: state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e: raise RunRefused(f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {fix}") from None
@@ -190,9 +193,11 @@ RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_worker
 ADDED = {f.name: f.default for f in fields(TrainConfig) if f.metadata["added"]}  # settings younger than committed runs: their defaults are what those runs did
 
 def result_settings(cfg: TrainConfig | dict) -> dict:
-    "The settings that determine a run's result: all but `RESUME_FREE`, and an `ADDED` setting only away from its default (a run older than it has none)."
+    """The settings that determine a run's result: all but `RESUME_FREE` and the loss settings that cannot act
+    (`inert_settings`: an SDT run's `lamb`, say), and an `ADDED` setting only away from its default (a run older than it has none)."""
     settings = asdict(cfg) if isinstance(cfg, TrainConfig) else cfg
-    return {k: v for k, v in settings.items() if k not in RESUME_FREE and not (k in ADDED and v == ADDED[k])}
+    free = RESUME_FREE | inert_settings(settings)
+    return {k: v for k, v in settings.items() if k not in free and not (k in ADDED and v == ADDED[k])}
 
 def _check_out(out: str) -> Path:
     if not str(out).strip(): raise SettingError("out", "must name a folder, got an empty path")
