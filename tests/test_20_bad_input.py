@@ -323,6 +323,32 @@ def test_run_notebook_parameters(tmp_path):
     assert not list(tmp_path.glob("tse-run-*"))
 
 
+def test_papermill_command_says_the_notebooks_error_in_one_line(tmp_path):
+    "The README's papermill command: a bad parameter is the run notebook's own line, exit 2; a missing folder is refused first."
+    root = Path(__file__).parents[1]
+    for params, words in [(["-p", "method", "bogus"], "ValueError: parameter 'method' must be one of"),
+                          (["-p", "tau_f", "2"], "parameter 'tau_f' must be a number in (0, 1]"),
+                          (["-y", "config: {epochs: -1}"], "config key 'epochs' must be a whole number >= 1, got -1")]:
+        r = process([sys.executable, "-m", "tse_repro.experiments", "papermill", "nbs/papermill/run.ipynb",
+                     str(tmp_path / "out.ipynb"), *params], cwd=root)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 2 and "Traceback" not in r.stderr and last.startswith("papermill: error in cell"), r.stderr[-1500:]
+        assert words in last, last
+    r = process([sys.executable, "-m", "tse_repro.experiments", "papermill", "nbs/papermill/run.ipynb",
+                 str(tmp_path / "nowhere/out.ipynb")], cwd=root)
+    assert_one_line(r.returncode, r.stderr.strip(), 2, f"{tmp_path}/nowhere does not exist; create it first")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_ctrl_c_while_a_profile_expands(monkeypatch, tmp_path):
+    import tse_repro.experiments as experiments
+    def interrupted(profile): raise KeyboardInterrupt
+    monkeypatch.setattr(experiments, "expand", interrupted)
+    code, err = in_process(experiments.main, ["--profile", "demo", "--work", str(tmp_path / "runs")])
+    assert_one_line(code, err, 130, "reproduce: interrupted before any run started; nothing was written")
+    assert not (tmp_path / "runs").exists()
+
+
 # 7. the sweep driver's own input ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, words", [
     (["--only", "tse["], "--only 'tse[' is not a regular expression"), (["--only", "^resnet"], "matches none of the runs"),

@@ -210,3 +210,22 @@ def test_evaluation_settings_refused_before_training(tmp_path, evaluation, words
     code, err = in_process(main, ["--profile", str(tmp_path / "p.yaml"), "--work", str(tmp_path / "runs"), "--reference", str(tmp_path / "results")])
     assert_one_line(code, err, 2, words)
     assert snapshot(tmp_path) == before
+
+
+# 6. `make extend` twice at once, and a reference that lost its report ------------------------------------------------
+def test_extend_waits_for_another_banking_and_rebuilds_a_lost_report(tmp_path):
+    import threading
+    from tse_repro.experiments import extend_reference, load_profile
+    from tse_repro.runs import try_lock
+    (tmp_path / "p.yaml").write_text(PROFILE)
+    p, ref, said = load_profile(tmp_path / "p.yaml"), tmp_path / "results", []
+    ref.mkdir()
+    held = try_lock(ref / ".p.lock")  # another sweep is banking into the reference now
+    threading.Timer(2.0, os.close, (held,)).start()
+    start = time.perf_counter()
+    statuses = extend_reference(p, tmp_path / "runs", ref, runner=made_up_runner(60.0), report=False, log=said.append)
+    assert time.perf_counter() - start >= 2.0 and set(statuses.values()) == {"complete"}, said  # it waited its turn
+    assert sorted(q.name for q in (ref / "p/runs").iterdir()) == ["baseline-s0", "tse-s0"] and not (ref / "p/report.md").exists()
+    extend_reference(p, tmp_path / "runs", ref, runner=made_up_runner(60.0), log=said.append)  # nothing to train
+    assert (ref / "p/report.md").exists() and (ref / "p/runs.csv").exists()
+    assert any("lacked its report.md or runs.csv: rebuilt from its runs" in s for s in said), said

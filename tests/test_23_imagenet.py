@@ -27,6 +27,10 @@ def other_val_classes(base):
     (base / "val" / "n00000003").rename(base / "val" / "n09999999")
 
 
+def zero_byte_image(base):  # a failed copy: the dry run refuses it as the run does
+    (base / "val" / "n00000001" / "n00000001_0.JPEG").write_bytes(b"")
+
+
 def empty_class(base):
     for f in (base / "train" / "n00000002").iterdir(): f.unlink()
 
@@ -37,6 +41,7 @@ def empty_class(base):
     (other_val_classes, ["imagenet/val has other classes than", "only in train: n00000003; only in val: n09999999",
                          "give val/ exactly train's class folders"]),
     (empty_class, ["imagenet/train has 1 empty class folder(s), n00000002: no image files", "add its images or remove the class"]),
+    (zero_byte_image, ["imagenet/val holds 1 empty image file(s) (0 bytes), e.g.", "n00000001_0.JPEG: replace them"]),
     (lambda base: shutil.rmtree(base), ["imagenet/train not found; put ImageNet's train/ and val/ class folders (train/<class>/*.JPEG"])])
 def test_imagenet_folder_refused_before_anything_is_written(tmp_path, damage, words):
     base = fixture(tmp_path)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_config.ipynb #142f3ef7
 from __future__ import annotations
-import argparse, ast, typing
+import argparse, ast, functools, typing
 from pathlib import Path
 from dataclasses import dataclass, field, fields, asdict
 
@@ -18,8 +18,8 @@ from .neurons import set_fused_lif
 
 # %% auto #0
 __all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'MAX_PREFETCH', 'NOTEBOOK_SHORTCUTS',
-           'EVALUATION_DEFAULTS', 'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'check_setting',
-           'build_model', 'flag_name', 'build_parser', 'check_active', 'parse_command', 'parse_config',
+           'EVALUATION_DEFAULTS', 'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'setting_types',
+           'check_setting', 'build_model', 'flag_name', 'build_parser', 'check_active', 'parse_command', 'parse_config',
            'notebook_config', 'injected_parameters', 'unknown_parameters', 'check_evaluation']
 
 # %% ../nbs/05_config.ipynb #87cb1fa3
@@ -133,12 +133,17 @@ def check_data_path(path: str | None, field: str = "data_path") -> None:
     if path is not None and Path(path).expanduser().is_file():
         raise SettingError(field, f"{path} is a file; name the folder that holds the data")
 
+@functools.cache
+def setting_types() -> dict:
+    "Each `TrainConfig` field's type, resolved once: `typing.get_type_hints` evaluates every annotation anew at each call."
+    return typing.get_type_hints(TrainConfig)
+
 def check_setting(f, value) -> None:
     "Check one field's value by its type and rule (the loss settings are left to `LossConfig`)."
     rule = dict(f.metadata["rule"])
     if rule.pop("loss", False): return
     if "choices" in rule: check_choice(f.name, value, rule["choices"]); return
-    kind = typing.get_type_hints(TrainConfig)[f.name]
+    kind = setting_types()[f.name]
     if kind is bool and not isinstance(value, bool): raise SettingError(f.name, f"must be true or false, got {value!r}")
     if kind in (str, str | None) and not (isinstance(value, str) or (value is None and kind != str)):
         raise SettingError(f.name, f"must be text, got {value!r}")
@@ -170,7 +175,7 @@ def _help(f) -> str:
 def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Train a spiking network with SDT, TET or TSE supervision.")
     p.error = lambda message: p.exit(2, f"{prog}: error: {message}\n")  # one line, no usage block
-    hints = typing.get_type_hints(TrainConfig)
+    hints = setting_types()
     for f in fields(TrainConfig):
         kind = hints[f.name]
         if kind is bool:

@@ -484,6 +484,9 @@ def imagenet_folders(root=None) -> dict:
         if empty := [folder.classes[c] for c in np.flatnonzero(counts == 0)]:
             raise DataError(f"{base / split} has {len(empty)} empty class folder(s), {_some(empty)}: no image files "
                             f"({', '.join(folder.extensions or ())}); add its images or remove the class from train/ and val/")
+        if zero := [path for path, _ in folder.samples if os.stat(path).st_size == 0]:  # the run would stop at the first
+            raise DataError(f"{base / split} holds {len(zero)} empty image file(s) (0 bytes), e.g. {zero[0]}: replace them "
+                            f"with good copies or delete them")
         folders[split] = folder
     return folders
 

@@ -24,17 +24,18 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'VOLATILE',
-           'GUIDES', 'DISK_FULL', 'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile', 'variant_method',
-           'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile',
-           'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters', 'train_flags', 'launch',
-           'notebooks_dir', 'ipc_kernel_manager', 'KernelDied', 'kernel_death', 'execute_notebook', 'papermill_command',
-           'scrub_executed', 'outputs_made_from', 'execute_guide', 'docs_command', 'papermill_runner', 'describe_error',
-           'Progress', 'reevaluate', 'select_runs', 'identity_record', 'unfinished_notebook', 'damage', 'driver_claim',
-           'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full', 'run_profile', 'smoke_profile', 'sweep_profile',
-           'check_promotable', 'exchange', 'signals_held', 'swap_in', 'restore_reference', 'reference_lock',
-           'replace_reference', 'copy_run', 'promote', 'banked_runs', 'bank', 'adoptable_runs', 'adopt',
-           'extend_reference', 'build_parser', 'preflight', 'override', 'report_reference', 'report_sweep', 'main']
+__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'INPUT_ERRORS',
+           'VOLATILE', 'GUIDES', 'DISK_FULL', 'SMOKE_RECIPE', 'NOT_PROMOTED', 'checkout', 'Run', 'Profile',
+           'variant_method', 'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml',
+           'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir', 'notebook_parameters', 'train_flags',
+           'launch', 'notebooks_dir', 'ipc_kernel_manager', 'KernelDied', 'kernel_death', 'execute_notebook',
+           'papermill_command', 'scrub_executed', 'outputs_made_from', 'execute_guide', 'docs_command',
+           'papermill_runner', 'describe_error', 'Progress', 'reevaluate', 'select_runs', 'identity_record',
+           'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason', 'set_aside_stale', 'NoSpace', 'disk_full',
+           'run_profile', 'smoke_profile', 'sweep_profile', 'check_promotable', 'exchange', 'signals_held', 'swap_in',
+           'restore_reference', 'reference_lock', 'replace_reference', 'copy_run', 'promote', 'banked_runs', 'bank',
+           'adoptable_runs', 'adopt', 'extend_reference', 'build_parser', 'preflight', 'override', 'report_reference',
+           'report_sweep', 'main']
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
@@ -321,16 +322,28 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
         finally:
             if Path(out_nb).exists(): scrub_executed(out_nb)
 
+INPUT_ERRORS = ("ValueError", "SettingError", "TypeError", "DataError", "DataMissing", "RunRefused")  # exit 2, not 1
+
 def papermill_command(argv: list) -> None:
     "papermill's own command line (every flag of `papermill --help`) with its kernel on IPC: `python -m tse_repro.experiments papermill IN OUT ...`."
     from papermill.cli import papermill
+    from papermill.exceptions import PapermillExecutionError
     from papermill.engines import NBClientEngine, papermill_engines
     class IPCEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kw):
             return super().execute_managed_notebook(nb_man, kernel_name, kernel_manager_class=ipc_kernel_manager(), **kw)
     papermill_engines.register("ipc", IPCEngine)  # papermill's own extension point: how a notebook is executed
-    papermill.main(args=["--engine", "ipc", *argv], prog_name="python -m tse_repro.experiments papermill")
+    paths = [a for a in argv[:2] if not a.startswith("-")]
+    if len(paths) == 2 and "://" not in paths[1] and not Path(paths[1]).parent.is_dir():
+        print(f"papermill: error: {Path(paths[1]).parent} does not exist; create it first (mkdir -p "
+              f"{Path(paths[1]).parent}) or write the executed notebook elsewhere", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    try: papermill.main(args=["--engine", "ipc", *argv], prog_name="python -m tse_repro.experiments papermill")
+    except PapermillExecutionError as e:  # the notebook's own one-line error, not its cell's traceback
+        print(f"papermill: error in cell {e.exec_count}: {e.ename}: {e.evalue} (the executed notebook holds the traceback)",
+              file=sys.stderr, flush=True)
+        raise SystemExit(2 if e.ename in INPUT_ERRORS else 1) from None
 
 # %% ../nbs/08_experiments.ipynb #53c5522d
 VOLATILE = ("start_time", "end_time", "duration")
@@ -699,11 +712,15 @@ def restore_reference(stage: Path, dst: Path) -> None:
         if old.name == f"{dst.name}.old": old.rename(dst); return
 
 @contextlib.contextmanager
-def reference_lock(dst: Path):
-    "Hold `.<name>.lock` beside the reference `dst` while it is rebuilt; refuses when another process holds it."
+def reference_lock(dst: Path, wait: bool = False):
+    "Hold `.<name>.lock` beside the reference `dst` while it is rebuilt; refuses (`wait`: waits) when another process holds it."
     dst.parent.mkdir(parents=True, exist_ok=True)
     lock = dst.parent / f".{dst.name}.lock"
-    if (fd := try_lock(lock)) is None:
+    fd = try_lock(lock)
+    while fd is None and wait:  # another sweep banking into the same reference: its turn first
+        time.sleep(1)
+        fd = try_lock(lock)
+    if fd is None:
         raise ValueError(f"another `make reference` or `make report` of {dst.name} is running (it holds {_here(lock)}); wait for it to finish")
     try: yield
     finally: os.close(fd)
@@ -714,10 +731,10 @@ def _record_output_path(nb_path: Path, shown: str) -> None:
     nb["metadata"].setdefault("papermill", {})["output_path"] = shown
     atomic_write(nb_path, lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
 
-def replace_reference(dst: Path, fill, verbose: bool = False, report: bool = True) -> None:
+def replace_reference(dst: Path, fill, verbose: bool = False, report: bool = True, wait: bool = False) -> None:
     """Build a new reference `dst` beside it and swap it in in one step, under `reference_lock`: `fill(folder)` writes its
     runs and profile.yaml, then its report is built there. On any error, Ctrl-C or kill, `dst` is the old reference."""
-    with reference_lock(dst):
+    with reference_lock(dst, wait):
         stage = dst.with_name(f".{dst.name}.staging")
         restore_reference(stage, dst); shutil.rmtree(stage, ignore_errors=True)
         rel = Path(_here(dst))  # the report is built under the same relative path, from `stage`, so it names no staging folder
@@ -786,7 +803,7 @@ def bank(folder: RunFolder, dst: Path, profile: Profile, report: bool = True, ve
         else: (new / "runs").mkdir(parents=True)
         copy_run(folder.path, new / "runs" / folder.path.name)
         atomic_write(new / "profile.yaml", lambda p: p.write_text(profile_text(profile)))
-    replace_reference(dst, fill, verbose, report)
+    replace_reference(dst, fill, verbose, report, wait=True)  # another sweep banking into it: wait for it
 
 def adoptable_runs(reference: Path, profile: Profile, expected: dict) -> dict:
     """Run name -> a complete run of another committed reference under `reference/` with the same identity key and evaluated
@@ -828,7 +845,11 @@ def extend_reference(profile: Profile, work: str | os.PathLike = "runs", referen
         if folder.path.name in banked: return
         bank(folder, dst, profile, report, verbose); banked.add(folder.path.name)
         log(f"    banked into {_here(dst)}/ ({len(banked)} of {len(expected)} runs)")
-    return run_profile(profile, work, nproc, only, runner=runner, verbose=verbose, log=log, done=done, by_seed=True)
+    statuses = run_profile(profile, work, nproc, only, runner=runner, verbose=verbose, log=log, done=done, by_seed=True)
+    if report and banked and not all((dst / name).exists() for name in ("report.md", "runs.csv")):
+        replace_reference(dst, lambda new: shutil.copytree(dst, new, symlinks=True), verbose, wait=True)
+        log(f"    {_here(dst)}/ lacked its report.md or runs.csv: rebuilt from its runs")
+    return statuses
 
 
 # %% ../nbs/08_experiments.ipynb #3665addf
@@ -957,6 +978,9 @@ def main(argv=None) -> int:
         preflight(runs, args.nproc)
     except ValueError as e:
         parser.exit(2, f"reproduce: error: {str(e).strip().splitlines()[-1] if isinstance(e, DataError) else e}\n")
+    except KeyboardInterrupt as e:  # while the profile was read and expanded: nothing was started or written
+        code, word = interruption(e)
+        parser.exit(code, f"reproduce: {word} before any run started; nothing was written\n")
     root, reference = Path(args.work) / profile.name, Path(args.reference) / profile.name
     doing = f"extending the reference {_here(reference)}/ from {_here(root)}/" if args.extend else \
         f"training afresh in {_here(root)}/, reference {_here(reference)}/"
