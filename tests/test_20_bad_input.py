@@ -67,8 +67,8 @@ def process(args, env=None, **kw):
     (["--tse", "--tau-f-schedule", "cosine", "--tau-f-epochs", "1"], "--tau-f-epochs of 1 reaches tau_f in the first epoch"),
     (["--tse", "--learn-kappa", "--mask-temperature", "0.05", "--kappa", "1e-300"], "--kappa 1e-300 is too close to 0 or to kappa_max"),
     (["--tse", "--tet-mix", "0.3"], "--tet-mix has no effect with method tse: drop it, or add --method tse_tet"),
-    (["--tse", "--tau-f-start", "0.9"], "--tau-f-start has no effect with method tse as set"),
-    (["--tse", "--kappa-max", "2"], "--kappa-max has no effect with method tse as set: drop it, or add --learn-kappa")])
+    (["--tse", "--tau-f-start", "0.9"], "--tau-f-start has no effect while --tau-f-schedule is constant: drop it, or set --tau-f-schedule"),
+    (["--tse", "--kappa-max", "2"], "--kappa-max has no effect while --learn-kappa is False: drop it, or set --learn-kappa")])
 def test_settings_cli(tmp_path, flags, words):
     code, err = train_main([*TINY, "--out", str(tmp_path / "run"), *flags])
     assert_one_line(code, err, 2, words)

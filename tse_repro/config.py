@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, asdict
 from torch import nn
 
 from .checks import SettingError, check_choice, check_keys, check_number, interval_text
-from .losses import METHODS, LossConfig, inert_settings, resolve_method
+from .losses import METHODS, WAITS_ON, LossConfig, inert_settings, resolve_method
 from .models import INITS, MODELS, WITHOUT_GAP_HEAD, get_model
 from .data import AUGMENTS, DATASETS, DATASET_INFO, dataset_info
 from .neurons import set_fused_lif
@@ -122,8 +122,8 @@ class TrainConfig:
 
     def describe(self) -> str:
         method = METHODS[resolve_method(self.method)]
-        changed = self.loss_config().changed()  # a switch is named when it is set and can act
-        settings = ", ".join(f"{k}={getattr(self, k)}" for k in (*method.settings, *(k for k in changed if k not in method.settings)))
+        named = dict.fromkeys([*method.settings, *self.loss_config().changed()])  # a switch when it is set and can act
+        settings = ", ".join(f"{k}={getattr(self, k)}" for k in named)
         return (f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} T={self.T} "
                 f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
                 f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else ""))
@@ -194,13 +194,13 @@ def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
 def check_active(cfg: TrainConfig) -> None:
     "A `SettingError` for a loss setting away from its default that cannot act in this run (`inert_settings`)."
     for name in sorted(inert_settings(asdict(cfg))):
-        if getattr(cfg, name) != getattr(LossConfig, name):
-            needs = ("--tau-f-schedule linear or cosine" if name in ("tau_f_start", "tau_f_epochs") else
-                     "--learn-kappa" if name == "kappa_max" else
-                     "--method " + " or ".join(m for m in METHODS if name in (*METHODS[m].settings, *METHODS[m].switches)))
-            raise SettingError(name, f"has no effect with method {cfg.method}"
-                               f"{'' if name not in ('tau_f_start', 'tau_f_epochs', 'kappa_max') else ' as set'}: "
-                               f"drop it, or add {needs}")
+        if getattr(cfg, name) == getattr(LossConfig, name): continue
+        if name in METHODS[cfg.method].reads:  # it waits on a switch
+            switch = WAITS_ON[name]
+            raise SettingError(name, f"has no effect while {flag_name(switch)} is {getattr(cfg, switch)}: "
+                                     f"drop it, or set {flag_name(switch)}")
+        readers = " or ".join(m for m in METHODS if name in METHODS[m].reads)
+        raise SettingError(name, f"has no effect with method {cfg.method}: drop it, or add --method {readers}")
 
 def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool]:
     "Parse and validate the command line: `(config, dry_run)`; any bad input exits with status 2 and one line naming the fix."

@@ -39,7 +39,7 @@ __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS
 
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
-LOSS_SETTINGS = {k for m in METHODS.values() for k in (*m.settings, *m.switches)}
+LOSS_SETTINGS = {k for m in METHODS.values() for k in m.reads}
 VARIANT_RECIPE_KEYS = {"arch", "width", "augment", "cutout"}  # what an ablation row may change of the recipe: TSE on VGG, TSE + AutoAugment or Cutout
 VARIANT_KEYS = {"method", "seeds", *METHODS, *LOSS_SETTINGS, *VARIANT_RECIPE_KEYS}  # seeds: a variant run on fewer (or other) seeds than the profile's
 SWEEP_KEYS = {"tau_f", "kappa"}  # a sweep is a grid over TSE's two thresholds
@@ -79,9 +79,9 @@ def variant_method(profile: str, name: str, spec: dict) -> str:
     try: method = resolve_method(spec.get("method"), **{m: spec[m] for m in METHODS if m in spec})
     except SettingError as e: _fail(profile, e.named(f"methods.{name}.method"))
     except ValueError as e: _fail(profile, f"methods.{name}: {e}")
-    wrong = sorted((set(spec) & LOSS_SETTINGS) - {*METHODS[method].settings, *METHODS[method].switches})
+    wrong = sorted((set(spec) & LOSS_SETTINGS) - set(METHODS[method].reads))
     if wrong:
-        users = [m for m in METHODS if wrong[0] in (*METHODS[m].settings, *METHODS[m].switches)]
+        users = [m for m in METHODS if wrong[0] in METHODS[m].reads]
         _fail(profile, f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} {'use' if len(users) > 1 else 'uses'}; remove it")
     return method
 
@@ -898,10 +898,9 @@ def override(p: Profile, assignments: list[str]) -> Profile:
         try: parsed = read_yaml(value)
         except yaml.YAMLError as e: raise ValueError(f"--set {item}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or 'unreadable'}); "
                                                      f"write a number, true/false, or quote text") from None
-        readers = {spec["method"] for spec, _ in variants(p).values() if key in (*METHODS[spec["method"]].settings, *METHODS[spec["method"]].switches)}
-        if key in LOSS_SETTINGS and not readers:
-            raise ValueError(f"--set {item}: no variant of {p.name} reads {key} (its methods: "
-                             f"{', '.join(sorted({spec['method'] for spec, _ in variants(p).values()}))}); drop it")
+        methods = sorted({spec["method"] for spec, _ in variants(p).values()})
+        if key in LOSS_SETTINGS and not any(key in METHODS[m].reads for m in methods):
+            raise ValueError(f"--set {item}: no variant of {p.name} reads {key} (its methods: {', '.join(methods)}); drop it")
         if key == "seeds": p.seeds = parsed if isinstance(parsed, list) else [parsed]
         else: p.recipe[key] = parsed
     if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file

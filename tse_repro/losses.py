@@ -16,7 +16,7 @@ from .checks import SettingError, check_choice, check_number
 
 # %% auto #0
 __all__ = ['HISTORIES', 'STD_FLAVOURS', 'TSE_REDUCTIONS', 'TSE_SWITCHES', 'METHODS', 'METHOD_ALIASES', 'TAU_F_SCHEDULES',
-           'BRING_YOUR_OWN', 'check_label_range', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss',
+           'WAITS_ON', 'BRING_YOUR_OWN', 'check_label_range', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss',
            'linear_location_logits', 'folded_location_logits', 'true_class_history', 'check_thresholds',
            'check_tse_forms', 'erase_threshold', 'erase_mask', 'soft_keep_mask', 'TSEMasks', 'location_logits',
            'history_confidence', 'tse_masks', 'true_class_maps', 'TSEResult', 'check_head_dtype', 'erased_pooling',
@@ -250,6 +250,11 @@ class Method(NamedTuple):
     switches: tuple = ()          # further `LossConfig` fields it reads, named only where they differ from the default
     erases: bool = False          # erases features as TSE does: logs erased fractions, has masks
 
+    @property
+    def reads(self) -> tuple:
+        "Every `LossConfig` field it reads: its settings and its switches."
+        return (*self.settings, *self.switches)
+
 TSE_SWITCHES = ("tse_std", "tse_history", "tse_steps", "tse_rescale", "tau_f_schedule", "tau_f_start", "tau_f_epochs",
                 "mask_temperature", "learn_kappa", "kappa_max")
 METHODS = {m.name: m for m in (
@@ -282,16 +287,18 @@ def kappa_logit(kappa: float, kappa_max: float) -> float:
     "The parameter of a learnable kappa (`kappa = kappa_max * sigmoid(logit)`), in float32 as it is trained."
     return float(torch.logit(torch.tensor(kappa / kappa_max, dtype=torch.float32)))
 
+# a switch that acts only when the one it names is away from its default (a schedule that moves, a learned kappa)
+WAITS_ON = {"tau_f_start": "tau_f_schedule", "tau_f_epochs": "tau_f_schedule", "kappa_max": "learn_kappa"}
+
 def inert_settings(settings: dict) -> set:
     """The loss settings that cannot change a run with these `settings` (a dict of `LossConfig` fields; missing ones at
-    their defaults): those its method does not read, `tau_f_start` and `tau_f_epochs` under the constant schedule,
-    `kappa_max` when kappa is not learned. They stay out of a run's label and identity."""
+    their defaults): those its method does not read, and those whose `WAITS_ON` switch is at its default. They stay out
+    of a run's label and identity."""
     method = METHODS[resolve_method(settings.get("method", "sdt"))]
-    read = {"method", *method.settings, *method.switches}
-    inert = {f.name for f in fields(LossConfig)} - read
-    if settings.get("tau_f_schedule", "constant") == "constant": inert |= {"tau_f_start", "tau_f_epochs"}
-    if not settings.get("learn_kappa", False): inert.add("kappa_max")
-    return inert
+    unread = {f.name for f in fields(LossConfig)} - {"method", *method.reads}
+    waiting = {name for name, switch in WAITS_ON.items()
+               if settings.get(switch, getattr(LossConfig, switch)) == getattr(LossConfig, switch)}
+    return unread | waiting
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -342,8 +349,8 @@ class LossConfig:
 
     def changed(self) -> dict:
         "The settings of its method that differ from their defaults, switches included (inert ones left out)."
-        method, inert = METHODS[self.method], inert_settings(asdict(self))
-        return {k: getattr(self, k) for k in (*method.settings, *method.switches)
+        inert = inert_settings(asdict(self))
+        return {k: getattr(self, k) for k in METHODS[self.method].reads
                 if k not in inert and getattr(self, k) != getattr(LossConfig, k)}
 
 def scheduled_tau_f(cfg: LossConfig, epoch: int, epochs: int) -> float:
