@@ -22,7 +22,7 @@ __all__ = ['HISTORIES', 'STD_FLAVOURS', 'TSE_REDUCTIONS', 'TSE_SWITCHES', 'METHO
            'history_confidence', 'tse_masks', 'true_class_maps', 'TSEResult', 'check_head_dtype', 'erased_pooling',
            'tse_loss', 'sdt_step', 'tet_step', 'tse_step', 'tse_tet_step', 'Method', 'resolve_method', 'kappa_logit',
            'inert_settings', 'LossConfig', 'scheduled_tau_f', 'LossState', 'TimeFirst', 'multi_step_layers',
-           'check_model', 'compute_loss', 'LossModel']
+           'is_global_average_pool', 'SplitAtPool', 'model_name', 'check_model', 'compute_loss', 'LossModel']
 
 # %% ../nbs/03_losses.ipynb #a46e6bab
 _LAYOUT_HINTS = {("outputs", 2): " (one logit vector per sample: the losses need every step's, the model's output before the mean over time)",
@@ -412,9 +412,53 @@ def multi_step_layers(model: nn.Module) -> list[str]:
     "Names of the layers that declare spikingjelly's multi-step mode (`step_mode == 'm'`): time-first tensors."
     return [name for name, m in model.named_modules() if getattr(m, "step_mode", None) == "m"]
 
+# %% ../nbs/03_losses.ipynb #5a1b2c02
+class _ReachedPool(Exception):
+    "Raised by the pool's pre-hook once the map is in hand: the rest of the forward is not needed."
+
+def is_global_average_pool(module: nn.Module) -> bool:
+    "Whether `module` averages each map to 1x1 (`AdaptiveAvgPool2d(1)`, spikingjelly's multi-step one included)."
+    return isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size in (1, (1, 1))
+
+class SplitAtPool(nn.Module):
+    "A model with a named global pool and a named head, in TSE's contract: `features` is the pool's input, `head` the head."
+    gap_head = True
+
+    def __init__(self, model: nn.Module, pool: str = "avgpool", head: str = "fc"):
+        super().__init__()
+        modules, name = dict(model.named_modules()), type(model).__name__
+        for role, key in (("pool", pool), ("head", head)):
+            if not key or key not in modules:
+                known = ", ".join(n for n, _ in model.named_children())
+                raise ValueError(f"{name} has no module {key!r} to use as the {role}; name one of its modules ({known})")
+        if not is_global_average_pool(modules[pool]):
+            raise ValueError(f"{name}.{pool} is {modules[pool]!r}, not a global average pool (AdaptiveAvgPool2d(1)): "
+                             "name the module that pools each map to 1x1")
+        self.model, self.head, self.pool_name = model, modules[head], pool
+
+    def forward(self, x: Tensor) -> Tensor: return self.model(x)
+
+    def features(self, x: Tensor) -> Tensor:
+        "The pool's input: the model's forward, stopped there."
+        grabbed = []
+        def grab(module, args):
+            grabbed.append(args[0])
+            raise _ReachedPool
+        hook = self.model.get_submodule(self.pool_name).register_forward_pre_hook(grab)
+        try: self.model(x)
+        except _ReachedPool: pass
+        finally: hook.remove()
+        return grabbed[0]
+
 # %% ../nbs/03_losses.ipynb #2e13d60f
 BRING_YOUR_OWN = ("give your model features(x) -> [B,T,C,H,W] (the map before global average pooling), head on [N,T,C] "
-                  "and gap_head = True (see 'Bring your own model' in nbs/03_losses.ipynb); for VGGSNN use 'vggsnn_gap'")
+                  "and gap_head = True, or wrap one laid out as torchvision's as SplitAtPool(model, pool='avgpool', "
+                  "head='fc') (see 'Bring your own model' in nbs/03_losses.ipynb); for VGGSNN use 'vggsnn_gap'")
+
+def model_name(model: nn.Module) -> str:
+    "The class name of the user's model inside our wrappers (TimeFirst, SplitAtPool)."
+    while isinstance(model, (TimeFirst, SplitAtPool)): model = model.model
+    return type(model).__name__
 
 def check_model(model: nn.Module, method: Method) -> None:
     "Refuse, in one line, a model that `method` cannot train as it is: DDP around TSE, no GAP head, a time-first model unwrapped."
@@ -422,9 +466,9 @@ def check_model(model: nn.Module, method: Method) -> None:
         raise ValueError(f"{method.label} calls model.features and model.head, which bypass DDP's gradient sync: "
                          "wrap as DistributedDataParallel(LossModel(model, cfg)) and call that")
     if method.needs_gap_head and not (getattr(model, "gap_head", False) and hasattr(model, "features") and hasattr(model, "head")):
-        raise ValueError(f"{method.label} needs a head on globally pooled features, which {type(model).__name__} lacks: {BRING_YOUR_OWN}")
+        raise ValueError(f"{method.label} needs a head on globally pooled features, which {model_name(model)} lacks: {BRING_YOUR_OWN}")
     if not isinstance(model, TimeFirst) and (layers := multi_step_layers(model)):
-        raise ValueError(f"{type(model).__name__} has multi-step layers ({layers[0]}: step_mode='m'), whose tensors are time-first "
+        raise ValueError(f"{model_name(model)} has multi-step layers ({layers[0]}: step_mode='m'), whose tensors are time-first "
                          "[T,B,...]: wrap it as TimeFirst(model)")
 
 def compute_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig | LossState) -> tuple[Tensor, Tensor, dict]:
