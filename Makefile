@@ -35,8 +35,8 @@ reproduce: $(STAMP)
 reference: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --promote $(ARGS)
 
-# A sweep longer than a session: train the runs results/$(PROFILE)/ lacks (none twice) and add each to it as it completes;
-# commit results/$(PROFILE)/ at any point, and a later session (on any machine) continues from it.
+# Grow a reference run by run: train the runs results/$(PROFILE)/ lacks (none twice) and add each to it as it completes;
+# results/$(PROFILE)/ can be committed at any point, and the same command continues from it on any machine.
 extend: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --nproc $(NPROC) --extend $(ARGS)
 	$(BIN)/python -m tse_repro.report readme

@@ -21,7 +21,7 @@ from archives import load_arrays, official_archive
 def test_rebuilds_the_shared_files_from_an_official_archive(shared_data, tmp_path, name, packed):
     splits = official_archive(name, shared_data, tmp_path, packed)
     assert len(splits["train"]["y"]) == 50_000 and len(splits["test"]["y"]) == 10_000
-    done = subprocess.run([sys.executable, "-m", "tse_repro.data", name, "--data-path", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "tse_repro.datafiles", name, "--data-path", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     for file, _, _ in CIFAR_FILES[name]:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #baf245cd
 from __future__ import annotations
-import os, random, sys
+import os, random
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -665,8 +665,3 @@ def class_names(name: str, root=None) -> tuple:
     if name in ("digits", "nmnist"): return tuple(str(d) for d in range(10))
     if name in ("cifar10", "dvs-cifar10"): return CIFAR10_CLASSES
     return tuple(f"label {k}" for k in range(num))
-
-# %% ../nbs/04_data.ipynb #7a3c1e91
-if __name__ == "__main__" and "__file__" in globals():  # a module run, not this notebook
-    from tse_repro.datafiles import main
-    sys.exit(main())

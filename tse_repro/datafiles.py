@@ -374,11 +374,8 @@ def _official_digest(name: str, folder: str, split: str, stamp: tuple) -> str:
 
 def official_digest(name: str, folder: Path, split: str) -> str:
     "`content_digest` of one split of the official arrays in torchvision's folder (cached)."
-    stamp = tuple(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(Path(folder).iterdir())
-        if p.is_file()
-    )
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    stamp = tuple((p.name, stat.st_size, stat.st_mtime_ns) for p in files for stat in [p.stat()])
     return _official_digest(name, str(Path(folder).resolve()), split, stamp)
 
 
@@ -490,3 +487,7 @@ def require_data(
         data_signature(key, root, train_file).get(part) for part in ("content", "files")
     ):
         raise DataMissing(f"no {key} data in {root}; {how_to_get(key, root)}")
+
+# %% ../nbs/04a_datafiles.ipynb #772501ee
+if __name__ == "__main__" and "__file__" in globals():  # python -m tse_repro.datafiles, not this notebook
+    raise SystemExit(main())
