@@ -15,7 +15,13 @@ from .losses import LossConfig, LossModel
 from .train import bf16_autocast, bf16_kernels, trained_parameters
 from .runs import atomic_write
 from .report import load_runs, noise_sentence, paired_difference
-from .eval import PRECISION_VARIANTS, SpikeStats, load_trained, precision_agreement, robustness_images
+from tse_repro.eval import (
+    PRECISION_VARIANTS,
+    SpikeStats,
+    load_trained,
+    precision_agreement,
+    robustness_images,
+)
 
 # %% auto #0
 __all__ = ['SPIKING', 'VARIANTS', 'MODES', 'PRECISIONS', 'LAYOUTS', 'FLOOR_MODE', 'FLOOR_METHOD', 'TARGETS',
@@ -26,65 +32,103 @@ __all__ = ['SPIKING', 'VARIANTS', 'MODES', 'PRECISIONS', 'LAYOUTS', 'FLOOR_MODE'
 
 # %% ../nbs/11_bench.ipynb #10a3f410
 SPIKING = ("sdt", "tet", "tse")
-VARIANTS = SPIKING + ("floor", "stats")  # stats: the TSE step with the spike statistics hooks open (`tse_repro.eval.SpikeStats`)
+# stats: the TSE step with the spike statistics hooks open (`tse_repro.eval.SpikeStats`)
+VARIANTS = SPIKING + ("floor", "stats")
 MODES = ("eager", "fused", "compiled")
-PRECISIONS = ("fp32", "bf16")            # bf16: torch.autocast(device, torch.bfloat16), as the trainer's --amp
+# bf16: torch.autocast(device, torch.bfloat16), as the trainer's --amp
+PRECISIONS = ("fp32", "bf16")
 LAYOUTS = ("contiguous", "channels_last")
-FLOOR_MODE = {"eager": "eager", "fused": "eager", "compiled": "compiled"}  # the floor has no LIF to fuse
-FLOOR_METHOD = "tet"  # the floor network is trained with TET's loss; the loss itself costs next to nothing
+# the floor has no LIF to fuse
+FLOOR_MODE = {"eager": "eager", "fused": "eager", "compiled": "compiled"}
+# the floor network is trained with TET's loss; the loss itself costs next to nothing
+FLOOR_METHOD = "tet"
+
 
 def relu_in_place_of_lif(model: nn.Module) -> nn.Module:
     "`model` with every `LIF` replaced by `nn.ReLU` (in place; returns the model): the convolution floor."
     for parent in list(model.modules()):
         for name, child in parent.named_children():
-            if isinstance(child, LIF): setattr(parent, name, nn.ReLU())
+            if isinstance(child, LIF):
+                setattr(parent, name, nn.ReLU())
     return model
 
-def bench_model(variant: str, name: str = "resnet19", T: int = 4, num_classes: int = 10, seed: int = 0, **kw) -> nn.Module:
+
+def bench_model(
+    variant: str, name: str = "resnet19", T: int = 4, num_classes: int = 10, seed: int = 0, **kw
+) -> nn.Module:
     "The network a variant trains: the spiking `name`, or for `floor` the same with ReLU neurons (same seed)."
-    if variant not in VARIANTS: raise ValueError(f"unknown variant {variant!r}: use some of {', '.join(VARIANTS)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: use some of {', '.join(VARIANTS)}")
     torch.manual_seed(seed)
     model = get_model(name, num_classes=num_classes, T=T, **kw)
     return relu_in_place_of_lif(model) if variant == "floor" else model
 
 # %% ../nbs/11_bench.ipynb #3463181d
 def sync(device: torch.device) -> None:
-    if device.type == "cuda": torch.cuda.synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 # %% ../nbs/11_bench.ipynb #e9db10f5
 def _check_choices(kind: str, given, allowed) -> None:
     bad = [g for g in given if g not in allowed]
-    if bad: raise ValueError(f"unknown {kind} {bad}: use some of {', '.join(allowed)}")
+    if bad:
+        raise ValueError(f"unknown {kind} {bad}: use some of {', '.join(allowed)}")
+
 
 class BenchStep:
     "One variant's model, optimizer and (eager or compiled) step in one precision and layout; calling it runs one training step."
-    def __init__(self, variant: str, model: nn.Module, device: torch.device, mode: str = "eager",
-                 precision: str = "fp32", layout: str = "contiguous", loss: LossConfig | None = None):
-        if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-        _check_choices("precisions", [precision], PRECISIONS); _check_choices("layouts", [layout], LAYOUTS)
-        self.variant, self.device, self.mode, self.precision, self.layout = variant, device, mode, precision, layout
+
+    def __init__(
+        self,
+        variant: str,
+        model: nn.Module,
+        device: torch.device,
+        mode: str = "eager",
+        precision: str = "fp32",
+        layout: str = "contiguous",
+        loss: LossConfig | None = None,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        _check_choices("precisions", [precision], PRECISIONS)
+        _check_choices("layouts", [layout], LAYOUTS)
+        self.variant, self.device, self.mode, self.precision, self.layout = (
+            variant,
+            device,
+            mode,
+            precision,
+            layout,
+        )
         self.model = model.to(device)
         for m in self.model.modules():
-            if isinstance(m, LIF): m.fused = mode == "fused"
-        if layout == "channels_last": self.model = self.model.to(memory_format=torch.channels_last)
+            if isinstance(m, LIF):
+                m.fused = mode == "fused"
+        if layout == "channels_last":
+            self.model = self.model.to(memory_format=torch.channels_last)
         method = {"floor": FLOOR_METHOD, "stats": "tse"}.get(variant, variant)
-        step = LossModel(self.model, loss or LossConfig(method=method))  # `loss`: a variant's whole loss, switches included
-        self.opt = torch.optim.Adam(trained_parameters(self.model, step.loss), lr=1e-3)  # the trainer's default optimizer
+        # `loss`: a variant's whole loss, switches included
+        step = LossModel(self.model, loss or LossConfig(method=method))
+        # the trainer's default optimizer
+        self.opt = torch.optim.Adam(trained_parameters(self.model, step.loss), lr=1e-3)
         self.stats = SpikeStats(self.model) if variant == "stats" else nullcontext()
         self.forward = torch.compile(step) if mode == "compiled" else step
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.opt.zero_grad(set_to_none=True)
-        if self.layout == "channels_last": x = x.contiguous(memory_format=torch.channels_last)  # as the trainer does
+        # as the trainer does
+        if self.layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
         autocast = bf16_autocast(self.device, self.precision == "bf16")
-        with autocast, self.stats: loss = self.forward(x, y)[0]
+        with autocast, self.stats:
+            loss = self.forward(x, y)[0]
         loss.backward()
         self.opt.step()
         return loss.item()
 
     def timed(self, x, y) -> float:
         "Seconds of one step, device work included."
-        sync(self.device); start = time.perf_counter()
+        sync(self.device)
+        start = time.perf_counter()
         self(x, y)
         sync(self.device)
         return time.perf_counter() - start
@@ -92,10 +136,12 @@ class BenchStep:
     def peak_bytes(self, x, y) -> int:
         "Peak bytes allocated during one step over what was allocated before it (see above for how)."
         if self.device.type == "cuda":
-            self.opt.zero_grad(set_to_none=True); sync(self.device)
+            self.opt.zero_grad(set_to_none=True)
+            sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             before = torch.cuda.memory_allocated(self.device)
-            self(x, y); sync(self.device)
+            self(x, y)
+            sync(self.device)
             return torch.cuda.max_memory_allocated(self.device) - before
         self.opt.zero_grad(set_to_none=True)
         return profiled_peak_bytes(lambda: self(x, y))
@@ -104,59 +150,127 @@ class BenchStep:
 def profiled_peak_bytes(fn) -> int:
     "Peak of the CPU allocator's 'Total Allocated' that torch's profiler reports while `fn()` runs, over its start."
     from torch.profiler import profile, ProfilerActivity
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof: fn()
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "trace.json")
         prof.export_chrome_trace(path)
         events = json.loads(Path(path).read_text())["traceEvents"]
-    memory = [e["args"] for e in events if e.get("name") == "[memory]" and e.get("args", {}).get("Device Type", 0) == 0]
-    if not memory: return 0
-    # the counter is the process's since its first profiled allocation: count from where this run started
+    memory = [
+        e["args"]
+        for e in events
+        if e.get("name") == "[memory]" and e.get("args", {}).get("Device Type", 0) == 0
+    ]
+    if not memory:
+        return 0
+    # the counter is the process's since its first profiled allocation: count from where this run
+    # started
     start = memory[0]["Total Allocated"] - memory[0]["Bytes"]
     return max(m["Total Allocated"] for m in memory) - start
 
 # %% ../nbs/11_bench.ipynb #a63b539e
 def bench_keys(variants, modes, precisions, layouts) -> list[tuple]:
     "Every `(precision, layout, mode, variant)` to time: the floor only in its own modes, the hooks never compiled."
-    return [(p, l, mode, v) for p in precisions for l in layouts for mode in modes for v in variants
-            if not (v == "floor" and FLOOR_MODE[mode] != mode) and not (v == "stats" and mode == "compiled")]
+    return [
+        (p, l, mode, v)
+        for p in precisions
+        for l in layouts
+        for mode in modes
+        for v in variants
+        if not (v == "floor" and FLOOR_MODE[mode] != mode)
+        and not (v == "stats" and mode == "compiled")
+    ]
 
-def run_bench(model: str = "resnet_tiny", T: int = 4, batch: int = 64, repeats: int = 5, variants=VARIANTS,
-              modes=("eager", "fused"), precisions=PRECISIONS, layouts=LAYOUTS, device: str = "cpu", warmup: int = 1,
-              image_size: int = 32, log=print, **model_kw) -> dict:
+
+def run_bench(
+    model: str = "resnet_tiny",
+    T: int = 4,
+    batch: int = 64,
+    repeats: int = 5,
+    variants=VARIANTS,
+    modes=("eager", "fused"),
+    precisions=PRECISIONS,
+    layouts=LAYOUTS,
+    device: str = "cpu",
+    warmup: int = 1,
+    image_size: int = 32,
+    log=print,
+    **model_kw,
+) -> dict:
     "Raw figures: per `(precision, layout, mode, variant)` the step times of every repeat and the peak step memory."
     dev = torch.device(device)
-    _check_choices("variants", variants, VARIANTS); _check_choices("modes", modes, MODES)
-    _check_choices("precisions", precisions, PRECISIONS); _check_choices("layouts", layouts, LAYOUTS)
+    _check_choices("variants", variants, VARIANTS)
+    _check_choices("modes", modes, MODES)
+    _check_choices("precisions", precisions, PRECISIONS)
+    _check_choices("layouts", layouts, LAYOUTS)
     torch.manual_seed(0)
     x = torch.randn(batch, 3, image_size, image_size, device=dev)
     y = torch.randint(0, 10, (batch,), device=dev)
-    steps = {key: BenchStep(key[3], bench_model(key[3], model, T, **model_kw), dev, key[2], key[0], key[1])
-             for key in bench_keys(variants, modes, precisions, layouts)}
+    steps = {
+        key: BenchStep(
+            key[3], bench_model(key[3], model, T, **model_kw), dev, key[2], key[0], key[1]
+        )
+        for key in bench_keys(variants, modes, precisions, layouts)
+    }
     runs = {}
     for key, step in steps.items():
         start = time.perf_counter()
-        for _ in range(warmup): step(x, y)
+        for _ in range(warmup):
+            step(x, y)
         warm = time.perf_counter() - start
-        runs[key] = dict(zip(("precision", "layout", "mode", "variant"), key), warmup_s=warm, peak_bytes=step.peak_bytes(x, y), times=[])
-        log(f"{' '.join(key):36s} warm-up {warm:6.1f} s, peak {runs[key]['peak_bytes'] / 2**20:7.1f} MiB")
+        runs[key] = dict(
+            zip(("precision", "layout", "mode", "variant"), key),
+            warmup_s=warm,
+            peak_bytes=step.peak_bytes(x, y),
+            times=[],
+        )
+        log(
+            f"{' '.join(key):36s} warm-up {warm:6.1f} s, peak {runs[key]['peak_bytes'] / 2**20:7.1f} MiB"
+        )
     for r in range(repeats):
-        for key, step in steps.items(): runs[key]["times"].append(step.timed(x, y))
-        log(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{'-'.join(k)} {runs[k]['times'][-1]:.3f}s" for k in steps))
-    meta = {"model": model, **model_kw, "T": T, "batch": batch, "image_size": image_size, "repeats": repeats, "warmup": warmup,
-            "device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "bf16_kernels": bf16_kernels(dev),
-            "memory_method": "torch.cuda.max_memory_allocated" if dev.type == "cuda" else "torch.profiler profile_memory (CPU allocator 'Total Allocated')"}
+        for key, step in steps.items():
+            runs[key]["times"].append(step.timed(x, y))
+        log(
+            f"repeat {r + 1}/{repeats}: "
+            + ", ".join(f"{'-'.join(k)} {runs[k]['times'][-1]:.3f}s" for k in steps)
+        )
+    meta = {
+        "model": model,
+        **model_kw,
+        "T": T,
+        "batch": batch,
+        "image_size": image_size,
+        "repeats": repeats,
+        "warmup": warmup,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "bf16_kernels": bf16_kernels(dev),
+        "memory_method": "torch.cuda.max_memory_allocated"
+        if dev.type == "cuda"
+        else "torch.profiler profile_memory (CPU allocator 'Total Allocated')",
+    }
     return {"meta": meta, "runs": list(runs.values())}
+
 
 def _cpu_name() -> str:
     "The CPU's model name (Linux), else what platform says."
-    try: return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration): return platform.processor()
+    try:
+        return next(
+            l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        return platform.processor()
 
 # %% ../nbs/11_bench.ipynb #aee0daad
-def _setup(row: dict) -> tuple: return row["precision"], row["layout"]
+def _setup(row: dict) -> tuple:
+    return row["precision"], row["layout"]
+
 
 def summarize(raw: dict) -> list[dict]:
     """One row per (precision, layout, mode, variant): median/min/max seconds, peak MiB, and ratios: to fp32 contiguous
@@ -165,57 +279,101 @@ def summarize(raw: dict) -> list[dict]:
     for run in raw["runs"]:
         ts = run["times"]
         key = (run["precision"], run["layout"], run["mode"], run["variant"])
-        rows[key] = {"precision": key[0], "layout": key[1], "mode": key[2], "variant": key[3], "median_s": statistics.median(ts),
-                     "min_s": min(ts), "max_s": max(ts), "peak_mib": run["peak_bytes"] / 2**20}
+        rows[key] = {
+            "precision": key[0],
+            "layout": key[1],
+            "mode": key[2],
+            "variant": key[3],
+            "median_s": statistics.median(ts),
+            "min_s": min(ts),
+            "max_s": max(ts),
+            "peak_mib": run["peak_bytes"] / 2**20,
+        }
     for (p, l, mode, v), row in rows.items():
-        tet, floor, base = rows.get((p, l, mode, "tet")), rows.get((p, l, FLOOR_MODE[mode], "floor")), rows.get(("fp32", "contiguous", mode, v))
+        tet, floor, base = (
+            rows.get((p, l, mode, "tet")),
+            rows.get((p, l, FLOOR_MODE[mode], "floor")),
+            rows.get(("fp32", "contiguous", mode, v)),
+        )
         row["time_vs_fp32"] = row["median_s"] / base["median_s"] if base else None
         row["time_vs_tet"] = row["median_s"] / tet["median_s"] if tet else None
         row["mem_vs_tet"] = row["peak_mib"] / tet["peak_mib"] if tet and tet["peak_mib"] else None
         row["time_vs_floor"] = row["median_s"] / floor["median_s"] if floor else None
     return list(rows.values())
 
+
 def fastest(rows: list[dict], variant: str = "tse") -> dict | None:
     "The row of `variant` with the smallest median step time: the setup to train it with on this machine."
     mine = [r for r in rows if r["variant"] == variant]
     return min(mine, key=lambda r: r["median_s"]) if mine else None
 
+
 def _describe_setup(r: dict) -> str:
     return f"{r['precision']} + {r['layout']}, {r['mode']} ({r['median_s']:.3f} s)"
 
+
 def verdicts(rows: list[dict]) -> list[str]:
     "Lines that read the table: the fastest setup per spiking variant, and how far TSE is from the floor of its setup."
-    lines = [f"Fastest setup for {v}: {_describe_setup(f)}" + (f", {f['time_vs_fp32']:.2f}x fp32 contiguous" if f["time_vs_fp32"] else "")
-             for v in SPIKING if (f := fastest(rows, v))]
+    lines = [
+        f"Fastest setup for {v}: {_describe_setup(f)}"
+        + (f", {f['time_vs_fp32']:.2f}x fp32 contiguous" if f["time_vs_fp32"] else "")
+        for v in SPIKING
+        if (f := fastest(rows, v))
+    ]
     for p, l in dict.fromkeys(map(_setup, rows)):
-        tse = [r for r in rows if _setup(r) == (p, l) and r["variant"] == "tse" and r["time_vs_floor"]]
+        tse = [
+            r for r in rows if _setup(r) == (p, l) and r["variant"] == "tse" and r["time_vs_floor"]
+        ]
         if tse:
             best = min(tse, key=lambda r: r["median_s"])
-            lines.append(f"TSE ({p} + {l}, its fastest mode: {best['mode']}) is {best['time_vs_floor']:.2f}x the {p} ReLU floor of the same layout")
+            lines.append(
+                f"TSE ({p} + {l}, its fastest mode: {best['mode']}) is {best['time_vs_floor']:.2f}x the {p} ReLU floor of the same layout"
+            )
     return lines
+
 
 def markdown_table(rows: list[dict], meta: dict | None = None) -> str:
     "The summary as a markdown table."
     ratio = lambda r: "–" if r is None else f"{r:.2f}x"
-    lines = ["| precision | layout | mode | variant | step time, median (s) | spread min–max (s) | vs fp32 contiguous | vs TET | "
-             "vs floor | peak memory (MiB) | memory vs TET |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| precision | layout | mode | variant | step time, median (s) | spread min–max (s) | vs fp32 contiguous | vs TET | "
+        "vs floor | peak memory (MiB) | memory vs TET |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['precision']} | {r['layout']} | {r['mode']} | {r['variant']} | {r['median_s']:.3f} | "
-                     f"{r['min_s']:.3f}–{r['max_s']:.3f} | {ratio(r['time_vs_fp32'])} | {ratio(r['time_vs_tet'])} | "
-                     f"{ratio(r['time_vs_floor'])} | {r['peak_mib']:.1f} | {ratio(r['mem_vs_tet'])} |")
+        lines.append(
+            f"| {r['precision']} | {r['layout']} | {r['mode']} | {r['variant']} | {r['median_s']:.3f} | "
+            f"{r['min_s']:.3f}–{r['max_s']:.3f} | {ratio(r['time_vs_fp32'])} | {ratio(r['time_vs_tet'])} | "
+            f"{ratio(r['time_vs_floor'])} | {r['peak_mib']:.1f} | {ratio(r['mem_vs_tet'])} |"
+        )
     return "\n".join(lines)
 
 # %% ../nbs/11_bench.ipynb #08ba1d01
-def profile_step(variant: str = "tet", model: str = "resnet_tiny", T: int = 4, batch: int = 64, mode: str = "eager",
-                 precision: str = "fp32", layout: str = "contiguous", device: str = "cpu", rows: int = 25, **model_kw) -> str:
+def profile_step(
+    variant: str = "tet",
+    model: str = "resnet_tiny",
+    T: int = 4,
+    batch: int = 64,
+    mode: str = "eager",
+    precision: str = "fp32",
+    layout: str = "contiguous",
+    device: str = "cpu",
+    rows: int = 25,
+    **model_kw,
+) -> str:
     "torch.profiler's operator table (by self time) of one training step of `variant`, after a warm-up step."
     from torch.profiler import profile, ProfilerActivity
+
     dev = torch.device(device)
-    step = BenchStep(variant, bench_model(variant, model, T, **model_kw), dev, mode, precision, layout)
+    step = BenchStep(
+        variant, bench_model(variant, model, T, **model_kw), dev, mode, precision, layout
+    )
     x, y = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
     step(x, y)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-    with profile(activities=activities) as prof: step(x, y); sync(dev)
+    with profile(activities=activities) as prof:
+        step(x, y)
+        sync(dev)
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows)
 
@@ -226,85 +384,184 @@ TARGETS = """Targets (CPU): TSE step time <= 1.03x TET's and peak memory <= 1.05
 
 (`tse_repro.eval.SpikeStats`); closed, they cost nothing: the `tse` row is that step."""
 
-def write_results(raw: dict, out: str | Path = "results/bench", command: str = "make bench") -> Path:
+
+def write_results(
+    raw: dict, out: str | Path = "results/bench", command: str = "make bench"
+) -> Path:
     "Write `bench.json`, `bench.csv` and `README.md` (the table, what it says, the settings) under `out`; returns the README's path."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rows, meta = summarize(raw), raw["meta"]
     (out / "bench.json").write_text(json.dumps(raw, indent=1))
     with open(out / "bench.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0])); writer.writeheader(); writer.writerows(rows)
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     settings = ", ".join(f"{k}={v}" for k, v in meta.items())
     by = {(r["precision"], r["layout"], r["mode"], r["variant"]): r for r in rows}
-    stats = "".join(f"\nSpike statistics hooks open ({' + '.join(k[:3])}): {r['median_s'] / by[(*k[:3], 'tse')]['median_s']:.2f}x the TSE step."
-                    for k, r in by.items() if k[3] == "stats" and (*k[:3], "tse") in by)
+    stats = "".join(
+        f"\nSpike statistics hooks open ({' + '.join(k[:3])}): {r['median_s'] / by[(*k[:3], 'tse')]['median_s']:.2f}x the TSE step."
+        for k, r in by.items()
+        if k[3] == "stats" and (*k[:3], "tse") in by
+    )
     readings = "\n".join(f"- {line}" for line in verdicts(rows))
-    text = (f"# Training-step bench\n\nCommand: `{command}`\n\n{readings}\n\n{markdown_table(rows, meta)}\n{stats}\n\n"
-            f"Step = `LossModel` forward (loss included) + backward + Adam step. Time: median over repeats, every "
-            f"precision, layout, mode and variant interleaved in each repeat, spread = min–max. Precision: fp32, or bf16 = "
-            f"`torch.autocast(device, torch.bfloat16)` (the trainer's `--amp`; the LIF membrane accumulates in fp32). Layout: "
-            f"contiguous, or channels_last for the model and the input (`--channels-last`). vs fp32 contiguous: against the "
-            f"same mode and variant in fp32, contiguous. vs TET and vs floor: against TET, and against the ReLU network, of "
-            f"the same precision and layout (the floor has no LIF to fuse: `fused` rows are compared with the eager floor). "
-            f"Modes: eager = nothing compiled (LIF: the exact `LIFSequence` node); fused = eager step with the fused LIF "
-            f"kernel (`LIF(fused=True)`); compiled = `torch.compile` of the step. Peak memory: bytes allocated during one "
-            f"step over what was allocated before it, measured with {meta['memory_method']}.\n\n"
-            f"{TARGETS}\n\nSettings: {settings}\n")
+    text = (
+        f"# Training-step bench\n\nCommand: `{command}`\n\n{readings}\n\n{markdown_table(rows, meta)}\n{stats}\n\n"
+        f"Step = `LossModel` forward (loss included) + backward + Adam step. Time: median over repeats, every "
+        f"precision, layout, mode and variant interleaved in each repeat, spread = min–max. Precision: fp32, or bf16 = "
+        f"`torch.autocast(device, torch.bfloat16)` (the trainer's `--amp`; the LIF membrane accumulates in fp32). Layout: "
+        f"contiguous, or channels_last for the model and the input (`--channels-last`). vs fp32 contiguous: against the "
+        f"same mode and variant in fp32, contiguous. vs TET and vs floor: against TET, and against the ReLU network, of "
+        f"the same precision and layout (the floor has no LIF to fuse: `fused` rows are compared with the eager floor). "
+        f"Modes: eager = nothing compiled (LIF: the exact `LIFSequence` node); fused = eager step with the fused LIF "
+        f"kernel (`LIF(fused=True)`); compiled = `torch.compile` of the step. Peak memory: bytes allocated during one "
+        f"step over what was allocated before it, measured with {meta['memory_method']}.\n\n"
+        f"{TARGETS}\n\nSettings: {settings}\n"
+    )
     (out / "README.md").write_text(text)
     return out / "README.md"
 
 # %% ../nbs/11_bench.ipynb #a2fd4eeb
-def _listed(text: str) -> tuple: return tuple(v.strip() for v in text.split(",") if v.strip())
+def _listed(text: str) -> tuple:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tse_repro.bench", description="Training-step time and peak memory: SDT, TET, TSE and the ReLU floor, per precision and layout.")
+    p = argparse.ArgumentParser(
+        prog="python -m tse_repro.bench",
+        description="Training-step time and peak memory: SDT, TET, TSE and the ReLU floor, per precision and layout.",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--model", default="resnet_tiny", help="default: resnet_tiny, the network of the CPU profiles")
-    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)")
-    p.add_argument("--head", default="linear", choices=("linear", "spiking"), help="default: linear, as cifar10-cpu")
+    p.add_argument(
+        "--model",
+        default="resnet_tiny",
+        help="default: resnet_tiny, the network of the CPU profiles",
+    )
+    p.add_argument(
+        "--width", type=float, default=1.0, help="channel width multiplier (default: 1.0)"
+    )
+    p.add_argument(
+        "--head",
+        default="linear",
+        choices=("linear", "spiking"),
+        help="default: linear, as cifar10-cpu",
+    )
     p.add_argument("--T", type=int, default=4)
-    p.add_argument("--batch", type=int, default=64, help="images per step (default: 64, as cifar10-cpu)")
+    p.add_argument(
+        "--batch", type=int, default=64, help="images per step (default: 64, as cifar10-cpu)"
+    )
     p.add_argument("--repeats", type=int, default=None, help="default: 5 on CPU, 20 on CUDA")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first (compiles happen there)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed steps per variant first (compiles happen there)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (CPU)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {','.join(VARIANTS)}")
-    p.add_argument("--precisions", default=",".join(PRECISIONS), help=f"comma-separated, of {','.join(PRECISIONS)}")
-    p.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {','.join(LAYOUTS)}")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="also time the compiled step (default: on CUDA only; a cold CPU compile of ResNet19's step takes ~3 min per variant)")
-    p.add_argument("--modes", default=None, help=f"comma-separated, of {','.join(MODES)} (default: eager,fused + compiled per --compile)")
+    p.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, of {','.join(VARIANTS)}"
+    )
+    p.add_argument(
+        "--precisions",
+        default=",".join(PRECISIONS),
+        help=f"comma-separated, of {','.join(PRECISIONS)}",
+    )
+    p.add_argument(
+        "--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {','.join(LAYOUTS)}"
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the compiled step (default: on CUDA only; a cold CPU compile of ResNet19's step takes ~3 min per variant)",
+    )
+    p.add_argument(
+        "--modes",
+        default=None,
+        help=f"comma-separated, of {','.join(MODES)} (default: eager,fused + compiled per --compile)",
+    )
     p.add_argument("--out", default="results/bench")
-    p.add_argument("--precision-check", metavar="RUN", default=None, help="bf16 against fp32 on the trained run RUN: spikes, logits, loss (writes precision.md)")
-    p.add_argument("--compare", nargs=2, metavar=("NEW", "OLD"), default=None, help="two sweep folders of one profile, paired by seed: top-1, erased fraction, train time")
-    p.add_argument("--gpu-check", action="store_true", help="the GPU check (make gpu-check): throughput, memory and a DDP run on every GPU present")
-    p.add_argument("--switches", metavar="PROFILE", default=None, help="the step time of every variant of PROFILE on its recipe, against its tse and tet (writes switches-PROFILE.md)")
+    p.add_argument(
+        "--precision-check",
+        metavar="RUN",
+        default=None,
+        help="bf16 against fp32 on the trained run RUN: spikes, logits, loss (writes precision.md)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("NEW", "OLD"),
+        default=None,
+        help="two sweep folders of one profile, paired by seed: top-1, erased fraction, train time",
+    )
+    p.add_argument(
+        "--gpu-check",
+        action="store_true",
+        help="the GPU check (make gpu-check): throughput, memory and a DDP run on every GPU present",
+    )
+    p.add_argument(
+        "--switches",
+        metavar="PROFILE",
+        default=None,
+        help="the step time of every variant of PROFILE on its recipe, against its tse and tet (writes switches-PROFILE.md)",
+    )
     return p.parse_args(argv)
 
 # %% ../nbs/11_bench.ipynb #24b934e2
 def main(argv=None) -> Path:
     args = parse_args(argv)
-    if args.gpu_check: sys.exit(gpu_check(args.batch, args.repeats or 20))
+    if args.gpu_check:
+        sys.exit(gpu_check(args.batch, args.repeats or 20))
     torch.set_num_threads(args.threads)
     if args.compare:
         new, old = args.compare
-        path = Path(args.out) / f"{Path(new).name}-vs-{Path(old).name}.md"; path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(precision_paired_markdown(precision_paired(new, old), new, old)); print(path.read_text()); return path
+        path = Path(args.out) / f"{Path(new).name}-vs-{Path(old).name}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(precision_paired_markdown(precision_paired(new, old), new, old))
+        print(path.read_text())
+        return path
     if args.precision_check:
-        path = precision_check(args.precision_check, out=args.out); print(path.read_text()); return path
+        path = precision_check(args.precision_check, out=args.out)
+        print(path.read_text())
+        return path
     if args.switches:
         repeats = args.repeats or 10
         rows = switch_costs(args.switches, repeats, max(args.warmup, 2), args.device)
         stem = Path(args.switches).stem
-        path = Path(args.out) / f"switches-{stem}{'' if args.device == 'cpu' else '-' + args.device.split(':')[0]}.md"
+        path = (
+            Path(args.out)
+            / f"switches-{stem}{'' if args.device == 'cpu' else '-' + args.device.split(':')[0]}.md"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda p: p.write_text(switch_markdown(rows, stem, repeats, args.device))); print(path.read_text()); return path
+        atomic_write(
+            path, lambda p: p.write_text(switch_markdown(rows, stem, repeats, args.device))
+        )
+        print(path.read_text())
+        return path
     cuda = args.device.startswith("cuda")
     torch.set_num_threads(args.threads)
     compile_ = cuda if args.compile is None else args.compile
     modes = list(_listed(args.modes)) if args.modes else ["eager", "fused", "compiled"]
-    if not compile_ and not (args.modes and args.compile is None): modes = [m for m in modes if m != "compiled"]
-    if not modes: raise ValueError("no mode left to time: pass --modes eager,fused,compiled or drop --no-compile")
-    raw = run_bench(args.model, args.T, args.batch, args.repeats or (20 if cuda else 5), _listed(args.variants), tuple(modes),
-                    _listed(args.precisions), _listed(args.layouts), args.device, args.warmup, width=args.width, head=args.head)
+    if not compile_ and not (args.modes and args.compile is None):
+        modes = [m for m in modes if m != "compiled"]
+    if not modes:
+        raise ValueError(
+            "no mode left to time: pass --modes eager,fused,compiled or drop --no-compile"
+        )
+    raw = run_bench(
+        args.model,
+        args.T,
+        args.batch,
+        args.repeats or (20 if cuda else 5),
+        _listed(args.variants),
+        tuple(modes),
+        _listed(args.precisions),
+        _listed(args.layouts),
+        args.device,
+        args.warmup,
+        width=args.width,
+        head=args.head,
+    )
     flags = " ".join(sys.argv[1:] if argv is None else argv)
     command = f"python -m tse_repro.bench {flags}".strip() + ("" if flags else " (= make bench)")
     readme = write_results(raw, args.out, command)
@@ -317,71 +574,142 @@ def variant_steps(profile: str, device: str = "cpu") -> tuple[dict, dict]:
     from tse_repro.experiments import expand, load_profile
     from tse_repro.config import TrainConfig, build_model
     from tse_repro.data import DATASET_INFO
+
     first = {}
-    for run in expand(load_profile(profile)): first.setdefault(run.variant, run)
+    for run in expand(load_profile(profile)):
+        first.setdefault(run.variant, run)
     steps = {}
     for variant, run in first.items():
         cfg = TrainConfig(**run.config)
         torch.manual_seed(0)
-        model = build_model(TrainConfig(**{**run.config, "channels_last": False}))  # BenchStep sets the layout
-        steps[variant] = BenchStep(variant, model, torch.device(device), "fused" if cfg.fused_lif else "eager", "bf16" if cfg.amp else "fp32",
-                                   "channels_last" if cfg.channels_last else "contiguous", loss=cfg.loss_config())
+        # BenchStep sets the layout
+        model = build_model(TrainConfig(**{**run.config, "channels_last": False}))
+        steps[variant] = BenchStep(
+            variant,
+            model,
+            torch.device(device),
+            "fused" if cfg.fused_lif else "eager",
+            "bf16" if cfg.amp else "fp32",
+            "channels_last" if cfg.channels_last else "contiguous",
+            loss=cfg.loss_config(),
+        )
     info = DATASET_INFO[cfg.dataset]
-    return steps, {"batch": cfg.batch_size, "shape": (cfg.T, info.in_channels, info.image_size, info.image_size) if info.event_frames
-                   else (info.in_channels, info.image_size, info.image_size), "classes": info.num_classes}
+    return steps, {
+        "batch": cfg.batch_size,
+        "shape": (cfg.T, info.in_channels, info.image_size, info.image_size)
+        if info.event_frames
+        else (info.in_channels, info.image_size, info.image_size),
+        "classes": info.num_classes,
+    }
 
-def switch_costs(profile: str, repeats: int = 10, warmup: int = 2, device: str = "cpu", log=print) -> list[dict]:
+
+def switch_costs(
+    profile: str, repeats: int = 10, warmup: int = 2, device: str = "cpu", log=print
+) -> list[dict]:
     "Median step time of every variant of `profile`, interleaved repeat by repeat, with its ratio to `tse` and `tet` where the profile has them."
     steps, shape = variant_steps(profile, device)
     torch.manual_seed(0)
     x = torch.randn(shape["batch"], *shape["shape"], device=device)
     y = torch.randint(0, shape["classes"], (shape["batch"],), device=device)
     for step in steps.values():
-        for _ in range(warmup): step(x, y)
+        for _ in range(warmup):
+            step(x, y)
     times = {v: [] for v in steps}
     for r in range(repeats):
-        for v, step in steps.items(): times[v].append(step.timed(x, y))
+        for v, step in steps.items():
+            times[v].append(step.timed(x, y))
         log(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{v} {times[v][-1]:.3f}s" for v in steps))
     medians = {v: statistics.median(t) for v, t in times.items()}
-    return [{"variant": v, "median_s": m, "min_s": min(times[v]), "max_s": max(times[v]),
-             "vs_tse": m / medians["tse"] if "tse" in medians else None, "vs_tet": m / medians["tet"] if "tet" in medians else None}
-            for v, m in medians.items()]
+    return [
+        {
+            "variant": v,
+            "median_s": m,
+            "min_s": min(times[v]),
+            "max_s": max(times[v]),
+            "vs_tse": m / medians["tse"] if "tse" in medians else None,
+            "vs_tet": m / medians["tet"] if "tet" in medians else None,
+        }
+        for v, m in medians.items()
+    ]
+
 
 def switch_markdown(rows: list[dict], profile: str, repeats: int, device: str = "cpu") -> str:
     ratio = lambda r: "–" if r is None else f"{r:.3f}"
-    body = "\n".join(f"| {r['variant']} | {1e3 * r['median_s']:.0f} | {1e3 * r['min_s']:.0f}–{1e3 * r['max_s']:.0f} | {ratio(r['vs_tse'])} | "
-                     f"{ratio(r['vs_tet'])} |" for r in rows)
-    where = (f"{torch.get_num_threads()} threads on {_cpu_name()}" if device == "cpu"
-             else f"one {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
+    body = "\n".join(
+        f"| {r['variant']} | {1e3 * r['median_s']:.0f} | {1e3 * r['min_s']:.0f}–{1e3 * r['max_s']:.0f} | {ratio(r['vs_tse'])} | "
+        f"{ratio(r['vs_tet'])} |"
+        for r in rows
+    )
+    where = (
+        f"{torch.get_num_threads()} threads on {_cpu_name()}"
+        if device == "cpu"
+        else f"one {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    )
     flag = "" if device == "cpu" else f" --device {device}"
-    return (f"# Step time of each variant of `{profile}`\n\nCommand: `python -m tse_repro.bench --switches {profile}{flag}` ({repeats} "
-            f"interleaved repeats after warm-up; one training step on random inputs of the dataset's shape; {where}). Augmentation "
-            f"(AutoAugment, Cutout) runs in the data loader, outside the step: its cost is not in these figures.\n\n"
-            f"| variant | median step (ms) | range (ms) | × TSE | × TET |\n|---|---|---|---|---|\n{body}\n")
+    return (
+        f"# Step time of each variant of `{profile}`\n\nCommand: `python -m tse_repro.bench --switches {profile}{flag}` ({repeats} "
+        f"interleaved repeats after warm-up; one training step on random inputs of the dataset's shape; {where}). Augmentation "
+        f"(AutoAugment, Cutout) runs in the data loader, outside the step: its cost is not in these figures.\n\n"
+        f"| variant | median step (ms) | range (ms) | × TSE | × TET |\n|---|---|---|---|---|\n{body}\n"
+    )
 
 # %% ../nbs/11_bench.ipynb #7ea3f597
 def precision_markdown(result: dict, run: str) -> str:
     "The precision check as markdown: a row per LIF layer, then the network's outputs."
     names = list(PRECISION_VARIANTS)
-    rows = ["| LIF layer | " + " | ".join(f"spikes differing, {n} (%)" for n in names) + " |", "|---|" + "---|" * len(names)]
+    rows = [
+        "| LIF layer | " + " | ".join(f"spikes differing, {n} (%)" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for layer in result[names[0]]["spike_disagreement"]:
-        rows.append(f"| {layer or 'lif'} | " + " | ".join(f"{100 * result[n]['spike_disagreement'][layer]:.3f}" for n in names) + " |")
-    rows.append("| all layers | " + " | ".join(f"{100 * result[n]['spike_disagreement_overall']:.3f}" for n in names) + " |")
-    out = ["| | fp32 | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names),
-           f"| training loss (its method) | {result['fp32']['loss']:.4f} | " + " | ".join(f"{result[n]['loss']:.4f}" for n in names) + " |",
-           f"| top-1 (%) | {result['fp32']['top1']:.2f} | " + " | ".join(f"{result[n]['top1']:.2f}" for n in names) + " |",
-           "| predictions equal to fp32's (%) | 100 | " + " | ".join(f"{100 * result[n]['prediction_agreement']:.2f}" for n in names) + " |",
-           "| logits: max abs difference | 0 | " + " | ".join(f"{result[n]['logits_max_abs_diff']:.4f}" for n in names) + " |",
-           "| logits: relative L2 difference | 0 | " + " | ".join(f"{result[n]['logits_relative_diff']:.5f}" for n in names) + " |"]
-    return (f"# bf16 against fp32 on a trained network\n\nCommand: `python -m tse_repro.bench --precision-check {run}` "
-            f"({result['images']} test images, eval mode, the same inputs each way)\n\n" + "\n".join(rows) + "\n\n" + "\n".join(out) + "\n")
+        rows.append(
+            f"| {layer or 'lif'} | "
+            + " | ".join(f"{100 * result[n]['spike_disagreement'][layer]:.3f}" for n in names)
+            + " |"
+        )
+    rows.append(
+        "| all layers | "
+        + " | ".join(f"{100 * result[n]['spike_disagreement_overall']:.3f}" for n in names)
+        + " |"
+    )
+    out = [
+        "| | fp32 | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+        f"| training loss (its method) | {result['fp32']['loss']:.4f} | "
+        + " | ".join(f"{result[n]['loss']:.4f}" for n in names)
+        + " |",
+        f"| top-1 (%) | {result['fp32']['top1']:.2f} | "
+        + " | ".join(f"{result[n]['top1']:.2f}" for n in names)
+        + " |",
+        "| predictions equal to fp32's (%) | 100 | "
+        + " | ".join(f"{100 * result[n]['prediction_agreement']:.2f}" for n in names)
+        + " |",
+        "| logits: max abs difference | 0 | "
+        + " | ".join(f"{result[n]['logits_max_abs_diff']:.4f}" for n in names)
+        + " |",
+        "| logits: relative L2 difference | 0 | "
+        + " | ".join(f"{result[n]['logits_relative_diff']:.5f}" for n in names)
+        + " |",
+    ]
+    return (
+        f"# bf16 against fp32 on a trained network\n\nCommand: `python -m tse_repro.bench --precision-check {run}` "
+        f"({result['images']} test images, eval mode, the same inputs each way)\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + "\n".join(out)
+        + "\n"
+    )
 
-def precision_check(run: str, images_per_class: int = 50, out: str | Path = "results/bench") -> Path:
+
+def precision_check(
+    run: str, images_per_class: int = 50, out: str | Path = "results/bench"
+) -> Path:
     "Write `precision.json` and `precision.md` for the trained run `run` under `out`; returns the markdown's path."
     model, cfg = load_trained(run)
     x, y = robustness_images(cfg, images_per_class)
     result = precision_agreement(model, cfg, x, y)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "precision.json").write_text(json.dumps({"run": str(run), **result}, indent=1))
     (out / "precision.md").write_text(precision_markdown(result, str(run)))
     return out / "precision.md"
@@ -391,74 +719,165 @@ def _per_seed(records: list[dict], value) -> dict:
     "variant -> seed -> value(record) over the complete runs."
     out = {}
     for r in records:
-        if r["status"] == "complete": out.setdefault(r["variant"], {})[r["seed"]] = value(r)
+        if r["status"] == "complete":
+            out.setdefault(r["variant"], {})[r["seed"]] = value(r)
     return out
 
+
 def _erased_at(t: int):
-    return lambda r: 100 * r["history"][-1]["erased_fraction"][t - 2] if "erased_fraction" in r["history"][-1] else float("nan")
+    return lambda r: (
+        100 * r["history"][-1]["erased_fraction"][t - 2]
+        if "erased_fraction" in r["history"][-1]
+        else float("nan")
+    )
+
 
 def precision_paired(new_dir: str | Path, old_dir: str | Path) -> list[dict]:
     "Rows (variant, quantity, n, mean, halfwidth, reading) of new − old paired by seed; train time as a ratio."
     new, old = load_runs(Path(new_dir)), load_runs(Path(old_dir))
     T = max((r["config"].get("T", 1) for r in new if r["status"] == "complete"), default=1)
-    quantities = {"final top-1 (points)": lambda r: r["summary"]["final_acc"],
-                  **{f"erased at t={t} (points)": _erased_at(t) for t in range(2, T + 1)},
-                  "train time (new / old)": lambda r: r["summary"]["train_seconds"]}
+    quantities = {
+        "final top-1 (points)": lambda r: r["summary"]["final_acc"],
+        **{f"erased at t={t} (points)": _erased_at(t) for t in range(2, T + 1)},
+        "train time (new / old)": lambda r: r["summary"]["train_seconds"],
+    }
     rows = []
     for name, value in quantities.items():
         a, b = _per_seed(new, value), _per_seed(old, value)
         for variant in a:
-            if variant not in b: continue
+            if variant not in b:
+                continue
             if name.startswith("train time"):
                 common = sorted(set(a[variant]) & set(b[variant]))
-                a_v, b_v = {s: a[variant][s] / b[variant][s] for s in common}, {s: 1.0 for s in common}
-            else: a_v, b_v = a[variant], b[variant]
-            if any(math.isnan(v) for v in a_v.values()): continue
+                a_v, b_v = (
+                    {s: a[variant][s] / b[variant][s] for s in common},
+                    {s: 1.0 for s in common},
+                )
+            else:
+                a_v, b_v = a[variant], b[variant]
+            if any(math.isnan(v) for v in a_v.values()):
+                continue
             diff = paired_difference(a_v, b_v)
-            rows.append({"variant": variant, "quantity": name, **diff,
-                         "reading": noise_sentence(diff) if not name.startswith("train time") else ""})
+            rows.append(
+                {
+                    "variant": variant,
+                    "quantity": name,
+                    **diff,
+                    "reading": noise_sentence(diff) if not name.startswith("train time") else "",
+                }
+            )
     return rows
+
 
 def precision_paired_markdown(rows: list[dict], new_dir, old_dir) -> str:
     "The paired comparison as markdown (train time: the mean ratio and its interval; the rest: differences)."
-    lines = ["| variant | quantity | seeds | new − old | 95 % interval | reading |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | quantity | seeds | new − old | 95 % interval | reading |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = r["quantity"].startswith("train time")
-        mean, lo, hi = (r["mean"] + (1 if ratio else 0)), r["mean"] - r["halfwidth"] + (1 if ratio else 0), r["mean"] + r["halfwidth"] + (1 if ratio else 0)
+        mean, lo, hi = (
+            (r["mean"] + (1 if ratio else 0)),
+            r["mean"] - r["halfwidth"] + (1 if ratio else 0),
+            r["mean"] + r["halfwidth"] + (1 if ratio else 0),
+        )
         fmt = (lambda v: f"{v:.3f}x") if ratio else (lambda v: f"{v:+.2f}")
         interval = "–" if math.isnan(r["halfwidth"]) else f"[{fmt(lo)}, {fmt(hi)}]"
-        lines.append(f"| {r['variant']} | {r['quantity']} | {r['n']} | {fmt(mean)} | {interval} | {r['reading']} |")
-    return (f"# {Path(new_dir).name} against {Path(old_dir).name}, paired by seed\n\nCommand: `python -m tse_repro.bench "
-            f"--compare {new_dir} {old_dir}`\n\n" + "\n".join(lines) + "\n\nErased: % of the map erased at step t, training "
-            "batches of the last epoch. Train time: the sum of the epochs' training seconds (`summary.json`), as a ratio "
-            "new / old per seed. Interval: 95 % t-interval over the seeds both folders hold.\n")
+        lines.append(
+            f"| {r['variant']} | {r['quantity']} | {r['n']} | {fmt(mean)} | {interval} | {r['reading']} |"
+        )
+    return (
+        f"# {Path(new_dir).name} against {Path(old_dir).name}, paired by seed\n\nCommand: `python -m tse_repro.bench "
+        f"--compare {new_dir} {old_dir}`\n\n"
+        + "\n".join(lines)
+        + "\n\nErased: % of the map erased at step t, training "
+        "batches of the last epoch. Train time: the sum of the epochs' training seconds (`summary.json`), as a ratio "
+        "new / old per seed. Interval: 95 % t-interval over the seeds both folders hold.\n"
+    )
 
 # %% ../nbs/11_bench.ipynb #2738e620
-def gpu_check(batch: int = 64, repeats: int = 20, ddp_images_per_class: int = 100, log=print) -> int:
+def gpu_check(
+    batch: int = 64, repeats: int = 20, ddp_images_per_class: int = 100, log=print
+) -> int:
     "Run the GPU checks, a line per result; 1 without a CUDA device."
     if not torch.cuda.is_available():
-        log("gpu-check: no CUDA device here (torch.cuda.is_available() is False): nothing to check; run it on a GPU machine")
+        log(
+            "gpu-check: no CUDA device here (torch.cuda.is_available() is False): nothing to check; run it on a GPU machine"
+        )
         return 1
     n = torch.cuda.device_count()
-    log(f"gpu-check: {n} x {torch.cuda.get_device_name(0)}, torch {torch.__version__}, batch {batch}, bf16 autocast, channels_last")
-    raw = run_bench("resnet19", 4, batch, repeats, SPIKING, ("eager", "compiled"), ("bf16",), ("channels_last",), "cuda",
-                    warmup=3, log=lambda m: None, head="spiking")
+    log(
+        f"gpu-check: {n} x {torch.cuda.get_device_name(0)}, torch {torch.__version__}, batch {batch}, bf16 autocast, channels_last"
+    )
+    raw = run_bench(
+        "resnet19",
+        4,
+        batch,
+        repeats,
+        SPIKING,
+        ("eager", "compiled"),
+        ("bf16",),
+        ("channels_last",),
+        "cuda",
+        warmup=3,
+        log=lambda m: None,
+        head="spiking",
+    )
     for r in summarize(raw):
-        log(f"  {r['mode']:8s} {r['variant']:4s}: {batch / r['median_s']:8.0f} img/s (median of {repeats} steps), peak {r['peak_mib']:8.0f} MiB")
+        log(
+            f"  {r['mode']:8s} {r['variant']:4s}: {batch / r['median_s']:8.0f} img/s (median of {repeats} steps), peak {r['peak_mib']:8.0f} MiB"
+        )
     with tempfile.TemporaryDirectory() as d:
         from tse_repro.data import write_synthetic
-        data, out = write_synthetic("cifar10", Path(d) / "data", per_class=ddp_images_per_class), Path(d) / "ddp"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "tse_repro.train",
-               "--arch", "resnet19", "--dataset", "cifar10", "--data-path", str(data), "--T", "4", "--epochs", "1",
-               "--batch-size", str(batch * n), "--tse", "--amp", "--channels-last", "--no-progress", "--no-tensorboard", "--out", str(out)]
+
+        data, out = (
+            write_synthetic("cifar10", Path(d) / "data", per_class=ddp_images_per_class),
+            Path(d) / "ddp",
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={n}",
+            "-m",
+            "tse_repro.train",
+            "--arch",
+            "resnet19",
+            "--dataset",
+            "cifar10",
+            "--data-path",
+            str(data),
+            "--T",
+            "4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            str(batch * n),
+            "--tse",
+            "--amp",
+            "--channels-last",
+            "--no-progress",
+            "--no-tensorboard",
+            "--out",
+            str(out),
+        ]
         import subprocess
+
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            log(f"  DDP ({n} GPUs, NCCL): FAILED, status {r.returncode}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}")
+            log(
+                f"  DDP ({n} GPUs, NCCL): FAILED, status {r.returncode}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}"
+            )
             return 1
-        s = json.loads((out / "summary.json").read_text()); h = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-        log(f"  DDP ({n} GPUs, NCCL): world size {s['world_size']}, {h['img_per_s']:.0f} img/s, ranks in sync: {s['ranks_in_sync']}")
+        s = json.loads((out / "summary.json").read_text())
+        h = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        log(
+            f"  DDP ({n} GPUs, NCCL): world size {s['world_size']}, {h['img_per_s']:.0f} img/s, ranks in sync: {s['ranks_in_sync']}"
+        )
     return 0
 
 # %% ../nbs/11_bench.ipynb #2e500861
-if __name__ == "__main__" and "__file__" in globals(): main()
+if __name__ == "__main__" and "__file__" in globals():
+    main()

@@ -12,6 +12,7 @@ __all__ = ['SettingError', 'interval_text', 'check_number', 'check_choice', 'che
 # %% ../nbs/00_checks.ipynb #d87cf1f3
 class SettingError(ValueError):
     "A bad setting: `field` (its Python name) and `problem` (what is wrong and what is allowed)."
+
     def __init__(self, field: str, problem: str):
         super().__init__(f"{field} {problem}")
         self.field, self.problem = field, problem
@@ -21,39 +22,74 @@ class SettingError(ValueError):
         return f"{spelling} {self.problem}"
 
 # %% ../nbs/00_checks.ipynb #6cbff809
-def _bound(v) -> str: return str(v) if isinstance(v, numbers.Integral) else f"{v:g}"  # a seed's 4294967295, not 4.29497e+09
+# a seed's 4294967295, not 4.29497e+09
+def _bound(v) -> str:
+    return str(v) if isinstance(v, numbers.Integral) else f"{v:g}"
+
 
 def interval_text(low=None, high=None, low_open: bool = False, high_open: bool = False) -> str:
     "An interval in words: `>= 1`, `< 4`, `in (0, 255]`."
-    if high is None: return f"{'>' if low_open else '>='} {_bound(low)}"
-    if low is None: return f"{'<' if high_open else '<='} {_bound(high)}"
+    if high is None:
+        return f"{'>' if low_open else '>='} {_bound(low)}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {_bound(high)}"
     return f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
 
-def check_number(field: str, value, *, integer: bool = False, low=None, high=None, low_open: bool = False,
-                 high_open: bool = False, optional: bool = False, hint: str = ""):
+
+def check_number(
+    field: str,
+    value,
+    *,
+    integer: bool = False,
+    low=None,
+    high=None,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+    hint: str = "",
+):
     "`value` if it is a finite (whole, with `integer`) number inside the interval, else a `SettingError`."
-    if value is None and optional: return value
+    if value is None and optional:
+        return value
     kind = "a whole number" if integer else "a number"
-    rule = kind + ("" if low is None and high is None else f" {interval_text(low, high, low_open, high_open)}")
+    rule = kind + (
+        "" if low is None and high is None else f" {interval_text(low, high, low_open, high_open)}"
+    )
     hint = f" ({hint})" if hint else ""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(value) or (integer and not isinstance(value, numbers.Integral)):
-        written = "; write it without a decimal point or exponent" if is_number and integer and math.isfinite(value) and value == int(value) else ""
+    if (
+        not is_number
+        or not math.isfinite(value)
+        or (integer and not isinstance(value, numbers.Integral))
+    ):
+        written = (
+            "; write it without a decimal point or exponent"
+            if is_number and integer and math.isfinite(value) and value == int(value)
+            else ""
+        )
         raise SettingError(field, f"must be {rule}{hint}, got {value!r}{written}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high: raise SettingError(field, f"must be {rule}{hint}, got {value!r}")
+    if too_low or too_high:
+        raise SettingError(field, f"must be {rule}{hint}, got {value!r}")
     return value
+
 
 def check_choice(field: str, value, choices, hint: str = ""):
     "`value` if it is one of `choices`, else a `SettingError` listing them."
-    if isinstance(value, str) and value in choices: return value
-    raise SettingError(field, f"must be one of {', '.join(map(str, choices))}{f' ({hint})' if hint else ''}, got {value!r}")
+    if isinstance(value, str) and value in choices:
+        return value
+    raise SettingError(
+        field,
+        f"must be one of {', '.join(map(str, choices))}{f' ({hint})' if hint else ''}, got {value!r}",
+    )
+
 
 def check_keys(field: str, given, known, what: str) -> None:
     "A `SettingError` on `field.key` for the first key of `given` not in `known`, naming the closest known key (or all)."
     for key in given:
-        if key in known: continue
+        if key in known:
+            continue
         close = difflib.get_close_matches(str(key), sorted(known), n=1)
         use = f"use {close[0]}" if close else f"use one of {', '.join(sorted(known))}"
         raise SettingError(f"{field}.{key}", f"is not {what}; {use}")

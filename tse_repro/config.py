@@ -23,144 +23,308 @@ __all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'MAX_PR
            'notebook_config', 'injected_parameters', 'unknown_parameters', 'check_evaluation']
 
 # %% ../nbs/05_config.ipynb #87cb1fa3
-# A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its stream), and the seeds
-# derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside torch.manual_seed's 64-bit range.
+# A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its
+# stream), and the seeds
+# derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside torch.manual_seed's
+# 64-bit range.
 SEED_MAX = 2**32 - 1
-# Ceilings far above any real run, below the values where tensor sizes or the loader overflow 64-bit indices (T,
-# batch, width) or the loader would fork without end (workers) or hold batches without end (prefetch); below them a run
-# too big is out of memory. A ceiling is not part of the rule's range: `--T 0` still reads "must be a whole number >= 1".
+# Ceilings far above any real run, below the values where tensor sizes or the loader overflow 64-bit
+# indices (T,
+# batch, width) or the loader would fork without end (workers) or hold batches without end
+# (prefetch); below them a run
+# too big is out of memory. A ceiling is not part of the rule's range: `--T 0` still reads "must be
+# a whole number >= 1".
 MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS, MAX_PREFETCH = 2**20, 2**24, 1024, 256, 1024
+
 
 def setting(default, help: str, added: bool = False, **rule):
     """A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it).
     `added`: a setting added after runs were committed, whose default is what every run did before it: a run's identity leaves it out at its default (06_runs)."""
     return field(default=default, metadata={"help": help, "rule": rule, "added": added})
 
+
 @dataclass
 class TrainConfig:
     arch: str = setting("resnet_tiny", "model name", choices=tuple(MODELS))
     width: float = setting(1.0, "channel width multiplier", low=0, low_open=True, ceiling=MAX_WIDTH)
-    head: str = setting("spiking", "spiking (fc1-LIF-fc2, TET's) or linear", choices=("spiking", "linear"))
-    init: str = setting("tet", "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for VGGSNN), kaiming or default", choices=INITS)
+    head: str = setting(
+        "spiking", "spiking (fc1-LIF-fc2, TET's) or linear", choices=("spiking", "linear")
+    )
+    init: str = setting(
+        "tet",
+        "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for VGGSNN), kaiming or default",
+        choices=INITS,
+    )
     dataset: str = setting("digits", "dataset", choices=DATASETS)
     data_path: str | None = setting(None, "data folder (default: $TSE_DATA, else ./data)")
     download: bool = setting(False, "let torchvision download CIFAR into the data folder")
-    train_file: str | None = setting(None, "a training array file in the data folder to use instead of the full split, e.g. cifar10_train_20k.npz (CIFAR)")
-    full_splits: bool = setting(False, "refuse anything but the dataset's full official training and test splits (paper profiles)")
-    train_per_class: int | None = setting(None, "balanced training subset: images per class (default: all)", integer=True, low=1, optional=True)
-    test_per_class: int | None = setting(None, "balanced test subset: images per class (default: all)", integer=True, low=1, optional=True)
-    augment: str = setting("tet", "CIFAR training augmentation: tet (crop + flip, the TET code's), autoaugment (+ AutoAugment, CIFAR-10 policy), flip (the flip alone) or none; ImageNet: tet only (RandomResizedCrop + flip)", choices=AUGMENTS)
-    cutout: bool = setting(False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)")
+    train_file: str | None = setting(
+        None,
+        "a training array file in the data folder to use instead of the full split, e.g. cifar10_train_20k.npz (CIFAR)",
+    )
+    full_splits: bool = setting(
+        False,
+        "refuse anything but the dataset's full official training and test splits (paper profiles)",
+    )
+    train_per_class: int | None = setting(
+        None,
+        "balanced training subset: images per class (default: all)",
+        integer=True,
+        low=1,
+        optional=True,
+    )
+    test_per_class: int | None = setting(
+        None,
+        "balanced test subset: images per class (default: all)",
+        integer=True,
+        low=1,
+        optional=True,
+    )
+    augment: str = setting(
+        "tet",
+        "CIFAR training augmentation: tet (crop + flip, the TET code's), autoaugment (+ AutoAugment, CIFAR-10 policy), flip (the flip alone) or none; ImageNet: tet only (RandomResizedCrop + flip)",
+        choices=AUGMENTS,
+    )
+    cutout: bool = setting(
+        False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)"
+    )
     T: int = setting(4, "time steps", integer=True, low=1, ceiling=MAX_T)
-    batch_size: int = setting(64, "images per optimiser step over all processes (divided among them, as the TET code does)", integer=True, low=1, ceiling=MAX_BATCH)
+    batch_size: int = setting(
+        64,
+        "images per optimiser step over all processes (divided among them, as the TET code does)",
+        integer=True,
+        low=1,
+        ceiling=MAX_BATCH,
+    )
     epochs: int = setting(2, "training epochs", integer=True, low=1)
-    lr: float = setting(1e-3, "learning rate at the start of the cosine schedule", low=0, low_open=True)
+    lr: float = setting(
+        1e-3, "learning rate at the start of the cosine schedule", low=0, low_open=True
+    )
     optimizer: str = setting("adam", "optimiser", choices=("adam", "sgd"))
     momentum: float = setting(0.9, "SGD momentum", low=0, high=1, high_open=True)
     nesterov: bool = setting(False, "SGD with Nesterov momentum")
     weight_decay: float = setting(0.0, "weight decay (L2 on every parameter)", low=0)
-    warmup_epochs: int = setting(0, "linear warm-up epochs before the cosine, fewer than --epochs", integer=True, low=0)
-    seed: int = setting(0, "random seed of weights, shuffling and augmentation", integer=True, low=0, high=SEED_MAX,
-                       hint="32-bit, as numpy's seeds")
-    method: str = setting("sdt", "supervision: sdt (the baseline), tet, tse, or tse_tet (TSE + TET, beyond the paper)", loss=True)
-    # the loss settings' defaults live in LossConfig (one home); TET's lamb is 0.0 there, the TET code's CIFAR value
-    lamb: float = setting(LossConfig.lamb, "TET: weight of the MSE term, in [0, 1] (0 turns it off)", loss=True)
+    warmup_epochs: int = setting(
+        0, "linear warm-up epochs before the cosine, fewer than --epochs", integer=True, low=0
+    )
+    seed: int = setting(
+        0,
+        "random seed of weights, shuffling and augmentation",
+        integer=True,
+        low=0,
+        high=SEED_MAX,
+        hint="32-bit, as numpy's seeds",
+    )
+    method: str = setting(
+        "sdt",
+        "supervision: sdt (the baseline), tet, tse, or tse_tet (TSE + TET, beyond the paper)",
+        loss=True,
+    )
+    # the loss settings' defaults live in LossConfig (one home); TET's lamb is 0.0 there, the TET
+    # code's CIFAR value
+    lamb: float = setting(
+        LossConfig.lamb, "TET: weight of the MSE term, in [0, 1] (0 turns it off)", loss=True
+    )
     means: float = setting(LossConfig.means, "TET: target of the MSE term", loss=True)
     tau_f: float = setting(LossConfig.tau_f, "TSE: fixed threshold, in (0, 1]", loss=True)
-    kappa: float = setting(LossConfig.kappa, "TSE: std multiplier of the dynamic threshold, >= 0", loss=True)
-    # beyond the paper (03_losses, 'switches for the ablation'): each default is the form every run had before the switch
-    tse_std: str = setting(LossConfig.tse_std, "TSE: Eq. 9's std, unbiased or biased", loss=True, added=True)
-    tse_history: str = setting(LossConfig.tse_history, "TSE: Eq. 7's history, a mean of logits or of probs", loss=True, added=True)
-    tse_steps: str = setting(LossConfig.tse_steps, "TSE: Eq. 12 over steps, sum or mean", loss=True, added=True)
-    tse_rescale: bool = setting(LossConfig.tse_rescale, "TSE: divide the kept features by the kept fraction", loss=True, added=True)
-    tau_f_schedule: str = setting(LossConfig.tau_f_schedule, "TSE: tau_f constant, or linear or cosine from --tau-f-start to --tau-f", loss=True, added=True)
-    tau_f_start: float = setting(LossConfig.tau_f_start, "TSE: the schedule's first tau_f, in (0, 1]", loss=True, added=True)
-    tau_f_epochs: int = setting(LossConfig.tau_f_epochs, "TSE: epochs the schedule takes to reach tau_f (0: the whole run)", loss=True, added=True)
-    mask_temperature: float = setting(LossConfig.mask_temperature, "TSE: > 0 erases with the soft mask sigmoid((threshold - Q) / temperature); 0: the hard mask", loss=True, added=True)
-    learn_kappa: bool = setting(LossConfig.learn_kappa, "TSE: learn kappa through the soft mask (needs --mask-temperature > 0)", loss=True, added=True)
-    kappa_max: float = setting(LossConfig.kappa_max, "TSE: learnable kappa's ceiling", loss=True, added=True)
-    tet_mix: float = setting(LossConfig.tet_mix, "TSE + TET: weight of TET's loss, in [0, 1]", loss=True, added=True)
+    kappa: float = setting(
+        LossConfig.kappa, "TSE: std multiplier of the dynamic threshold, >= 0", loss=True
+    )
+    # beyond the paper (03_losses, 'switches for the ablation'): each default is the form every run
+    # had before the switch
+    tse_std: str = setting(
+        LossConfig.tse_std, "TSE: Eq. 9's std, unbiased or biased", loss=True, added=True
+    )
+    tse_history: str = setting(
+        LossConfig.tse_history,
+        "TSE: Eq. 7's history, a mean of logits or of probs",
+        loss=True,
+        added=True,
+    )
+    tse_steps: str = setting(
+        LossConfig.tse_steps, "TSE: Eq. 12 over steps, sum or mean", loss=True, added=True
+    )
+    tse_rescale: bool = setting(
+        LossConfig.tse_rescale,
+        "TSE: divide the kept features by the kept fraction",
+        loss=True,
+        added=True,
+    )
+    tau_f_schedule: str = setting(
+        LossConfig.tau_f_schedule,
+        "TSE: tau_f constant, or linear or cosine from --tau-f-start to --tau-f",
+        loss=True,
+        added=True,
+    )
+    tau_f_start: float = setting(
+        LossConfig.tau_f_start, "TSE: the schedule's first tau_f, in (0, 1]", loss=True, added=True
+    )
+    tau_f_epochs: int = setting(
+        LossConfig.tau_f_epochs,
+        "TSE: epochs the schedule takes to reach tau_f (0: the whole run)",
+        loss=True,
+        added=True,
+    )
+    mask_temperature: float = setting(
+        LossConfig.mask_temperature,
+        "TSE: > 0 erases with the soft mask sigmoid((threshold - Q) / temperature); 0: the hard mask",
+        loss=True,
+        added=True,
+    )
+    learn_kappa: bool = setting(
+        LossConfig.learn_kappa,
+        "TSE: learn kappa through the soft mask (needs --mask-temperature > 0)",
+        loss=True,
+        added=True,
+    )
+    kappa_max: float = setting(
+        LossConfig.kappa_max, "TSE: learnable kappa's ceiling", loss=True, added=True
+    )
+    tet_mix: float = setting(
+        LossConfig.tet_mix, "TSE + TET: weight of TET's loss, in [0, 1]", loss=True, added=True
+    )
     out: str = setting("runs/default", "run folder")
     resume: bool = setting(False, "continue the run in --out from its checkpoint")
     amp: bool = setting(False, "bf16 autocast, on GPU or CPU (the LIF membrane stays fp32)")
     channels_last: bool = setting(False, "channels_last memory format")
     compile: bool = setting(False, "torch.compile the training step")
-    fused_lif: bool = setting(False, "compiled LIF kernels in eager steps (one compile per dtype; pays off beyond a few short epochs)")
-    workers: int = setting(0, "data loader worker processes", integer=True, low=0, ceiling=MAX_WORKERS)
+    fused_lif: bool = setting(
+        False,
+        "compiled LIF kernels in eager steps (one compile per dtype; pays off beyond a few short epochs)",
+    )
+    workers: int = setting(
+        0, "data loader worker processes", integer=True, low=0, ceiling=MAX_WORKERS
+    )
     pin_memory: bool = setting(False, "pinned host memory for the loaders (GPU)")
     persistent_workers: bool = setting(False, "keep loader workers alive between epochs")
-    prefetch_factor: int = setting(2, "batches each loader worker loads ahead (with --workers > 0; PyTorch's default)", integer=True, low=1, ceiling=MAX_PREFETCH)
-    save_every: int = setting(1, "checkpoint every N epochs (and after the last)", integer=True, low=1)
-    save_every_steps: int = setting(0, "also checkpoint every N optimizer steps within an epoch, for --resume to continue mid-epoch (0: at epoch ends only)", integer=True, low=0)
+    prefetch_factor: int = setting(
+        2,
+        "batches each loader worker loads ahead (with --workers > 0; PyTorch's default)",
+        integer=True,
+        low=1,
+        ceiling=MAX_PREFETCH,
+    )
+    save_every: int = setting(
+        1, "checkpoint every N epochs (and after the last)", integer=True, low=1
+    )
+    save_every_steps: int = setting(
+        0,
+        "also checkpoint every N optimizer steps within an epoch, for --resume to continue mid-epoch (0: at epoch ends only)",
+        integer=True,
+        low=0,
+    )
     progress: bool = setting(True, "progress bar")
     tensorboard: bool = setting(True, "TensorBoard event files in <out>/tensorboard (rank 0)")
-    tensorboard_masks_every: int = setting(5, "TSE: mask images to TensorBoard every N epochs (0: never)", integer=True, low=0)
+    tensorboard_masks_every: int = setting(
+        5, "TSE: mask images to TensorBoard every N epochs (0: never)", integer=True, low=0
+    )
 
     def loss_config(self) -> LossConfig:
         return LossConfig(**{f.name: getattr(self, f.name) for f in fields(LossConfig)})
 
     def validate(self) -> TrainConfig:
         "Check every setting (type, finiteness, range) and their combinations; a `SettingError` names the first bad one."
-        for f in fields(self): check_setting(f, getattr(self, f.name))
+        for f in fields(self):
+            check_setting(f, getattr(self, f.name))
         self.method = self.loss_config().method  # an alias (baseline) becomes its registry name
         check_data_path(self.data_path)
         if self.full_splits and (self.train_per_class or self.test_per_class or self.train_file):
-            raise SettingError("full_splits", "asks for the full official splits: drop train_per_class, test_per_class and train_file")
+            raise SettingError(
+                "full_splits",
+                "asks for the full official splits: drop train_per_class, test_per_class and train_file",
+            )
         if self.tau_f_schedule != "constant" and self.tau_f_epochs > self.epochs:
-            raise SettingError("tau_f_epochs", f"must be at most the epochs ({self.epochs}): a longer schedule never reaches "
-                                               f"tau_f; 0 spans the whole run, got {self.tau_f_epochs}")
+            raise SettingError(
+                "tau_f_epochs",
+                f"must be at most the epochs ({self.epochs}): a longer schedule never reaches "
+                f"tau_f; 0 spans the whole run, got {self.tau_f_epochs}",
+            )
         if not self.warmup_epochs < self.epochs:
-            raise SettingError("warmup_epochs", f"must be fewer than the epochs ({self.epochs}), got {self.warmup_epochs}")
+            raise SettingError(
+                "warmup_epochs",
+                f"must be fewer than the epochs ({self.epochs}), got {self.warmup_epochs}",
+            )
         if self.dataset == "imagenet" and (self.augment != "tet" or self.cutout):
-            raise SettingError("augment" if self.augment != "tet" else "cutout", "is CIFAR's; ImageNet trains with the TET code's "
-                               "RandomResizedCrop + flip: use augment tet and no cutout")
+            raise SettingError(
+                "augment" if self.augment != "tet" else "cutout",
+                "is CIFAR's; ImageNet trains with the TET code's "
+                "RandomResizedCrop + flip: use augment tet and no cutout",
+            )
         method = METHODS[self.method]
         if method.needs_gap_head and self.arch in WITHOUT_GAP_HEAD:
-            raise SettingError("arch", f"{self.arch!r} has no global average pooling before its head, which "
-                                       f"{method.label} needs; use {self.arch}_gap")
+            raise SettingError(
+                "arch",
+                f"{self.arch!r} has no global average pooling before its head, which "
+                f"{method.label} needs; use {self.arch}_gap",
+            )
         return self
 
     def describe(self) -> str:
         method = METHODS[resolve_method(self.method)]
-        named = dict.fromkeys([*method.settings, *self.loss_config().changed()])  # a switch when it is set and can act
+        # a switch when it is set and can act
+        named = dict.fromkeys([*method.settings, *self.loss_config().changed()])
         settings = ", ".join(f"{k}={getattr(self, k)}" for k in named)
-        return (f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} T={self.T} "
-                f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
-                f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else ""))
+        return (
+            f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} T={self.T} "
+            f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
+            f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else "")
+        )
+
 
 def check_data_path(path: str | None, field: str = "data_path") -> None:
     "A `SettingError` when the data folder `path` names a file (every dataset reads files inside a folder)."
     if path is not None and Path(path).expanduser().is_file():
         raise SettingError(field, f"{path} is a file; name the folder that holds the data")
 
+
 @functools.cache
 def setting_types() -> dict:
     "Each `TrainConfig` field's type, resolved once: `typing.get_type_hints` evaluates every annotation anew at each call."
     return typing.get_type_hints(TrainConfig)
 
+
 def check_setting(f, value) -> None:
     "Check one field's value by its type and rule (the loss settings are left to `LossConfig`)."
     rule = dict(f.metadata["rule"])
-    if rule.pop("loss", False): return
-    if "choices" in rule: check_choice(f.name, value, rule["choices"]); return
+    if rule.pop("loss", False):
+        return
+    if "choices" in rule:
+        check_choice(f.name, value, rule["choices"])
+        return
     kind = setting_types()[f.name]
-    if kind is bool and not isinstance(value, bool): raise SettingError(f.name, f"must be true or false, got {value!r}")
-    if kind in (str, str | None) and not (isinstance(value, str) or (value is None and kind != str)):
+    if kind is bool and not isinstance(value, bool):
+        raise SettingError(f.name, f"must be true or false, got {value!r}")
+    if kind in (str, str | None) and not (
+        isinstance(value, str) or (value is None and kind != str)
+    ):
         raise SettingError(f.name, f"must be text, got {value!r}")
     ceiling = rule.pop("ceiling", None)
-    if rule: check_number(f.name, value, **rule)
+    if rule:
+        check_number(f.name, value, **rule)
     if ceiling is not None and value > ceiling:
-        raise SettingError(f.name, f"must be {interval_text(high=ceiling)} (a ceiling far above any real run), got {value!r}")
+        raise SettingError(
+            f.name,
+            f"must be {interval_text(high=ceiling)} (a ceiling far above any real run), got {value!r}",
+        )
 
 # %% ../nbs/05_config.ipynb #7b251f3b
 def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
     "The freshly initialised model of `cfg`, on `device`; its head has the dataset's classes (ImageNet's: its folder's, see `dataset_info`)."
-    set_fused_lif(cfg.fused_lif)  # the compiled LIF kernel: ~1.9x faster eager steps once compiled (make bench)
+    # the compiled LIF kernel: ~1.9x faster eager steps once compiled (make bench)
+    set_fused_lif(cfg.fused_lif)
     info = dataset_info(cfg.dataset, cfg.data_path)
-    model = get_model(cfg.arch, num_classes=info.num_classes, T=cfg.T, in_channels=info.in_channels,
-                      width=cfg.width, head=cfg.head, init=cfg.init).to(device)
+    model = get_model(
+        cfg.arch,
+        num_classes=info.num_classes,
+        T=cfg.T,
+        in_channels=info.in_channels,
+        width=cfg.width,
+        head=cfg.head,
+        init=cfg.init,
+    ).to(device)
     if cfg.channels_last:
         import torch
+
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -169,38 +333,73 @@ def flag_name(name: str) -> str:
     "The command-line flag of a `TrainConfig` field: `data_path` -> `--data-path` (`T` stays `--T`)."
     return "--" + (name if name == "T" else name.replace("_", "-"))
 
+
 def _help(f) -> str:
-    return f.metadata["help"] + ("" if f.default is None or "default" in f.metadata["help"] else f" (default: {f.default})")
+    return f.metadata["help"] + (
+        "" if f.default is None or "default" in f.metadata["help"] else f" (default: {f.default})"
+    )
+
 
 def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train a spiking network with SDT, TET or TSE supervision.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Train a spiking network with SDT, TET or TSE supervision."
+    )
     p.error = lambda message: p.exit(2, f"{prog}: error: {message}\n")  # one line, no usage block
     hints = setting_types()
     for f in fields(TrainConfig):
         kind = hints[f.name]
         if kind is bool:
-            p.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, default=f.default, help=_help(f))
+            p.add_argument(
+                flag_name(f.name),
+                action=argparse.BooleanOptionalAction,
+                default=f.default,
+                help=_help(f),
+            )
         else:
-            base = next(t for t in typing.get_args(kind) if t is not type(None)) if typing.get_args(kind) else kind
-            default = None if f.name == "method" else f.default  # unset, so that a switch below can choose it
+            base = (
+                next(t for t in typing.get_args(kind) if t is not type(None))
+                if typing.get_args(kind)
+                else kind
+            )
+            # unset, so that a switch below can choose it
+            default = None if f.name == "method" else f.default
             p.add_argument(flag_name(f.name), type=base, default=default, help=_help(f))
-    switches = p.add_argument_group("method switches (the TET and TSE code's spellings of --method)")
+    switches = p.add_argument_group(
+        "method switches (the TET and TSE code's spellings of --method)"
+    )
     for name, method in METHODS.items():
-        switches.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None, dest=f"switch_{name}",
-                              help=f"the same as --method {name} ({method.label})")
-    p.add_argument("--dry-run", action="store_true", help="check the settings, the run folder and the data, then stop: nothing is trained or written")
+        switches.add_argument(
+            f"--{name.replace('_', '-')}",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            dest=f"switch_{name}",
+            help=f"the same as --method {name} ({method.label})",
+        )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the settings, the run folder and the data, then stop: nothing is trained or written",
+    )
     return p
+
 
 def check_active(cfg: TrainConfig) -> None:
     "A `SettingError` for a loss setting away from its default that cannot act in this run (`inert_settings`)."
     for name in sorted(inert_settings(asdict(cfg))):
-        if getattr(cfg, name) == getattr(LossConfig, name): continue
+        if getattr(cfg, name) == getattr(LossConfig, name):
+            continue
         if name in METHODS[cfg.method].reads:  # it waits on a switch
             switch = WAITS_ON[name]
-            raise SettingError(name, f"has no effect while {flag_name(switch)} is {getattr(cfg, switch)}: "
-                                     f"drop it, or set {flag_name(switch)}")
+            raise SettingError(
+                name,
+                f"has no effect while {flag_name(switch)} is {getattr(cfg, switch)}: "
+                f"drop it, or set {flag_name(switch)}",
+            )
         readers = " or ".join(m for m in METHODS if name in METHODS[m].reads)
-        raise SettingError(name, f"has no effect with method {cfg.method}: drop it, or add --method {readers}")
+        raise SettingError(
+            name, f"has no effect with method {cfg.method}: drop it, or add --method {readers}"
+        )
+
 
 def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool]:
     "Parse and validate the command line: `(config, dry_run)`; any bad input exits with status 2 and one line naming the fix."
@@ -212,28 +411,47 @@ def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool
         cfg = TrainConfig(**args).validate()
         check_active(cfg)
         return cfg, dry_run
-    except SettingError as e: parser.exit(2, f"{prog}: error: {e.named(flag_name(e.field))}\n")
-    except ValueError as e: parser.exit(2, f"{prog}: error: {e}\n")
+    except SettingError as e:
+        parser.exit(2, f"{prog}: error: {e.named(flag_name(e.field))}\n")
+    except ValueError as e:
+        parser.exit(2, f"{prog}: error: {e}\n")
+
 
 def parse_config(argv=None, prog: str = "tse-train") -> TrainConfig:
     "The validated `TrainConfig` of a command line (see `parse_command`)."
     return parse_command(argv, prog)[0]
 
 # %% ../nbs/05_config.ipynb #6a95e7d8
-NOTEBOOK_SHORTCUTS = ("method", "tau_f", "kappa", "epochs", "seed", "out")  # -p name value sets the field `name`
+# -p name value sets the field `name`
+NOTEBOOK_SHORTCUTS = ("method", "tau_f", "kappa", "epochs", "seed", "out")
+
 
 def notebook_config(config: dict, **shortcuts) -> TrainConfig:
     "The run notebook's validated `TrainConfig`: `config` with every given (not None) shortcut on top."
     known = {f.name for f in fields(TrainConfig)}
     for key in [*config, *shortcuts]:
-        if key not in known: raise SettingError(key, f"is not a setting of the run; use one of {', '.join(sorted(known))}")
-    try: return TrainConfig(**{**config, **{k: v for k, v in shortcuts.items() if v is not None}}).validate()
+        if key not in known:
+            raise SettingError(
+                key, f"is not a setting of the run; use one of {', '.join(sorted(known))}"
+            )
+    try:
+        return TrainConfig(
+            **{**config, **{k: v for k, v in shortcuts.items() if v is not None}}
+        ).validate()
     except SettingError as e:
         where = "parameter" if shortcuts.get(e.field) is not None else "config key"
         raise ValueError(e.named(f"{where} {e.field!r}")) from None
 
+
 def _assigned(source: str) -> set:
-    return {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    return {
+        t.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+
 
 def _parameter_cells(history: list) -> tuple[str, str]:
     "The sources of the parameters cell and of the cell papermill injected after it (`# Parameters`); empty without papermill."
@@ -241,9 +459,11 @@ def _parameter_cells(history: list) -> tuple[str, str]:
     injected = [i for i, s in enumerate(sources) if s.lstrip().startswith("# Parameters") and i > 0]
     return (sources[injected[-1] - 1], sources[injected[-1]]) if injected else ("", "")
 
+
 def injected_parameters(history: list) -> set:
     "The names papermill set in this run of the notebook (`history` is IPython's `In`)."
     return _assigned(_parameter_cells(history)[1])
+
 
 def unknown_parameters(history: list) -> list:
     "Parameters papermill injected that the parameters cell does not declare."
@@ -252,39 +472,74 @@ def unknown_parameters(history: list) -> list:
 
 # %% ../nbs/05_config.ipynb #e6727c2b
 EVALUATION_DEFAULTS = {  # eps in /255 (pixel units), noise sigma in pixels ([0, 1])
-    "robustness": {"fgsm_eps": [1, 2, 4, 8], "pgd_eps": [1, 2, 4, 8], "pgd_steps": 5, "noise_sigma": [0.02, 0.05, 0.1],
-                   "images_per_class": 50, "seed": 0},
-    "overlap": {"images_per_class": 20}}
+    "robustness": {
+        "fgsm_eps": [1, 2, 4, 8],
+        "pgd_eps": [1, 2, 4, 8],
+        "pgd_steps": 5,
+        "noise_sigma": [0.02, 0.05, 0.1],
+        "images_per_class": 50,
+        "seed": 0,
+    },
+    "overlap": {"images_per_class": 20},
+}
 
 _EPS = dict(low=0, low_open=True, high=255, hint="eps in /255, e.g. [1, 2, 4, 8]")
-EVALUATION_RULES = {  # a list's rule holds for each of its numbers (`each`); the others are check_number's
-    "fgsm_eps": dict(each=True, **_EPS), "pgd_eps": dict(each=True, **_EPS),
-    "noise_sigma": dict(each=True, low=0, low_open=True, hint="in pixels of [0, 1], e.g. [0.02, 0.05, 0.1]"),
-    "pgd_steps": dict(integer=True, low=1), "images_per_class": dict(integer=True, low=1),
-    "seed": dict(integer=True, low=0, high=SEED_MAX, hint="32-bit, as a run's seed")}
+# a list's rule holds for each of its numbers (`each`); the others are check_number's
+EVALUATION_RULES = {
+    "fgsm_eps": dict(each=True, **_EPS),
+    "pgd_eps": dict(each=True, **_EPS),
+    "noise_sigma": dict(
+        each=True, low=0, low_open=True, hint="in pixels of [0, 1], e.g. [0.02, 0.05, 0.1]"
+    ),
+    "pgd_steps": dict(integer=True, low=1),
+    "images_per_class": dict(integer=True, low=1),
+    "seed": dict(integer=True, low=0, high=SEED_MAX, hint="32-bit, as a run's seed"),
+}
+
 
 def _check_list(field: str, value, hint: str = "", **bounds) -> None:
     "A non-empty list of finite numbers, each inside `bounds`; the error shows the whole list."
     try:
         if isinstance(value, list) and value:
-            for v in value: check_number(field, v, **bounds)
+            for v in value:
+                check_number(field, v, **bounds)
             return
-    except SettingError: pass
-    raise SettingError(field, f"must be a non-empty list of numbers {interval_text(**bounds)}{f' ({hint})' if hint else ''}, got {value!r}")
+    except SettingError:
+        pass
+    raise SettingError(
+        field,
+        f"must be a non-empty list of numbers {interval_text(**bounds)}{f' ({hint})' if hint else ''}, got {value!r}",
+    )
+
 
 def check_evaluation(evaluation: dict | None) -> dict | None:
     "`evaluation` (a profile's `evaluation:`) when every kind and setting is known and in range, else a `SettingError` on its dotted key."
-    if evaluation is None: return evaluation
+    if evaluation is None:
+        return evaluation
     if not isinstance(evaluation, dict):
-        raise SettingError("evaluation", f"must be a mapping of evaluations (overlap, robustness), got {evaluation!r}")
+        raise SettingError(
+            "evaluation",
+            f"must be a mapping of evaluations (overlap, robustness), got {evaluation!r}",
+        )
     check_keys("evaluation", evaluation, EVALUATION_DEFAULTS, "an evaluation")
     for kind, settings in evaluation.items():
-        if settings is None: continue  # `robustness:` with nothing after it: the defaults, as {}
+        if settings is None:
+            continue  # `robustness:` with nothing after it: the defaults, as {}
         if not isinstance(settings, dict):
-            raise SettingError(f"evaluation.{kind}", f"must be a mapping of settings ({{}} for the defaults), got {settings!r}")
-        check_keys(f"evaluation.{kind}", settings, EVALUATION_DEFAULTS[kind], f"a setting of the {kind} evaluation")
+            raise SettingError(
+                f"evaluation.{kind}",
+                f"must be a mapping of settings ({{}} for the defaults), got {settings!r}",
+            )
+        check_keys(
+            f"evaluation.{kind}",
+            settings,
+            EVALUATION_DEFAULTS[kind],
+            f"a setting of the {kind} evaluation",
+        )
         for name, value in settings.items():
             rule = dict(EVALUATION_RULES[name])
-            if rule.pop("each", False): _check_list(f"evaluation.{kind}.{name}", value, **rule)
-            else: check_number(f"evaluation.{kind}.{name}", value, **rule)
+            if rule.pop("each", False):
+                _check_list(f"evaluation.{kind}.{name}", value, **rule)
+            else:
+                check_number(f"evaluation.{kind}.{name}", value, **rule)
     return evaluation

@@ -35,22 +35,30 @@ __all__ = ['DATA_ENV', 'REQUIRE_ENV', 'DATASET_INFO', 'DATASETS', 'CIFAR', 'CIFA
 DATA_ENV = "TSE_DATA"
 REQUIRE_ENV = "TSE_REQUIRE_DATA"
 
+
 class DataError(ValueError):
     "Data that is not what its dataset should be (corrupt, truncated, wrong shape or labels); the message names the path and the fix."
 
+
 class DataMissing(DataError, FileNotFoundError):
     "No data where a dataset was looked for; the message says where it looked and how to get the data."
+
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     "The data folder: `root`, else `$TSE_DATA`, else `./data`."
     return Path(root or os.environ.get(DATA_ENV) or "data").expanduser()
 
+
 def shared_file(name: str, root: str | os.PathLike | None = None) -> Path | None:
     "Path of a real data file for a test, or `None` with the reason printed (an error when `TSE_REQUIRE_DATA=1`)."
     path = data_root(root) / name
-    if path.exists(): return path
-    reason = f"{path} not found: set {DATA_ENV} to the folder holding it (see ../shared/data/DATA.md)"
-    if os.environ.get(REQUIRE_ENV) == "1": raise FileNotFoundError(reason)
+    if path.exists():
+        return path
+    reason = (
+        f"{path} not found: set {DATA_ENV} to the folder holding it (see ../shared/data/DATA.md)"
+    )
+    if os.environ.get(REQUIRE_ENV) == "1":
+        raise FileNotFoundError(reason)
     print(f"skipped: {reason}")
     return None
 
@@ -58,33 +66,47 @@ def shared_file(name: str, root: str | os.PathLike | None = None) -> Path | None
 @dataclass(frozen=True)
 class DataInfo:
     "What a model needs to know about a dataset."
+
     num_classes: int
     in_channels: int
     image_size: int
     event_frames: bool
 
+
 DATASET_INFO = {  # what each dataset gives a model, known without reading any file
-    "cifar10": DataInfo(10, 3, 32, False), "cifar100": DataInfo(100, 3, 32, False), "imagenet": DataInfo(1000, 3, 224, False),
-    "dvs-cifar10": DataInfo(10, 2, 48, True), "nmnist": DataInfo(10, 2, 34, True), "digits": DataInfo(10, 1, 16, False)}
+    "cifar10": DataInfo(10, 3, 32, False),
+    "cifar100": DataInfo(100, 3, 32, False),
+    "imagenet": DataInfo(1000, 3, 224, False),
+    "dvs-cifar10": DataInfo(10, 2, 48, True),
+    "nmnist": DataInfo(10, 2, 34, True),
+    "digits": DataInfo(10, 1, 16, False),
+}
 DATASETS = tuple(DATASET_INFO)
 
-def balanced_indices(labels, per_class: int | None, num_classes: int, where: str = "dataset") -> np.ndarray:
+
+def balanced_indices(
+    labels, per_class: int | None, num_classes: int, where: str = "dataset"
+) -> np.ndarray:
     "The first `per_class` indices of every class, in file order (deterministic); all indices when `per_class` is None."
     labels = np.asarray(labels)
-    if per_class is None: return np.arange(len(labels))
+    if per_class is None:
+        return np.arange(len(labels))
     picked = []
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
         if len(idx) < per_class:
-            raise DataError(f"{where} has only {len(idx)} samples of class {c}; ask for at most {len(idx)} per class")
+            raise DataError(
+                f"{where} has only {len(idx)} samples of class {c}; ask for at most {len(idx)} per class"
+            )
         picked.append(idx[:per_class])
     return np.sort(np.concatenate(picked))
 
 # %% ../nbs/04_data.ipynb #2dd93a7a
 class AugmentedDataset(Dataset):
     "Base for datasets whose `transform` is random: `reseed(seed)` makes every draw reproducible."
+
     transform: Callable | None = None
-    rng_state: torch.Tensor | None = None   # None: draw from torch's global generator
+    rng_state: torch.Tensor | None = None  # None: draw from torch's global generator
 
     def reseed(self, seed: int):
         "Give this dataset its own random stream, fixed by `seed`."
@@ -92,18 +114,31 @@ class AugmentedDataset(Dataset):
         return self
 
     def apply_transform(self, x):
-        if self.transform is None: return x
-        if self.rng_state is None: return self.transform(x)
+        if self.transform is None:
+            return x
+        if self.rng_state is None:
+            return self.transform(x)
         outer = torch.get_rng_state()
         torch.set_rng_state(self.rng_state)
-        try: return self.transform(x)
-        finally: self.rng_state, _ = torch.get_rng_state(), torch.set_rng_state(outer)
+        try:
+            return self.transform(x)
+        finally:
+            self.rng_state, _ = torch.get_rng_state(), torch.set_rng_state(outer)
+
 
 class ImageDataset(AugmentedDataset):
     "Preloaded images `[N,C,H,W]` (uint8 or float) and integer labels; `transform` maps one image to float32."
+
     def __init__(self, images: torch.Tensor, labels, transform: Callable | None = None):
-        self.images, self.labels, self.transform = images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), transform
-    def __len__(self): return len(self.images)
+        self.images, self.labels, self.transform = (
+            images,
+            torch.as_tensor(np.asarray(labels), dtype=torch.int64),
+            transform,
+        )
+
+    def __len__(self):
+        return len(self.images)
+
     def __getitem__(self, i):
         return self.apply_transform(self.images[i]), int(self.labels[i])
 
@@ -112,24 +147,39 @@ CIFAR = {  # name: (classes, torchvision folder, TET mean, TET std)
     "cifar10": (10, "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": (100, "cifar-100-python", (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
-CIFAR_FILES = {  # dataset: (file, split, images kept per class; None: all), made by `tse-data` (04a_datafiles)
+# dataset: (file, split, images kept per class; None: all), made by `tse-data` (04a_datafiles)
+CIFAR_FILES = {
     "cifar10": (("cifar10_train_20k.npz", "train", 2000), ("cifar10_test.npz", "test", None)),
-    "cifar100": (("cifar100_train_10k.npz", "train", 100), ("cifar100_test.npz", "test", None))}
+    "cifar100": (("cifar100_train_10k.npz", "train", 100), ("cifar100_test.npz", "test", None)),
+}
 
-AUGMENTS = ("tet", "autoaugment", "flip", "none")  # flip and none: weaker than the TET code's, for a regime that fits its training set
+# flip and none: weaker than the TET code's, for a regime that fits its training set
+AUGMENTS = ("tet", "autoaugment", "flip", "none")
 
-def cifar_transform(name: str, train: bool, augment: str = "tet", cutout: bool = False) -> v2.Compose:
+
+def cifar_transform(
+    name: str, train: bool, augment: str = "tet", cutout: bool = False
+) -> v2.Compose:
     """CIFAR pipeline on a uint8 `[3,32,32]` tensor. Training, `augment="tet"`: TET's crop (pad 4) and flip;
     `"autoaugment"`: the same, then torchvision's AutoAugment with its CIFAR-10 policy; `"flip"`: the flip alone;
     `"none"`: no augmentation; `cutout`: one 16x16 patch
     erased after normalising (torchvision's RandomErasing at a fixed quarter of the image, square). Then scale and
     normalise with TET's mean and std. Test: scale and normalise only."""
     _, _, mean, std = CIFAR[name]
-    if augment not in AUGMENTS: raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
-    steps = [] if not train or augment == "none" else [v2.RandomHorizontalFlip()] if augment == "flip" else [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
-    if train and augment == "autoaugment": steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    steps = (
+        []
+        if not train or augment == "none"
+        else [v2.RandomHorizontalFlip()]
+        if augment == "flip"
+        else [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+    )
+    if train and augment == "autoaugment":
+        steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    if train and cutout: steps.append(v2.RandomErasing(p=1.0, scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0))
+    if train and cutout:
+        steps.append(v2.RandomErasing(p=1.0, scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0))
     return v2.Compose(steps)
 
 # %% ../nbs/04_data.ipynb #911be923
@@ -146,24 +196,37 @@ def how_to_get(name: str, root: Path, train_file: str | None = None) -> str:
     }[name]
 
 # %% ../nbs/04_data.ipynb #81888f4a
-def image_array_problem(x: np.ndarray, y: np.ndarray, num_classes: int, size: int = 32) -> str | None:
+def image_array_problem(
+    x: np.ndarray, y: np.ndarray, num_classes: int, size: int = 32
+) -> str | None:
     "What is wrong with images `x` and labels `y` for a dataset of `num_classes` classes of `size`x`size` RGB images, or None."
-    if x.dtype != np.uint8 or x.shape[1:] != (size, size, 3): return f"x is {x.dtype} {list(x.shape)}, expected uint8 [N,{size},{size},3]"
-    if len(x) == 0: return "it holds no images"
-    if y.ndim != 1 or len(y) != len(x): return f"y has shape {list(y.shape)} for {len(x)} images"
-    if not np.issubdtype(y.dtype, np.integer): return f"labels are {y.dtype}, expected integers"
-    if y.min() < 0 or y.max() >= num_classes: return f"labels span {y.min()}..{y.max()}, outside 0..{num_classes - 1}"
-    if len(np.unique(y)) != num_classes: return f"labels of {len(np.unique(y))} classes, expected all {num_classes}"
+    if x.dtype != np.uint8 or x.shape[1:] != (size, size, 3):
+        return f"x is {x.dtype} {list(x.shape)}, expected uint8 [N,{size},{size},3]"
+    if len(x) == 0:
+        return "it holds no images"
+    if y.ndim != 1 or len(y) != len(x):
+        return f"y has shape {list(y.shape)} for {len(x)} images"
+    if not np.issubdtype(y.dtype, np.integer):
+        return f"labels are {y.dtype}, expected integers"
+    if y.min() < 0 or y.max() >= num_classes:
+        return f"labels span {y.min()}..{y.max()}, outside 0..{num_classes - 1}"
+    if len(np.unique(y)) != num_classes:
+        return f"labels of {len(np.unique(y))} classes, expected all {num_classes}"
     return None
 
 # %% ../nbs/04_data.ipynb #12eb9382
 def read_image_npz(path: Path, num_classes: int, fix: str) -> tuple[np.ndarray, np.ndarray]:
     "`x` uint8 `[N,32,32,3]` and `y` int64 `[N]` from an array file, checked; a `DataError` naming the file when it is not one."
     try:
-        with np.load(path) as f: x, y = f["x"], f["y"]
+        with np.load(path) as f:
+            x, y = f["x"], f["y"]
         problem = image_array_problem(x, y, num_classes)
-    except Exception as e: problem = f"{type(e).__name__}: {e}"
-    if problem: raise DataError(f"{path} is corrupt or not a CIFAR array file of {num_classes} classes ({problem}); {fix}")
+    except Exception as e:
+        problem = f"{type(e).__name__}: {e}"
+    if problem:
+        raise DataError(
+            f"{path} is corrupt or not a CIFAR array file of {num_classes} classes ({problem}); {fix}"
+        )
     return x, y.astype(np.int64)
 
 # %% ../nbs/04_data.ipynb #93cfed86
@@ -178,40 +241,85 @@ def _subsets(name: str, root: Path, split: str) -> str:
     hint = f", e.g. --train-file {found[0]}" if split == "train" and found else ""
     return f" (found {', '.join(found)}: a subset is used only when named{hint})" if found else ""
 
-def cifar_source(name: str, root: Path, train: bool, download: bool = False, files=None, train_file: str | None = None) -> Path:
+
+def cifar_source(
+    name: str,
+    root: Path,
+    train: bool,
+    download: bool = False,
+    files=None,
+    train_file: str | None = None,
+) -> Path:
     "Where one CIFAR split is read from: its array file, else torchvision's folder; a `DataMissing` naming the fix if neither is there."
     folder, split = root / CIFAR[name][1], "train" if train else "test"
-    path = Path(files[0 if train else 1]) if files else find_npz(name, root, split, train_file if train else None)
+    path = (
+        Path(files[0 if train else 1])
+        if files
+        else find_npz(name, root, split, train_file if train else None)
+    )
     if path is not None:
-        if not path.exists(): raise DataMissing(f"{path} not found; {how_to_get(name, root, path.name if train else train_file)}")
+        if not path.exists():
+            raise DataMissing(
+                f"{path} not found; {how_to_get(name, root, path.name if train else train_file)}"
+            )
         return path
-    if folder.exists() or download: return folder
-    raise DataMissing(f"no full {name} {split} split in {root}: looked for {name}_{split}.npz and {folder}/"
-                      f"{_subsets(name, root, split)}; {how_to_get(name, root, train_file)}")
+    if folder.exists() or download:
+        return folder
+    raise DataMissing(
+        f"no full {name} {split} split in {root}: looked for {name}_{split}.npz and {folder}/"
+        f"{_subsets(name, root, split)}; {how_to_get(name, root, train_file)}"
+    )
 
-def cifar_arrays(name: str, root: Path, train: bool, download: bool = False, files=None, train_file: str | None = None):
+
+def cifar_arrays(
+    name: str,
+    root: Path,
+    train: bool,
+    download: bool = False,
+    files=None,
+    train_file: str | None = None,
+):
     "The images (uint8 NHWC) and labels of one CIFAR split, from array files or torchvision's folder."
     num_classes, fix = CIFAR[name][0], how_to_get(name, root, train_file)
     path = cifar_source(name, root, train, download, files, train_file)
-    if path.suffix == ".npz": return read_image_npz(path, num_classes, fix)
-    try: ds = getattr(datasets, name.upper())(root, train=train, download=download)
+    if path.suffix == ".npz":
+        return read_image_npz(path, num_classes, fix)
+    try:
+        ds = getattr(datasets, name.upper())(root, train=train, download=download)
     except Exception as e:
-        raise DataError(f"{path} is corrupt or incomplete ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                        f"delete it and pass --download (download=True), or {fix.split(', or ')[-1]}") from None
+        raise DataError(
+            f"{path} is corrupt or incomplete ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"delete it and pass --download (download=True), or {fix.split(', or ')[-1]}"
+        ) from None
     x, y = ds.data, np.asarray(ds.targets, dtype=np.int64)
-    if problem := image_array_problem(x, y, num_classes): raise DataError(f"{path} is corrupt ({problem}); {fix}")
+    if problem := image_array_problem(x, y, num_classes):
+        raise DataError(f"{path} is corrupt ({problem}); {fix}")
     return x, y
 
 # %% ../nbs/04_data.ipynb #1be44df2
-def cifar_datasets(name, root=None, download=False, train_per_class=None, test_per_class=None, files=None,
-                   train_file=None, augment="tet", cutout=False):
+def cifar_datasets(
+    name,
+    root=None,
+    download=False,
+    train_per_class=None,
+    test_per_class=None,
+    files=None,
+    train_file=None,
+    augment="tet",
+    cutout=False,
+):
     "Augmented CIFAR train/test sets, optionally balanced subsets (the first n of each class in file order)."
     root, num_classes = data_root(root), CIFAR[name][0]
-    splits = [cifar_arrays(name, root, train, download, files, train_file) for train in (True, False)]
+    splits = [
+        cifar_arrays(name, root, train, download, files, train_file) for train in (True, False)
+    ]
     (x_train, _), (x_test, _) = splits
-    if x_train.shape == x_test.shape and np.array_equal(x_train, x_test):  # the test file, or a copy under another name
-        raise DataError(f"the {name} training data in {root} holds the test split's very images "
-                        f"({train_file or 'the training file'}): name a training file that is not the test set")
+    # the test file, or a copy under another name
+    if x_train.shape == x_test.shape and np.array_equal(x_train, x_test):
+        raise DataError(
+            f"the {name} training data in {root} holds the test split's very images "
+            f"({train_file or 'the training file'}): name a training file that is not the test set"
+        )
     out = []
     for (x, y), train, per_class in zip(splits, (True, False), (train_per_class, test_per_class)):
         keep = balanced_indices(y, per_class, num_classes, f"{name} {'train' if train else 'test'}")
@@ -222,38 +330,67 @@ def cifar_datasets(name, root=None, download=False, train_per_class=None, test_p
 # %% ../nbs/04_data.ipynb #a98a0736
 DIGITS_SIZE = DATASET_INFO["digits"].image_size
 
+
 def digits_arrays(size: int = DIGITS_SIZE):
     "The digits as `[N,1,size,size]` pixels in [0, 1], labels, the fixed stratified train/test indices, and the training pixels' mean and std."
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     digits = load_digits()
-    x = F.interpolate(torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16, size=(size, size),
-                      mode="bilinear", align_corners=False)
-    idx_tr, idx_te = train_test_split(np.arange(len(x)), test_size=0.2, stratify=digits.target, random_state=0)
+    x = F.interpolate(
+        torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16,
+        size=(size, size),
+        mode="bilinear",
+        align_corners=False,
+    )
+    idx_tr, idx_te = train_test_split(
+        np.arange(len(x)), test_size=0.2, stratify=digits.target, random_state=0
+    )
     return x, digits.target, idx_tr, idx_te, x[idx_tr].mean().item(), x[idx_tr].std().item()
+
 
 def digits_datasets(train_per_class=None, test_per_class=None, size: int = DIGITS_SIZE):
     "sklearn's digits as preloaded, normalised `[1,size,size]` float tensors with a fixed stratified split."
     x, target, idx_tr, idx_te, mean, std = digits_arrays(size)
     out = []
-    for idx, per_class, split in ((idx_tr, train_per_class, "train"), (idx_te, test_per_class, "test")):
+    for idx, per_class, split in (
+        (idx_tr, train_per_class, "train"),
+        (idx_te, test_per_class, "test"),
+    ):
         keep = idx[balanced_indices(target[idx], per_class, 10, f"digits {split}")]
         out.append(ImageDataset((x[keep] - mean) / std, target[keep]))
     return (*out, replace(DATASET_INFO["digits"], image_size=size))
 
 # %% ../nbs/04_data.ipynb #0a811881
-def to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], T: int, bins: str = "event") -> torch.Tensor:
+def to_frames(
+    events: np.ndarray, sensor_size: tuple[int, int, int], T: int, bins: str = "event"
+) -> torch.Tensor:
     "Events (structured array with x, y, t, p) as `T` frames `[T,2,H,W]` float32 via `tonic.transforms.ToFrame`."
     from tonic.transforms import ToFrame
-    if len(events) < T: raise DataError(f"a recording has {len(events)} events, fewer than T={T} frames need; drop it or lower --T")
+
+    if len(events) < T:
+        raise DataError(
+            f"a recording has {len(events)} events, fewer than T={T} frames need; drop it or lower --T"
+        )
     binning = {"n_event_bins": T} if bins == "event" else {"n_time_bins": T}
     return torch.from_numpy(ToFrame(sensor_size=sensor_size, **binning)(events).astype(np.float32))
 
+
 class EventDataset(AugmentedDataset):
     "Event samples as frames `x [T,C,H,W]` float32: `read(sample) -> (frames, label|None)`, then `transform`."
-    def __init__(self, samples: Sequence, labels: Sequence | None, read: Callable | None = None, transform: Callable | None = None):
+
+    def __init__(
+        self,
+        samples: Sequence,
+        labels: Sequence | None,
+        read: Callable | None = None,
+        transform: Callable | None = None,
+    ):
         self.samples, self.labels, self.read, self.transform = samples, labels, read, transform
-    def __len__(self): return len(self.samples)
+
+    def __len__(self):
+        return len(self.samples)
+
     def __getitem__(self, i):
         frames, label = self.read(self.samples[i]) if self.read else (self.samples[i], None)
         return self.apply_transform(frames.float()), int(self.labels[i] if label is None else label)
@@ -263,22 +400,37 @@ NMNIST_SENSOR = (34, 34, 2)
 
 NMNIST_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
 
+
 def read_nmnist_bin(path) -> np.ndarray:
     "One recording in N-MNIST's native binary format as a structured event array (tonic's reader)."
     from tonic.io import read_mnist_file
+
     return read_mnist_file(str(path), dtype=NMNIST_DTYPE)
 
 # %% ../nbs/04_data.ipynb #2040f098
 def nmnist_problem(cols: dict, offsets, labels, split) -> str | None:
     "What is wrong with the columns of an N-MNIST event file, or None."
     n, (w, h, _) = len(cols["x"]), NMNIST_SENSOR
-    if any(len(c) != n for c in cols.values()): return "its event columns differ in length"
-    if len(offsets) != len(labels) + 1 or len(split) != len(labels) or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 0).any():
+    if any(len(c) != n for c in cols.values()):
+        return "its event columns differ in length"
+    if (
+        len(offsets) != len(labels) + 1
+        or len(split) != len(labels)
+        or offsets[0] != 0
+        or offsets[-1] != n
+        or (np.diff(offsets) < 0).any()
+    ):
         return "its offsets do not cut the events into one recording per label"
-    if n and (cols["x"].min() < 0 or cols["x"].max() >= w or cols["y"].min() < 0 or cols["y"].max() >= h): return f"events outside the {w}x{h} sensor"
-    if n and not np.isin(cols["p"], (0, 1)).all(): return "polarities other than 0 and 1"
-    if not np.isin(split, (0, 1)).all(): return "split values other than 0 (train) and 1 (test)"
-    if not np.array_equal(np.unique(labels), np.arange(10)): return f"labels {np.unique(labels).tolist()[:12]}, expected the digits 0..9"
+    if n and (
+        cols["x"].min() < 0 or cols["x"].max() >= w or cols["y"].min() < 0 or cols["y"].max() >= h
+    ):
+        return f"events outside the {w}x{h} sensor"
+    if n and not np.isin(cols["p"], (0, 1)).all():
+        return "polarities other than 0 and 1"
+    if not np.isin(split, (0, 1)).all():
+        return "split values other than 0 (train) and 1 (test)"
+    if not np.array_equal(np.unique(labels), np.arange(10)):
+        return f"labels {np.unique(labels).tolist()[:12]}, expected the digits 0..9"
     return None
 
 # %% ../nbs/04_data.ipynb #f474d822
@@ -286,12 +438,22 @@ def nmnist_npz_events(path: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndar
     "Every recording of `nmnist_small_events.npz` as a structured array, with labels and split (0 train, 1 test)."
     try:
         with np.load(path) as f:
-            cols, offsets, labels, split = ({k: f[k] for k in ("x", "y", "t_us", "p")}, f["offsets"], f["labels"], f["split"])
+            cols, offsets, labels, split = (
+                {k: f[k] for k in ("x", "y", "t_us", "p")},
+                f["offsets"],
+                f["labels"],
+                f["split"],
+            )
         problem = nmnist_problem(cols, offsets, labels, split)
-    except Exception as e: problem = f"{type(e).__name__}: {e}"
-    if problem: raise DataError(f"{path} is corrupt or not an N-MNIST event file ({problem}); {how_to_get('nmnist', path.parent)}")
+    except Exception as e:
+        problem = f"{type(e).__name__}: {e}"
+    if problem:
+        raise DataError(
+            f"{path} is corrupt or not an N-MNIST event file ({problem}); {how_to_get('nmnist', path.parent)}"
+        )
     events = np.empty(len(cols["x"]), NMNIST_DTYPE)
-    for name, key in (("x", "x"), ("y", "y"), ("t", "t_us"), ("p", "p")): events[name] = cols[key]
+    for name, key in (("x", "x"), ("y", "y"), ("t", "t_us"), ("p", "p")):
+        events[name] = cols[key]
     return [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])], labels.astype(np.int64), split
 
 # %% ../nbs/04_data.ipynb #a97d5584
@@ -302,31 +464,49 @@ def read_nmnist_frames(path, T: int):
 def nmnist_datasets(root=None, T=4, train_per_class=None, test_per_class=None):
     "N-MNIST as `[T,2,34,34]` frames from the shared event file, else from the release's .bin folders."
     root = data_root(root)
-    npz, folders = root / "nmnist_small_events.npz", [root / n for n in ("NMNIST", "N-MNIST", "nmnist")]
+    npz, folders = (
+        root / "nmnist_small_events.npz",
+        [root / n for n in ("NMNIST", "N-MNIST", "nmnist")],
+    )
     out = []
     if npz.exists():
         recordings, labels, split = nmnist_npz_events(npz)
         for s, per_class, name in ((0, train_per_class, "train"), (1, test_per_class, "test")):
             idx = np.flatnonzero(split == s)
             idx = idx[balanced_indices(labels[idx], per_class, 10, f"N-MNIST {name}")]
-            frames = torch.stack([to_frames(recordings[i], NMNIST_SENSOR, T, bins="time").short() for i in idx])
+            frames = torch.stack(
+                [to_frames(recordings[i], NMNIST_SENSOR, T, bins="time").short() for i in idx]
+            )
             out.append(EventDataset(frames, labels[idx]))
     elif folder := next((f for f in folders if (f / "Train").is_dir()), None):
         for sub, per_class in (("Train", train_per_class), ("Test", test_per_class)):
             files = sorted((folder / sub).glob("*/*.bin"))
             labels = np.array([int(p.parent.name) for p in files], dtype=np.int64)
             idx = balanced_indices(labels, per_class, 10, f"{folder / sub}")
-            out.append(EventDataset([files[i] for i in idx], labels[idx], partial(read_nmnist_frames, T=T)))
+            out.append(
+                EventDataset([files[i] for i in idx], labels[idx], partial(read_nmnist_frames, T=T))
+            )
     else:
-        raise DataMissing(f"no N-MNIST data in {root}: looked for {npz} and {folders[0]}/Train/<digit>/*.bin; {how_to_get('nmnist', root)}")
+        raise DataMissing(
+            f"no N-MNIST data in {root}: looked for {npz} and {folders[0]}/Train/<digit>/*.bin; {how_to_get('nmnist', root)}"
+        )
     return (*out, DATASET_INFO["nmnist"])
 
 # %% ../nbs/04_data.ipynb #568d1344
-DVS_SENSOR, DVS_SIZE, DVS_CLASSES = (128, 128, 2), DATASET_INFO["dvs-cifar10"].image_size, ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DVS_SENSOR, DVS_SIZE, DVS_CLASSES = (
+    (128, 128, 2),
+    DATASET_INFO["dvs-cifar10"].image_size,
+    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+)
+
 
 class RandomRoll(torch.nn.Module):
     "Roll the last two axes by independent offsets drawn from -max_shift..max_shift (TET's DVS augmentation)."
-    def __init__(self, max_shift: int = 5): super().__init__(); self.max_shift = max_shift
+
+    def __init__(self, max_shift: int = 5):
+        super().__init__()
+        self.max_shift = max_shift
+
     def forward(self, x):
         shifts = torch.randint(-self.max_shift, self.max_shift + 1, (2,)).tolist()
         return torch.roll(x, shifts=shifts, dims=(-2, -1))
@@ -343,24 +523,40 @@ def read_tet_pt(path: Path, T: int | None = None):
     try:
         frames, label = torch.load(path, map_location="cpu", weights_only=True)
         label = int(torch.as_tensor(label).long().reshape(-1)[0])
-        problem = (f"frames {list(frames.shape)}, expected [T,2,H,W]" if frames.ndim != 4 or frames.shape[1] != 2
-                   else "frames hold NaN or inf" if not torch.isfinite(frames).all()
-                   else f"label {label}, expected 0..9" if not 0 <= label < 10
-                   else f"{frames.shape[0]} frames but T={T} was asked; pass T={frames.shape[0]}" if T and frames.shape[0] != T
-                   else None)
-    except Exception as e: problem = f"{type(e).__name__}: {e}"
-    if problem: raise DataError(f"{path} is corrupt or not a TET DVS-CIFAR10 file ({problem}); replace it with a good copy")
+        problem = (
+            f"frames {list(frames.shape)}, expected [T,2,H,W]"
+            if frames.ndim != 4 or frames.shape[1] != 2
+            else "frames hold NaN or inf"
+            if not torch.isfinite(frames).all()
+            else f"label {label}, expected 0..9"
+            if not 0 <= label < 10
+            else f"{frames.shape[0]} frames but T={T} was asked; pass T={frames.shape[0]}"
+            if T and frames.shape[0] != T
+            else None
+        )
+    except Exception as e:
+        problem = f"{type(e).__name__}: {e}"
+    if problem:
+        raise DataError(
+            f"{path} is corrupt or not a TET DVS-CIFAR10 file ({problem}); replace it with a good copy"
+        )
     return frames, label
 
 # %% ../nbs/04_data.ipynb #11fa0ae2
 def read_events(path: Path) -> np.ndarray:
     "A raw recording as a structured event array with fields t, x, y, p: `.aedat4` via tonic, or `.npy`."
-    if path.suffix == ".npy": return np.load(path)
+    if path.suffix == ".npy":
+        return np.load(path)
     try:
         from tonic.io import read_aedat4
+
         events = read_aedat4(str(path))
-    except ImportError: raise DataError(f"reading {path} needs the `aedat` package: pip install aedat") from None
-    except Exception as e: raise DataError(f"{path} is corrupt or not an AEDAT4 recording ({type(e).__name__}: {e}); replace it with a good copy") from None
+    except ImportError:
+        raise DataError(f"reading {path} needs the `aedat` package: pip install aedat") from None
+    except Exception as e:
+        raise DataError(
+            f"{path} is corrupt or not an AEDAT4 recording ({type(e).__name__}: {e}); replace it with a good copy"
+        ) from None
     events.dtype.names = ("t", "x", "y", "p")
     return events
 
@@ -385,67 +581,122 @@ def dvs_datasets(root=None, T=10, train_per_class=None, test_per_class=None, siz
         out = []
         for split, per_class in (("train", train_per_class), ("test", test_per_class)):
             files = pt_files(base / split)
-            if not files: raise DataMissing(f"{base / split} holds no .pt files; {how_to_get('dvs-cifar10', root)}")
+            if not files:
+                raise DataMissing(
+                    f"{base / split} holds no .pt files; {how_to_get('dvs-cifar10', root)}"
+                )
             read_tet_pt(files[0], T)  # fail early on a wrong format or frame count
             if per_class is not None:  # needs every label: reads every file once
                 labels = [read_tet_pt(f)[1] for f in files]
-                files = [files[i] for i in balanced_indices(labels, per_class, 10, f"{base / split}")]
-            out.append(EventDataset(files, None, partial(read_tet_pt, T=T), dvs_transform(split == "train", size)))
+                files = [
+                    files[i] for i in balanced_indices(labels, per_class, 10, f"{base / split}")
+                ]
+            out.append(
+                EventDataset(
+                    files, None, partial(read_tet_pt, T=T), dvs_transform(split == "train", size)
+                )
+            )
         return (*out, replace(DATASET_INFO["dvs-cifar10"], image_size=size))
     base = next((c for c in candidates if any((c / k).is_dir() for k in DVS_CLASSES)), None)
     if base is None:
-        raise DataMissing(f"no DVS-CIFAR10 data in {root}: looked for {candidates[0]}/train/*.pt and {candidates[0]}/<class>/*.aedat4; {how_to_get('dvs-cifar10', root)}")
+        raise DataMissing(
+            f"no DVS-CIFAR10 data in {root}: looked for {candidates[0]}/train/*.pt and {candidates[0]}/<class>/*.aedat4; {how_to_get('dvs-cifar10', root)}"
+        )
     splits = {"train": ([], []), "test": ([], [])}
     for label, name in enumerate(DVS_CLASSES):
         files = sorted([*(base / name).glob("*.aedat4"), *(base / name).glob("*.npy")])
-        if not files: raise DataMissing(f"{base / name} holds no .aedat4 recordings; {how_to_get('dvs-cifar10', root)}")
+        if not files:
+            raise DataMissing(
+                f"{base / name} holds no .aedat4 recordings; {how_to_get('dvs-cifar10', root)}"
+            )
         cut = round(0.9 * len(files))
         for split, part in (("train", files[:cut]), ("test", files[cut:])):
-            splits[split][0].extend(part); splits[split][1].extend([label] * len(part))
+            splits[split][0].extend(part)
+            splits[split][1].extend([label] * len(part))
     out = []
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
         files, labels = splits[split]
         keep = balanced_indices(labels, per_class, 10, f"DVS-CIFAR10 {split} in {base}")
-        out.append(EventDataset([files[i] for i in keep], [labels[i] for i in keep],
-                                partial(read_dvs_recording, T=T), dvs_transform(split == "train", size)))
+        out.append(
+            EventDataset(
+                [files[i] for i in keep],
+                [labels[i] for i in keep],
+                partial(read_dvs_recording, T=T),
+                dvs_transform(split == "train", size),
+            )
+        )
     return (*out, replace(DATASET_INFO["dvs-cifar10"], image_size=size))
 
 # %% ../nbs/04_data.ipynb #026016ec
 IMAGENET_FOLDER = "imagenet"
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # TET code, data_loaders.py build_imagenet
+# TET code, data_loaders.py build_imagenet
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGENET_SPLITS = ("train", "val")
+
 
 def imagenet_base(root=None) -> Path:
     """The folder that holds ImageNet's train/ and val/: `<root>/imagenet`, or `root` itself when it holds train/
     (the layout of PyTorch's ImageNet example and of the TET code's loader)."""
     root = data_root(root)
-    return root if not (root / IMAGENET_FOLDER).is_dir() and (root / "train").is_dir() else root / IMAGENET_FOLDER
+    return (
+        root
+        if not (root / IMAGENET_FOLDER).is_dir() and (root / "train").is_dir()
+        else root / IMAGENET_FOLDER
+    )
+
 
 def imagenet_transform(train: bool) -> v2.Compose:
     "TET's ImageNet pipeline on a PIL image: RandomResizedCrop(224) + flip (train) or Resize(256) + CenterCrop(224) (test), then normalise."
-    steps = [v2.RandomResizedCrop(224), v2.RandomHorizontalFlip()] if train else [v2.Resize(256), v2.CenterCrop(224)]
-    return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    steps = (
+        [v2.RandomResizedCrop(224), v2.RandomHorizontalFlip()]
+        if train
+        else [v2.Resize(256), v2.CenterCrop(224)]
+    )
+    return v2.Compose(
+        [
+            *steps,
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes of a 16-bit grey PNG: convert("RGB") clips them to white
+
+# PIL's modes of a 16-bit grey PNG: convert("RGB") clips them to white
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
 
 def read_rgb(path: str):
     "One image file as an RGB PIL image, decoded now (16-bit grey scaled to 8 bits); a `DataError` naming the file when it cannot be."
     from PIL import Image
+
     try:
         with Image.open(path) as image:
             if image.mode in SIXTEEN_BIT_MODES:
-                image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+                image = Image.fromarray(
+                    (np.asarray(image, dtype=np.float64) / 257)
+                    .round()
+                    .clip(0, 255)
+                    .astype(np.uint8)
+                )
             return image.convert("RGB")  # convert() decodes the whole file
     except Exception as e:
-        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                        f"replace it with a good copy or delete it (a run stops rather than skip an image)") from None
+        raise DataError(
+            f"{path} is not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"replace it with a good copy or delete it (a run stops rather than skip an image)"
+        ) from None
+
 
 class ImageFiles(AugmentedDataset):
     "Images read from `(path, label)` pairs on demand (`read_rgb`), then `transform`."
+
     def __init__(self, samples: Sequence[tuple[str, int]], transform: Callable | None = None):
         self.samples, self.transform = list(samples), transform
         self.labels = [label for _, label in self.samples]
-    def __len__(self): return len(self.samples)
+
+    def __len__(self):
+        return len(self.samples)
+
     def __getitem__(self, i):
         path, label = self.samples[i]
         return self.apply_transform(read_rgb(path)), label
@@ -455,47 +706,71 @@ def _some(names, n: int = 3) -> str:
     names = sorted(names)
     return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
+
 def class_folders(split: Path) -> list[str]:
     "The class folders of one ImageNet split, sorted as `ImageFolder` sorts them; a `DataError` when there are none."
-    if not split.is_dir(): raise DataMissing(f"{split} not found; {how_to_get('imagenet', split.parent.parent)}")
+    if not split.is_dir():
+        raise DataMissing(f"{split} not found; {how_to_get('imagenet', split.parent.parent)}")
     classes = sorted(e.name for e in os.scandir(split) if e.is_dir())
     if not classes:
         loose = sum(1 for e in os.scandir(split) if e.is_file())
         files = f" ({loose:,} file{'s' if loose != 1 else ''} directly in it)" if loose else ""
-        raise DataError(f"{split} holds no class folders{files}; put each class's "
-                        f"images in {split}/<class>/ (for val/: sort the validation images into train's class folders, e.g. "
-                        f"with the PyTorch ImageNet example's extract_ILSVRC.sh)")
+        raise DataError(
+            f"{split} holds no class folders{files}; put each class's "
+            f"images in {split}/<class>/ (for val/: sort the validation images into train's class folders, e.g. "
+            f"with the PyTorch ImageNet example's extract_ILSVRC.sh)"
+        )
     return classes
+
 
 def imagenet_folders(root=None) -> dict:
     "torchvision's `ImageFolder` listing of train/ and val/ under `<root>/imagenet`, checked: class folders, the same classes in both, none empty."
     from torchvision.datasets import ImageFolder
+
     base = imagenet_base(root)
     classes = {split: class_folders(base / split) for split in IMAGENET_SPLITS}
     if classes["val"] != classes["train"]:
-        only_train, only_val = set(classes["train"]) - set(classes["val"]), set(classes["val"]) - set(classes["train"])
-        diff = "; ".join(f"only in {s}: {_some(d)}" for s, d in (("train", only_train), ("val", only_val)) if d)
-        raise DataError(f"{base}/val has other classes than {base}/train ({len(classes['val'])} vs {len(classes['train'])} folders; {diff}); "
-                        f"give val/ exactly train's class folders")
+        only_train, only_val = (
+            set(classes["train"]) - set(classes["val"]),
+            set(classes["val"]) - set(classes["train"]),
+        )
+        diff = "; ".join(
+            f"only in {s}: {_some(d)}" for s, d in (("train", only_train), ("val", only_val)) if d
+        )
+        raise DataError(
+            f"{base}/val has other classes than {base}/train ({len(classes['val'])} vs {len(classes['train'])} folders; {diff}); "
+            f"give val/ exactly train's class folders"
+        )
     folders = {}
     for split in IMAGENET_SPLITS:
-        folder = ImageFolder(base / split, loader=read_rgb, allow_empty=True)  # an empty class is refused below, in our words
+        # an empty class is refused below, in our words
+        folder = ImageFolder(base / split, loader=read_rgb, allow_empty=True)
         counts = np.bincount(folder.targets, minlength=len(folder.classes))
         if empty := [folder.classes[c] for c in np.flatnonzero(counts == 0)]:
-            raise DataError(f"{base / split} has {len(empty)} empty class folder(s), {_some(empty)}: no image files "
-                            f"({', '.join(folder.extensions or ())}); add its images or remove the class from train/ and val/")
-        if zero := [path for path, _ in folder.samples if os.stat(path).st_size == 0]:  # the run would stop at the first
-            raise DataError(f"{base / split} holds {len(zero)} empty image file(s) (0 bytes), e.g. {zero[0]}: replace them "
-                            f"with good copies or delete them")
+            raise DataError(
+                f"{base / split} has {len(empty)} empty class folder(s), {_some(empty)}: no image files "
+                f"({', '.join(folder.extensions or ())}); add its images or remove the class from train/ and val/"
+            )
+        # the run would stop at the first
+        if zero := [path for path, _ in folder.samples if os.stat(path).st_size == 0]:
+            raise DataError(
+                f"{base / split} holds {len(zero)} empty image file(s) (0 bytes), e.g. {zero[0]}: replace them "
+                f"with good copies or delete them"
+            )
         folders[split] = folder
     return folders
+
 
 def dataset_info(name: str, root=None) -> DataInfo:
     "`DATASET_INFO[name]`, but ImageNet's class count read from its train/ folder when there is one (a subset of classes, the offline fixture)."
     info = DATASET_INFO[name]
     train = imagenet_base(root) / "train"
-    if name != "imagenet" or not train.is_dir(): return info
-    return replace(info, num_classes=sum(1 for e in os.scandir(train) if e.is_dir()) or info.num_classes)
+    if name != "imagenet" or not train.is_dir():
+        return info
+    return replace(
+        info, num_classes=sum(1 for e in os.scandir(train) if e.is_dir()) or info.num_classes
+    )
+
 
 def imagenet_datasets(root=None, train_per_class=None, test_per_class=None):
     "ImageNet's train and val splits as `ImageFiles` with TET's transforms, optionally balanced subsets (the first n of each class in file order)."
@@ -503,46 +778,76 @@ def imagenet_datasets(root=None, train_per_class=None, test_per_class=None):
     for split, per_class in (("train", train_per_class), ("val", test_per_class)):
         folder = folders[split]
         keep = balanced_indices(folder.targets, per_class, len(folder.classes), f"{folder.root}")
-        out.append(ImageFiles([folder.samples[i] for i in keep], imagenet_transform(split == "train")))
+        out.append(
+            ImageFiles([folder.samples[i] for i in keep], imagenet_transform(split == "train"))
+        )
     return (*out, replace(DATASET_INFO["imagenet"], num_classes=len(folders["train"].classes)))
 
 # %% ../nbs/04_data.ipynb #4f0fa407
 def pixel_normalization(name: str) -> tuple[tuple, tuple] | None:
     "`(mean, std)` per channel from pixels in [0, 1] to the model's inputs, or None for event data."
-    if name in CIFAR: return CIFAR[name][2], CIFAR[name][3]
-    if name == "imagenet": return IMAGENET_MEAN, IMAGENET_STD
+    if name in CIFAR:
+        return CIFAR[name][2], CIFAR[name][3]
+    if name == "imagenet":
+        return IMAGENET_MEAN, IMAGENET_STD
     if name == "digits":
         *_, mean, std = digits_arrays()
         return (mean,), (std,)
     return None
 
 # %% ../nbs/04_data.ipynb #331864cc
-def get_datasets(name: str, root=None, T: int = 4, download: bool = False, train_per_class: int | None = None,
-                 test_per_class: int | None = None, files: tuple | None = None, train_file: str | None = None,
-                 augment: str = "tet", cutout: bool = False) -> tuple[Dataset, Dataset, DataInfo]:
+def get_datasets(
+    name: str,
+    root=None,
+    T: int = 4,
+    download: bool = False,
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
+    files: tuple | None = None,
+    train_file: str | None = None,
+    augment: str = "tet",
+    cutout: bool = False,
+) -> tuple[Dataset, Dataset, DataInfo]:
     """Train and test datasets plus `DataInfo` for `name`; `T` sets the frame count of event data; `files` = own (train, test)
     CIFAR npz pair; `train_file` = a training array file in the data folder used instead of the full split (CIFAR)."""
     key = name.lower().replace("_", "-")
-    if key in CIFAR: return cifar_datasets(key, root, download, train_per_class, test_per_class, files, train_file, augment, cutout)
-    if key == "imagenet": return imagenet_datasets(root, train_per_class, test_per_class)
-    if key in ("dvs-cifar10", "dvscifar10", "cifar10-dvs"): return dvs_datasets(root, T, train_per_class, test_per_class)
-    if key in ("nmnist", "n-mnist"): return nmnist_datasets(root, T, train_per_class, test_per_class)
-    if key == "digits": return digits_datasets(train_per_class, test_per_class)
+    if key in CIFAR:
+        return cifar_datasets(
+            key, root, download, train_per_class, test_per_class, files, train_file, augment, cutout
+        )
+    if key == "imagenet":
+        return imagenet_datasets(root, train_per_class, test_per_class)
+    if key in ("dvs-cifar10", "dvscifar10", "cifar10-dvs"):
+        return dvs_datasets(root, T, train_per_class, test_per_class)
+    if key in ("nmnist", "n-mnist"):
+        return nmnist_datasets(root, T, train_per_class, test_per_class)
+    if key == "digits":
+        return digits_datasets(train_per_class, test_per_class)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 # %% ../nbs/04_data.ipynb #43947dd6
-OFFICIAL_SPLITS = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "dvs-cifar10": (9_000, 1_000), "nmnist": (60_000, 10_000),
-                   "imagenet": (1_281_167, 50_000)}
+OFFICIAL_SPLITS = {
+    "cifar10": (50_000, 10_000),
+    "cifar100": (50_000, 10_000),
+    "dvs-cifar10": (9_000, 1_000),
+    "nmnist": (60_000, 10_000),
+    "imagenet": (1_281_167, 50_000),
+}
+
 
 def check_full_splits(name: str, n_train: int, n_test: int, root=None) -> None:
     "A `DataError` unless `name` has exactly its official training and test split sizes."
     want = OFFICIAL_SPLITS.get(name)
-    if want is None or (n_train, n_test) == want: return
-    raise DataError(f"{name} in {data_root(root)} has {n_train:,} training / {n_test:,} test samples, not the full official "
-                    f"splits ({want[0]:,} / {want[1]:,}) this run needs; {how_to_get(name, data_root(root))}")
+    if want is None or (n_train, n_test) == want:
+        return
+    raise DataError(
+        f"{name} in {data_root(root)} has {n_train:,} training / {n_test:,} test samples, not the full official "
+        f"splits ({want[0]:,} / {want[1]:,}) this run needs; {how_to_get(name, data_root(root))}"
+    )
 
 # %% ../nbs/04_data.ipynb #aa2dc3e9
 IMAGENET_FIXTURE_CLASSES = 4
+
 
 def write_synthetic(name: str, folder, per_class: int = 2, T: int = 10, seed: int = 0) -> Path:
     "Random samples of `name` (per_class per class, in train and test) in its real file format under `folder`; returns `folder`."
@@ -552,65 +857,109 @@ def write_synthetic(name: str, folder, per_class: int = 2, T: int = 10, seed: in
     labels = np.repeat(np.arange(info.num_classes), per_class)
     if name in CIFAR:
         for split in ("train", "test"):
-            np.savez(folder / f"{name}_{split}.npz", x=rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8), y=labels)
+            np.savez(
+                folder / f"{name}_{split}.npz",
+                x=rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8),
+                y=labels,
+            )
     elif name == "dvs-cifar10":
         for split in ("train", "test"):
             (folder / "dvs-cifar10" / split).mkdir(parents=True, exist_ok=True)
             for i, y in enumerate(labels):
                 frames = torch.from_numpy((rng.random((T, 2, 48, 48)) < 0.1).astype(np.float32))
-                torch.save([frames, torch.tensor([float(y)])], folder / "dvs-cifar10" / split / f"{i}.pt")
-    elif name == "imagenet":  # IMAGENET_FIXTURE_CLASSES classes of small non-square JPEGs (the model's head follows the folder)
+                torch.save(
+                    [frames, torch.tensor([float(y)])], folder / "dvs-cifar10" / split / f"{i}.pt"
+                )
+    # IMAGENET_FIXTURE_CLASSES classes of small non-square JPEGs (the model's head follows the
+    # folder)
+    elif name == "imagenet":
         from PIL import Image
+
         for split in IMAGENET_SPLITS:
             for c in range(IMAGENET_FIXTURE_CLASSES):
-                (path := folder / IMAGENET_FOLDER / split / f"n{c:08d}").mkdir(parents=True, exist_ok=True)
+                (path := folder / IMAGENET_FOLDER / split / f"n{c:08d}").mkdir(
+                    parents=True, exist_ok=True
+                )
                 for i in range(per_class):
-                    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(path / f"{path.name}_{i}.JPEG", quality=90)
+                    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(
+                        path / f"{path.name}_{i}.JPEG", quality=90
+                    )
     elif name == "nmnist":
         n, events = 2 * len(labels), 50
-        cols = {"x": rng.integers(0, 34, n * events).astype(np.int16), "y": rng.integers(0, 34, n * events).astype(np.int16),
-                "t_us": np.tile(np.arange(events) * 1000, n), "p": rng.integers(0, 2, n * events).astype(np.int8)}
-        np.savez(folder / "nmnist_small_events.npz", **cols, offsets=np.arange(0, n * events + 1, events),
-                 labels=np.concatenate([labels, labels]), split=np.repeat([0, 1], len(labels)).astype(np.int8))
+        cols = {
+            "x": rng.integers(0, 34, n * events).astype(np.int16),
+            "y": rng.integers(0, 34, n * events).astype(np.int16),
+            "t_us": np.tile(np.arange(events) * 1000, n),
+            "p": rng.integers(0, 2, n * events).astype(np.int8),
+        }
+        np.savez(
+            folder / "nmnist_small_events.npz",
+            **cols,
+            offsets=np.arange(0, n * events + 1, events),
+            labels=np.concatenate([labels, labels]),
+            split=np.repeat([0, 1], len(labels)).astype(np.int8),
+        )
     return folder
 
 # %% ../nbs/04_data.ipynb #da6e0470
 def seed_worker(worker_id: int):
     "DataLoader `worker_init_fn`: seed numpy, `random` and the dataset's augmentation from the worker's seed."
     info = torch.utils.data.get_worker_info()
-    np.random.seed(info.seed % 2**32); random.seed(info.seed)
-    if isinstance(info.dataset, AugmentedDataset): info.dataset.reseed(info.seed)
+    np.random.seed(info.seed % 2**32)
+    random.seed(info.seed)
+    if isinstance(info.dataset, AugmentedDataset):
+        info.dataset.reseed(info.seed)
 
-RANK_SEED_STRIDE = 7919  # a prime: ranks' streams seed + 7919 * rank never meet for seeds closer than that
+
+# a prime: ranks' streams seed + 7919 * rank never meet for seeds closer than that
+RANK_SEED_STRIDE = 7919
+
 
 def rank_seed(seed: int, rank: int) -> int:
     "The seed of rank `rank`'s shuffling and augmentation streams (the trainer derives each epoch's from it too)."
     return seed + RANK_SEED_STRIDE * rank
 
+
 def batch_seed(stream: int, position: int) -> int:
     "The augmentation seed of the batch at `position` of an epoch whose stream is `stream`; no other batch's draws change it."
     return int(np.random.SeedSequence([stream, position]).generate_state(1, np.uint64)[0])
 
+
 class SeededBatch(list):
     "A batch's indices and the seed of its augmentation (`batch_seed`), as a sampler hands them to a loader worker."
+
     def __init__(self, indices, seed: int):
-        super().__init__(indices); self.seed = seed
+        super().__init__(indices)
+        self.seed = seed
+
 
 class SeededAugmentation(Dataset):
     "A training set as loader workers read it: a `SeededBatch` reseeds the augmentation first, so its crops and flips depend on neither the worker that loads it nor the batches before it."
-    def __init__(self, dataset: Dataset): self.dataset = dataset
-    def __len__(self): return len(self.dataset)
-    def __getitem__(self, i): return self.dataset[i]
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.dataset[i]
+
     def __getitems__(self, batch):  # DataLoader's fetcher reads a whole batch through this
-        if isinstance(batch, SeededBatch) and isinstance(self.dataset, AugmentedDataset): self.dataset.reseed(batch.seed)
+        if isinstance(batch, SeededBatch) and isinstance(self.dataset, AugmentedDataset):
+            self.dataset.reseed(batch.seed)
         return [self.dataset[i] for i in batch]
+
 
 class EpochBatches(torch.utils.data.BatchSampler):
     """The batches of an epoch, in the order of `sampler`. `skip`, set for the next epoch only (a resumed one), leaves
     its first batches out by index: nothing of them is loaded or augmented. `seeded` (loader workers): every batch
     carries its augmentation seed (`SeededBatch`). `shuffle`: the generator of a `RandomSampler`, reseeded by `reseed`
     at every epoch, so that the order never depends on how many times a loader iterator drew from its own generator."""
-    def __init__(self, sampler, batch_size: int, seeded: bool = False, shuffle: torch.Generator | None = None):
+
+    def __init__(
+        self, sampler, batch_size: int, seeded: bool = False, shuffle: torch.Generator | None = None
+    ):
         super().__init__(sampler, batch_size, drop_last=False)
         self.seeded, self.shuffle, self.stream, self.skip = seeded, shuffle, 0, 0
 
@@ -619,38 +968,79 @@ class EpochBatches(torch.utils.data.BatchSampler):
         self.stream = stream
         if self.shuffle is not None:
             self.shuffle.manual_seed(stream)
-            # one draw, as DataLoader's iterator made before the permutation when it shared this generator: runs keep their order
+            # one draw, as DataLoader's iterator made before the permutation when it shared this
+            # generator: runs keep their order
             torch.empty((), dtype=torch.int64).random_(generator=self.shuffle)
         return self
 
     def __iter__(self):
         skip, self.skip = self.skip, 0  # a resumed epoch's start, for that epoch only
         for position, batch in enumerate(super().__iter__()):
-            if position >= skip: yield SeededBatch(batch, batch_seed(self.stream, position)) if self.seeded else batch
+            if position >= skip:
+                yield (
+                    SeededBatch(batch, batch_seed(self.stream, position)) if self.seeded else batch
+                )
 
-def make_loaders(train_ds, test_ds, batch_size: int, workers: int = 0, seed: int = 0, distributed: bool = False,
-                 pin_memory: bool = False, persistent_workers: bool = False, prefetch_factor: int = 2):
+
+def make_loaders(
+    train_ds,
+    test_ds,
+    batch_size: int,
+    workers: int = 0,
+    seed: int = 0,
+    distributed: bool = False,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int = 2,
+):
     """Seeded `(train_loader, test_loader, train_sampler or None)`; under DDP a `DistributedSampler` splits the training set.
     `train_loader.batch_sampler` is an `EpochBatches`; `prefetch_factor` (batches each worker loads ahead) counts with workers only."""
     import torch.distributed as dist
+
     if distributed and not (dist.is_available() and dist.is_initialized()):
-        raise ValueError("distributed=True needs torch.distributed initialised first (torchrun + init_process_group)")
+        raise ValueError(
+            "distributed=True needs torch.distributed initialised first (torchrun + init_process_group)"
+        )
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     stream = rank_seed(seed, rank)
-    if isinstance(train_ds, AugmentedDataset): train_ds.reseed(stream)
-    sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, shuffle=True, seed=seed) if distributed else None
+    if isinstance(train_ds, AugmentedDataset):
+        train_ds.reseed(stream)
+    sampler = (
+        torch.utils.data.DistributedSampler(train_ds, world, rank, shuffle=True, seed=seed)
+        if distributed
+        else None
+    )
     shuffle = None if distributed else torch.Generator()
-    batches = EpochBatches(sampler or torch.utils.data.RandomSampler(train_ds, generator=shuffle), batch_size,
-                           seeded=workers > 0, shuffle=shuffle).reseed(stream)
-    common = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0,
-                  worker_init_fn=seed_worker if workers else None, prefetch_factor=prefetch_factor if workers else None)
-    train = DataLoader(SeededAugmentation(train_ds) if workers else train_ds, batch_sampler=batches,
-                       generator=torch.Generator().manual_seed(stream), **common)
-    test = DataLoader(test_ds, batch_size=batch_size, sampler=range(rank, len(test_ds), world) if distributed else None, **common)
+    batches = EpochBatches(
+        sampler or torch.utils.data.RandomSampler(train_ds, generator=shuffle),
+        batch_size,
+        seeded=workers > 0,
+        shuffle=shuffle,
+    ).reseed(stream)
+    common = dict(
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and workers > 0,
+        worker_init_fn=seed_worker if workers else None,
+        prefetch_factor=prefetch_factor if workers else None,
+    )
+    train = DataLoader(
+        SeededAugmentation(train_ds) if workers else train_ds,
+        batch_sampler=batches,
+        generator=torch.Generator().manual_seed(stream),
+        **common,
+    )
+    test = DataLoader(
+        test_ds,
+        batch_size=batch_size,
+        sampler=range(rank, len(test_ds), world) if distributed else None,
+        **common,
+    )
     return train, test, sampler
 
 # %% ../nbs/04_data.ipynb #e0da0e34
 CIFAR10_CLASSES = DVS_CLASSES  # the official label order, shared by DVS-CIFAR10
+
 
 def class_names(name: str, root=None) -> tuple:
     "The names of dataset `name`'s classes, in label order (read from its files where they hold them)."
@@ -658,10 +1048,15 @@ def class_names(name: str, root=None) -> tuple:
     if name in CIFAR and (path := data_root(root) / f"{name}_test.npz").exists():
         try:
             with np.load(path) as f:
-                if "classes" in f.files and len(f["classes"]) == num: return tuple(str(c) for c in f["classes"])
-        except (OSError, ValueError): pass  # a damaged file is refused, in one line, by whatever reads its images
+                if "classes" in f.files and len(f["classes"]) == num:
+                    return tuple(str(c) for c in f["classes"])
+        # a damaged file is refused, in one line, by whatever reads its images
+        except (OSError, ValueError):
+            pass
     if name == "imagenet" and (train := imagenet_base(root) / "train").is_dir():
         return tuple(sorted(e.name for e in os.scandir(train) if e.is_dir()))
-    if name in ("digits", "nmnist"): return tuple(str(d) for d in range(10))
-    if name in ("cifar10", "dvs-cifar10"): return CIFAR10_CLASSES
+    if name in ("digits", "nmnist"):
+        return tuple(str(d) for d in range(10))
+    if name in ("cifar10", "dvs-cifar10"):
+        return CIFAR10_CLASSES
     return tuple(f"label {k}" for k in range(num))

@@ -15,8 +15,18 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.datasets.utils import download_url
 
-from .data import (CIFAR, CIFAR_FILES, IMAGENET_FOLDER, IMAGENET_SPLITS, DataError,
-                            DataMissing, cifar_source, data_root, how_to_get, imagenet_base)
+from tse_repro.data import (
+    CIFAR,
+    CIFAR_FILES,
+    IMAGENET_FOLDER,
+    IMAGENET_SPLITS,
+    DataError,
+    DataMissing,
+    cifar_source,
+    data_root,
+    how_to_get,
+    imagenet_base,
+)
 
 # %% auto #0
 __all__ = ['ARCHIVES', 'NOT_AN_ARCHIVE', 'ROW_KEYS', 'CONTENT_SHA256', 'atomic_write', 'content_digest', 'npz_digest',
@@ -106,9 +116,7 @@ def read_members(source: Path, folder: str, names) -> dict:
             raw = {
                 Path(m.name).name: tar.extractfile(m).read()
                 for m in tar
-                if m.isfile()
-                and Path(m.name).parent == Path(folder)
-                and Path(m.name).name in names
+                if m.isfile() and Path(m.name).parent == Path(folder) and Path(m.name).name in names
             }
     if missing := [name for name in names if name not in raw]:
         raise DataError(f"it lacks {', '.join(missing)}")
@@ -152,8 +160,16 @@ def split_arrays(name: str, parts: list, meta: dict) -> dict:
 
 # %% ../nbs/04a_datafiles.ipynb #67862041
 # what reading a truncated, damaged or foreign archive raises
-NOT_AN_ARCHIVE = (DataError, pickle.UnpicklingError, tarfile.TarError, EOFError, KeyError,
-                  TypeError, ValueError, OSError)
+NOT_AN_ARCHIVE = (
+    DataError,
+    pickle.UnpicklingError,
+    tarfile.TarError,
+    EOFError,
+    KeyError,
+    TypeError,
+    ValueError,
+    OSError,
+)
 
 
 def official_splits(name: str, source: Path) -> dict:
@@ -489,5 +505,6 @@ def require_data(
         raise DataMissing(f"no {key} data in {root}; {how_to_get(key, root)}")
 
 # %% ../nbs/04a_datafiles.ipynb #772501ee
-if __name__ == "__main__" and "__file__" in globals():  # python -m tse_repro.datafiles, not this notebook
+# python -m tse_repro.datafiles, not this notebook
+if __name__ == "__main__" and "__file__" in globals():
     raise SystemExit(main())

@@ -16,8 +16,18 @@ from .config import TrainConfig, check_evaluation, flag_name
 from .losses import METHODS, resolve_method
 from .data import DATA_ENV, DataError, write_synthetic
 from .datafiles import require_data
-from .runs import (
-    RunFolder, RunRefused, atomic_write, interruption, result_settings, run_identity, run_key, stop_on_sigterm, try_lock)
+from tse_repro.runs import (
+    RunFolder,
+    RunRefused,
+    atomic_write,
+    interruption,
+    result_settings,
+    run_identity,
+    run_key,
+    stop_on_sigterm,
+    try_lock,
+)
+
 
 def checkout() -> Path:
     "The root of the tse-repro checkout this package was installed from (it holds profiles/ and nbs/)."
@@ -40,19 +50,25 @@ __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS
 # %% ../nbs/08_experiments.ipynb #2bf1ef5d
 PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
 LOSS_SETTINGS = {k for m in METHODS.values() for k in m.reads}
-VARIANT_RECIPE_KEYS = {"arch", "width", "augment", "cutout"}  # what an ablation row may change of the recipe: TSE on VGG, TSE + AutoAugment or Cutout
-VARIANT_KEYS = {"method", "seeds", *METHODS, *LOSS_SETTINGS, *VARIANT_RECIPE_KEYS}  # seeds: a variant run on fewer (or other) seeds than the profile's
+# what an ablation row may change of the recipe: TSE on VGG, TSE + AutoAugment or Cutout
+VARIANT_RECIPE_KEYS = {"arch", "width", "augment", "cutout"}
+# seeds: a variant run on fewer (or other) seeds than the profile's
+VARIANT_KEYS = {"method", "seeds", *METHODS, *LOSS_SETTINGS, *VARIANT_RECIPE_KEYS}
 SWEEP_KEYS = {"tau_f", "kappa"}  # a sweep is a grid over TSE's two thresholds
-GRID_FIELDS = {"method", "seed", "out", "resume", "progress"}  # set per run by the grid, never by the recipe
+# set per run by the grid, never by the recipe
+GRID_FIELDS = {"method", "seed", "out", "resume", "progress"}
+
 
 @dataclass
 class Run:
     "One run of a profile: its folder name, variant, method, seed and full `TrainConfig` settings."
+
     name: str
     variant: str
     method: str
     seed: int
     config: dict
+
 
 @dataclass
 class Profile:
@@ -64,91 +80,148 @@ class Profile:
     sweep: dict = field(default_factory=dict)
     path: str = ""
     evaluation: dict = field(default_factory=dict)
-    sources: dict = field(default_factory=dict)  # setting -> where its value comes from (required of paper-* profiles)
+    # setting -> where its value comes from (required of paper-* profiles)
+    sources: dict = field(default_factory=dict)
 
 # %% ../nbs/08_experiments.ipynb #4576dc0d
 def _fail(profile: str, msg: str):
     raise ValueError(f"profile {profile}: {msg}")
 
+
 def _unknown(profile: str, where: str, keys, allowed) -> None:
     extra = sorted(set(keys) - set(allowed))
-    if extra: _fail(profile, f"unknown key {extra[0]!r} in {where}; use one of {', '.join(sorted(allowed))}")
+    if extra:
+        _fail(
+            profile, f"unknown key {extra[0]!r} in {where}; use one of {', '.join(sorted(allowed))}"
+        )
+
 
 def variant_method(profile: str, name: str, spec: dict) -> str:
     "The registry name of a variant's method; refuses two methods at once and settings its method does not read."
-    try: method = resolve_method(spec.get("method"), **{m: spec[m] for m in METHODS if m in spec})
-    except SettingError as e: _fail(profile, e.named(f"methods.{name}.method"))
-    except ValueError as e: _fail(profile, f"methods.{name}: {e}")
+    try:
+        method = resolve_method(spec.get("method"), **{m: spec[m] for m in METHODS if m in spec})
+    except SettingError as e:
+        _fail(profile, e.named(f"methods.{name}.method"))
+    except ValueError as e:
+        _fail(profile, f"methods.{name}: {e}")
     wrong = sorted((set(spec) & LOSS_SETTINGS) - set(METHODS[method].reads))
     if wrong:
         users = [m for m in METHODS if wrong[0] in METHODS[m].reads]
-        _fail(profile, f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} {'use' if len(users) > 1 else 'uses'}; remove it")
+        _fail(
+            profile,
+            f"variant {name!r} ({method}) sets {wrong[0]}, which only {' and '.join(users)} {'use' if len(users) > 1 else 'uses'}; remove it",
+        )
     return method
 
 # %% ../nbs/08_experiments.ipynb #c2788427
 def sourced_settings(p: Profile) -> list[str]:
     "The values a paper recipe must name a source for: every recipe key, every variant's loss setting, the seeds."
-    return [*p.recipe, *(f"methods.{v}.{k}" for v, spec in p.methods.items() for k in spec if k in LOSS_SETTINGS | VARIANT_RECIPE_KEYS | {"seeds"}), "seeds"]
+    return [
+        *p.recipe,
+        *(
+            f"methods.{v}.{k}"
+            for v, spec in p.methods.items()
+            for k in spec
+            if k in LOSS_SETTINGS | VARIANT_RECIPE_KEYS | {"seeds"}
+        ),
+        "seeds",
+    ]
 
 # %% ../nbs/08_experiments.ipynb #04df9ef7
 def check_sources(p: Profile) -> None:
     "A `paper-*` profile (or one that gives `sources:`) names the source of every value; no source names a value it lacks."
-    if not (p.name.startswith("paper-") or p.sources): return
+    if not (p.name.startswith("paper-") or p.sources):
+        return
     wanted = sourced_settings(p)
     missing = [k for k in wanted if not str(p.sources.get(k, "")).strip()]
-    if missing: _fail(p.name, f"sources: gives no source for {missing[0]}; name where its value comes from, or say 'not stated'")
+    if missing:
+        _fail(
+            p.name,
+            f"sources: gives no source for {missing[0]}; name where its value comes from, or say 'not stated'",
+        )
     _unknown(p.name, "sources", p.sources, wanted)
 
 # %% ../nbs/08_experiments.ipynb #b4fedc1a
 def _check_seeds(profile: str, seeds, where: str) -> None:
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
         _fail(profile, f"{where} must be a non-empty list of integers >= 0, e.g. {where}: [0, 1]")
-    if len(set(seeds)) != len(seeds): _fail(profile, f"{where} repeat a value; list each seed once")
+    if len(set(seeds)) != len(seeds):
+        _fail(profile, f"{where} repeat a value; list each seed once")
+
 
 def check_profile(p: Profile) -> Profile:
     "Raise one `ValueError` line naming the fix for the first problem of a profile."
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     _unknown(p.name, "recipe", p.recipe, fields - GRID_FIELDS)
     _check_seeds(p.name, p.seeds, "seeds")
-    if not p.methods and not p.sweep: _fail(p.name, "no runs: add methods: and/or sweep:")
+    if not p.methods and not p.sweep:
+        _fail(p.name, "no runs: add methods: and/or sweep:")
     for name, spec in p.methods.items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
             _fail(p.name, f"variant name {name!r} must be letters, digits, '.', '_' or '-'")
-        if not isinstance(spec, dict): _fail(p.name, f"variant {name!r} must be a mapping, e.g. {{method: tse, tau_f: 0.5}}")
+        if not isinstance(spec, dict):
+            _fail(p.name, f"variant {name!r} must be a mapping, e.g. {{method: tse, tau_f: 0.5}}")
         _unknown(p.name, f"methods.{name}", spec, VARIANT_KEYS)
-        if "seeds" in spec: _check_seeds(p.name, spec["seeds"], f"methods.{name}.seeds")
+        if "seeds" in spec:
+            _check_seeds(p.name, spec["seeds"], f"methods.{name}.seeds")
         variant_method(p.name, name, spec)
     check_sources(p)
-    try: check_evaluation(p.evaluation)  # its kinds, settings and values (05_config), before any run trains
-    except SettingError as e: _fail(p.name, str(e))
+    # its kinds, settings and values (05_config), before any run trains
+    try:
+        check_evaluation(p.evaluation)
+    except SettingError as e:
+        _fail(p.name, str(e))
     if p.sweep:
         _unknown(p.name, "sweep", p.sweep, SWEEP_KEYS)
         for k in SWEEP_KEYS:
             v = p.sweep.get(k)
-            if not (isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
-                _fail(p.name, f"sweep.{k} must be a non-empty list of numbers, e.g. {k}: [0.3, 0.5, 0.7]")
+            if not (
+                isinstance(v, list)
+                and v
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            ):
+                _fail(
+                    p.name,
+                    f"sweep.{k} must be a non-empty list of numbers, e.g. {k}: [0.3, 0.5, 0.7]",
+                )
     return p
 
 # %% ../nbs/08_experiments.ipynb #ca720827
 class ProfileLoader(yaml.SafeLoader):
     """PyYAML's safe loader (YAML 1.1), but numbers written without a dot, `1e-3` and `1e12`, read as numbers as YAML 1.2
     reads them, not text; and a key given twice in one mapping is an error (PyYAML keeps the last, silently)."""
+
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice; keep one", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice; keep one", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
-ProfileLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-                                    list("-+0123456789."))
+
+
+ProfileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 
 def read_yaml(text: str):
     "A profile's YAML, or a `--set` value."
     return yaml.load(text, Loader=ProfileLoader)
 
-def load_profile(name_or_path: str | os.PathLike, search: list | None = None, name: str | None = None) -> Profile:
+
+def load_profile(
+    name_or_path: str | os.PathLike, search: list | None = None, name: str | None = None
+) -> Profile:
     "Read and validate a profile: a path to a `.yaml` file (named `name`, else by its file) or a name looked up in `profiles/`."
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
@@ -156,58 +229,98 @@ def load_profile(name_or_path: str | os.PathLike, search: list | None = None, na
         found = [d / f"{name_or_path}.yaml" for d in dirs if (d / f"{name_or_path}.yaml").exists()]
         if not found:
             known = sorted({q.stem for d in dirs if d.exists() for q in d.glob("*.yaml")})
-            raise ValueError(f"unknown profile {str(name_or_path)!r}; choose one of {', '.join(known) or '(none found in profiles/)'}")
+            raise ValueError(
+                f"unknown profile {str(name_or_path)!r}; choose one of {', '.join(known) or '(none found in profiles/)'}"
+            )
         path = found[0]
-    if not path.exists(): raise ValueError(f"profile file {path} not found; check the path")
-    if path.is_dir(): raise ValueError(f"profile {path} is a folder; name a .yaml file, or a profile in profiles/")
-    try: data = read_yaml(path.read_text()) or {}
+    if not path.exists():
+        raise ValueError(f"profile file {path} not found; check the path")
+    if path.is_dir():
+        raise ValueError(
+            f"profile {path} is a folder; name a .yaml file, or a profile in profiles/"
+        )
+    try:
+        data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ValueError(f"profile {path}: not valid YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}); fix the file") from None
-    if not isinstance(data, dict): _fail(path.stem, "the file must be a mapping with recipe:, seeds:, methods:")
+        raise ValueError(
+            f"profile {path}: not valid YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}); fix the file"
+        ) from None
+    if not isinstance(data, dict):
+        _fail(path.stem, "the file must be a mapping with recipe:, seeds:, methods:")
     _unknown(path.stem, "the top level", data, PROFILE_KEYS)
     for k in ("recipe", "methods", "sweep", "evaluation", "sources"):
-        if not isinstance(data.get(k) or {}, dict): _fail(path.stem, f"{k}: must be a mapping")
+        if not isinstance(data.get(k) or {}, dict):
+            _fail(path.stem, f"{k}: must be a mapping")
     seeds = data.get("seeds", [0])
-    p = Profile(name or path.stem, str(data.get("description", "")).strip(), dict(data.get("recipe") or {}),
-                list(seeds) if isinstance(seeds, list) else [seeds], dict(data.get("methods") or {}),
-                dict(data.get("sweep") or {}), str(path), dict(data.get("evaluation") or {}), dict(data.get("sources") or {}))
+    p = Profile(
+        name or path.stem,
+        str(data.get("description", "")).strip(),
+        dict(data.get("recipe") or {}),
+        list(seeds) if isinstance(seeds, list) else [seeds],
+        dict(data.get("methods") or {}),
+        dict(data.get("sweep") or {}),
+        str(path),
+        dict(data.get("evaluation") or {}),
+        dict(data.get("sources") or {}),
+    )
     return check_profile(p)
 
 # %% ../nbs/08_experiments.ipynb #c1253a9f
 def profile_text(p: Profile) -> str:
     "The profile as YAML: its file as written, or the fields of one built in code."
-    if p.path: return Path(p.path).read_text()
-    return yaml.safe_dump({k: v for k, v in dataclasses.asdict(p).items() if k not in ("name", "path") and v}, sort_keys=False)
+    if p.path:
+        return Path(p.path).read_text()
+    return yaml.safe_dump(
+        {k: v for k, v in dataclasses.asdict(p).items() if k not in ("name", "path") and v},
+        sort_keys=False,
+    )
 
 # %% ../nbs/08_experiments.ipynb #56f128c9
-def _num(x) -> str: return f"{x:g}"
+def _num(x) -> str:
+    return f"{x:g}"
+
 
 def variants(p: Profile) -> dict:
     "Variant name -> (normalised spec `{method, ...loss settings}`, where its settings were written) (methods first, then the sweep)."
     out = {}
     for name, spec in p.methods.items():
         method = variant_method(p.name, name, spec)
-        out[str(name)] = ({"method": method, **{k: v for k, v in spec.items() if k in LOSS_SETTINGS | VARIANT_RECIPE_KEYS}}, f"methods.{name}")
+        out[str(name)] = (
+            {
+                "method": method,
+                **{k: v for k, v in spec.items() if k in LOSS_SETTINGS | VARIANT_RECIPE_KEYS},
+            },
+            f"methods.{name}",
+        )
     for tau_f, kappa in itertools.product(p.sweep.get("tau_f", []), p.sweep.get("kappa", [])):
         name = f"tse-t{_num(tau_f)}-k{_num(kappa)}"
-        if name in out: _fail(p.name, f"sweep variant {name} clashes with a methods: entry; rename that entry")
+        if name in out:
+            _fail(p.name, f"sweep variant {name} clashes with a methods: entry; rename that entry")
         out[name] = ({"method": "tse", "tau_f": float(tau_f), "kappa": float(kappa)}, "sweep")
     return out
 
+
 def _yaml_key(field: str, spec: dict, where: str) -> str:
     "Where a setting of a run was written in the profile: `methods.<variant>.<key>`, `sweep.<key>`, `seeds` or `recipe.<key>`."
-    return f"{where}.{field}" if field in spec else "seeds" if field == "seed" else f"recipe.{field}"
+    return (
+        f"{where}.{field}" if field in spec else "seeds" if field == "seed" else f"recipe.{field}"
+    )
+
 
 def expand(p: Profile) -> list[Run]:
     "All runs of a profile, each validated by `TrainConfig`; a bad value is named by its YAML key."
     runs = []
     for variant, (spec, where) in variants(p).items():
-        for seed in p.methods[variant].get("seeds", p.seeds) if where.startswith("methods.") else p.seeds:
+        for seed in (
+            p.methods[variant].get("seeds", p.seeds) if where.startswith("methods.") else p.seeds
+        ):
             settings = {**p.recipe, **spec, "seed": seed, "progress": False}
-            try: cfg = TrainConfig(**settings).validate()
-            except SettingError as e: _fail(p.name, f"run {variant}-s{seed}: {e.named(_yaml_key(e.field, spec, where))}")
+            try:
+                cfg = TrainConfig(**settings).validate()
+            except SettingError as e:
+                _fail(p.name, f"run {variant}-s{seed}: {e.named(_yaml_key(e.field, spec, where))}")
             runs.append(Run(f"{variant}-s{seed}", variant, cfg.method, seed, asdict(cfg)))
     return runs
 
@@ -217,48 +330,75 @@ def profile_dir() -> Path:
     return checkout() / "profiles"
 
 # %% ../nbs/08_experiments.ipynb #6a95e7d8
-def notebook_parameters(run: Run, out: Path, nproc: int, resume: bool, evaluation: dict | None = None) -> dict:
+def notebook_parameters(
+    run: Run, out: Path, nproc: int, resume: bool, evaluation: dict | None = None
+) -> dict:
     "Papermill parameters of the run notebook for one run: its whole config, the process count, what to evaluate after it."
-    return {"config": {**run.config, "out": str(out), "resume": resume}, "nproc": nproc, "evaluation": evaluation or {}}
+    return {
+        "config": {**run.config, "out": str(out), "resume": resume},
+        "nproc": nproc,
+        "evaluation": evaluation or {},
+    }
+
 
 def train_flags(cfg: TrainConfig) -> list[str]:
     "The `tse_repro.train` command line of a config."
     flags = []
     for k, v in asdict(cfg).items():
         flag = flag_name(k)
-        if isinstance(v, bool): flags.append(flag if v else "--no-" + flag[2:])
-        elif v is not None: flags += [flag, str(v)]
+        if isinstance(v, bool):
+            flags.append(flag if v else "--no-" + flag[2:])
+        elif v is not None:
+            flags += [flag, str(v)]
     return flags
+
 
 def launch(cfg: TrainConfig, nproc: int = 1) -> dict:
     "Train one run: in this process, or under `torchrun --nproc_per_node=nproc`; returns the summary."
     if nproc <= 1:
         from tse_repro.train import train
+
         return train(cfg)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "tse_repro.train", *train_flags(cfg)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "tse_repro.train",
+        *train_flags(cfg),
+    ]
     print(" ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail = []
     for line in proc.stdout:
-        print(line, end="", flush=True); tail = (tail + [line])[-30:]
-    if proc.wait() != 0: raise RuntimeError(f"torchrun exited with status {proc.returncode}; last lines:\n{''.join(tail)}")
+        print(line, end="", flush=True)
+        tail = (tail + [line])[-30:]
+    if proc.wait() != 0:
+        raise RuntimeError(
+            f"torchrun exited with status {proc.returncode}; last lines:\n{''.join(tail)}"
+        )
     return RunFolder(cfg.out).summary()
 
 # %% ../nbs/08_experiments.ipynb #ae6b32b8
 def notebooks_dir() -> Path:
     "Folder of the papermill notebooks (`nbs/papermill` of this checkout)."
     for d in (checkout() / "nbs" / "papermill", Path.cwd() / "nbs" / "papermill"):
-        if (d / "run.ipynb").exists(): return d
+        if (d / "run.ipynb").exists():
+            return d
     raise FileNotFoundError("nbs/papermill/run.ipynb not found; run from the tse-repro checkout")
 
 # %% ../nbs/08_experiments.ipynb #36ea99b8
-def _strip_ansi(s: str) -> str: return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", s)
+def _strip_ansi(s: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", s)
+
 
 def _here(path: Path) -> str:
     "`path` relative to the working directory when it lies below it: executed notebooks then hold no machine's paths."
     path = Path(path).absolute()
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
 
 def ipc_kernel_manager(stderr=None) -> type:
     """An `AsyncKernelManager` class whose kernels talk over IPC (Unix sockets in Jupyter's runtime folder) rather than
@@ -269,37 +409,71 @@ def ipc_kernel_manager(stderr=None) -> type:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.paths import jupyter_runtime_dir
     from traitlets import default
+
     class IPCKernelManager(AsyncKernelManager):
         exit_codes = []
+
         @default("transport")
-        def _ipc(self): return "ipc"
-        @default("ip")  # the sockets' path prefix; jupyter_client's own default is relative, i.e. in the working folder
+        def _ipc(self):
+            return "ipc"
+
+        # the sockets' path prefix; jupyter_client's own default is relative, i.e. in the working
+        # folder
+        @default("ip")
         def _sockets(self):
-            os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)  # absent on a fresh machine
+            # absent on a fresh machine
+            os.makedirs(jupyter_runtime_dir(), mode=0o700, exist_ok=True)
             return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex[:12]}-ipc")
+
         async def start_kernel(self, **kw):
-            if stderr is not None: kw.setdefault("stderr", stderr)
+            if stderr is not None:
+                kw.setdefault("stderr", stderr)
             return await super().start_kernel(**kw)
-        async def _async_is_alive(self) -> bool:  # what the client and nbclient's liveness polls ask
+
+        # what the client and nbclient's liveness polls ask
+        async def _async_is_alive(self) -> bool:
             alive = await super()._async_is_alive()
-            if not alive and self.has_kernel and (code := await self.provisioner.poll()) is not None: self.exit_codes.append(code)
+            if (
+                not alive
+                and self.has_kernel
+                and (code := await self.provisioner.poll()) is not None
+            ):
+                self.exit_codes.append(code)
             return alive
+
         is_alive = _async_is_alive
+
     return IPCKernelManager
+
 
 class KernelDied(RuntimeError):
     "The kernel running a notebook died under it (killed from outside, or out of memory); the run's last checkpoint is kept."
 
+
 def kernel_death(exit_codes: list, log: Path) -> str:
     "Why a notebook's kernel died, from its exit code, and what to do about it."
     code = exit_codes[-1] if exit_codes else None
-    try: name = signal.Signals(-code).name if code is not None and code < 0 else None
-    except ValueError: name = f"signal {-code}"
-    why = {"SIGKILL": " (the out-of-memory killer's signal, or kill -9)", "SIGTERM": " (kill, or a scheduler stopping it)"}
-    how = f"was killed by {name}{why.get(name, '')}" if name else f"exited with code {code}" if code else "died"
+    try:
+        name = signal.Signals(-code).name if code is not None and code < 0 else None
+    except ValueError:
+        name = f"signal {-code}"
+    why = {
+        "SIGKILL": " (the out-of-memory killer's signal, or kill -9)",
+        "SIGTERM": " (kill, or a scheduler stopping it)",
+    }
+    how = (
+        f"was killed by {name}{why.get(name, '')}"
+        if name
+        else f"exited with code {code}"
+        if code
+        else "died"
+    )
     return f"the run's kernel {how}, its messages in {_here(log)}; rerun the same command to resume from the last checkpoint"
 
-def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = False, cwd: Path | None = None) -> None:
+
+def execute_notebook(
+    name: str, out_nb: Path, parameters: dict, verbose: bool = False, cwd: Path | None = None
+) -> None:
     """Execute `nbs/papermill/<name>` with papermill's Python API into `out_nb`, its kernel on IPC.
 
     The kernel process's own messages (its noise when a sweep is interrupted) go to a hidden
@@ -307,79 +481,140 @@ def execute_notebook(name: str, out_nb: Path, parameters: dict, verbose: bool = 
     `cwd`: the kernel's working folder (default: this one), which the notebook's relative paths start from."""
     import papermill as pm
     import logging
-    for logger in ("traitlets", "papermill"):  # nbclient's "kernel died" on Ctrl-C; cell errors reach error.txt anyway
+
+    # nbclient's "kernel died" on Ctrl-C; cell errors reach error.txt anyway
+    for logger in ("traitlets", "papermill"):
         logging.getLogger(logger).setLevel(logging.INFO if verbose else logging.CRITICAL)
     from nbclient.exceptions import DeadKernelError
+
     kernel_log = Path(out_nb).with_name(f".{Path(out_nb).stem}.kernel.log")
     with open(kernel_log, "ab") as log:
         manager = ipc_kernel_manager(log)
-        try: pm.execute_notebook(_here(notebooks_dir() / name), _here(out_nb), parameters=parameters, kernel_name="python3",
-                                 progress_bar=False, log_output=verbose, cwd=str(cwd or Path.cwd()), kernel_manager_class=manager)
-        except DeadKernelError: raise KernelDied(kernel_death(manager.exit_codes, kernel_log)) from None
+        try:
+            pm.execute_notebook(
+                _here(notebooks_dir() / name),
+                _here(out_nb),
+                parameters=parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=verbose,
+                cwd=str(cwd or Path.cwd()),
+                kernel_manager_class=manager,
+            )
+        except DeadKernelError:
+            raise KernelDied(kernel_death(manager.exit_codes, kernel_log)) from None
         except Exception as e:
-            if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
+            # Ctrl-C reached the kernel first
+            if getattr(e, "ename", "") == "KeyboardInterrupt":
+                raise KeyboardInterrupt from None
             raise
         finally:
-            if Path(out_nb).exists(): scrub_executed(out_nb)
+            if Path(out_nb).exists():
+                scrub_executed(out_nb)
 
-INPUT_ERRORS = ("ValueError", "SettingError", "TypeError", "DataError", "DataMissing", "RunRefused")  # exit 2, not 1
+
+# exit 2, not 1
+INPUT_ERRORS = ("ValueError", "SettingError", "TypeError", "DataError", "DataMissing", "RunRefused")
+
 
 def papermill_command(argv: list) -> None:
     "papermill's own command line (every flag of `papermill --help`) with its kernel on IPC: `python -m tse_repro.experiments papermill IN OUT ...`."
     from papermill.cli import papermill
     from papermill.exceptions import PapermillExecutionError
     from papermill.engines import NBClientEngine, papermill_engines
+
     class IPCEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kw):
-            return super().execute_managed_notebook(nb_man, kernel_name, kernel_manager_class=ipc_kernel_manager(), **kw)
-    papermill_engines.register("ipc", IPCEngine)  # papermill's own extension point: how a notebook is executed
+            return super().execute_managed_notebook(
+                nb_man, kernel_name, kernel_manager_class=ipc_kernel_manager(), **kw
+            )
+
+    # papermill's own extension point: how a notebook is executed
+    papermill_engines.register("ipc", IPCEngine)
     paths = [a for a in argv[:2] if not a.startswith("-")]
     if len(paths) == 2 and "://" not in paths[1] and not Path(paths[1]).parent.is_dir():
-        print(f"papermill: error: {Path(paths[1]).parent} does not exist; create it first (mkdir -p "
-              f"{Path(paths[1]).parent}) or write the executed notebook elsewhere", file=sys.stderr, flush=True)
+        print(
+            f"papermill: error: {Path(paths[1]).parent} does not exist; create it first (mkdir -p "
+            f"{Path(paths[1]).parent}) or write the executed notebook elsewhere",
+            file=sys.stderr,
+            flush=True,
+        )
         raise SystemExit(2)
-    try: papermill.main(args=["--engine", "ipc", *argv], prog_name="python -m tse_repro.experiments papermill")
-    except PapermillExecutionError as e:  # the notebook's own one-line error, not its cell's traceback
-        print(f"papermill: error in cell {e.exec_count}: {e.ename}: {e.evalue} (the executed notebook holds the traceback)",
-              file=sys.stderr, flush=True)
+    try:
+        papermill.main(
+            args=["--engine", "ipc", *argv], prog_name="python -m tse_repro.experiments papermill"
+        )
+    # the notebook's own one-line error, not its cell's traceback
+    except PapermillExecutionError as e:
+        print(
+            f"papermill: error in cell {e.exec_count}: {e.ename}: {e.evalue} (the executed notebook holds the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
         raise SystemExit(2 if e.ename in INPUT_ERRORS else 1) from None
 
 # %% ../nbs/08_experiments.ipynb #53c5522d
 VOLATILE = ("start_time", "end_time", "duration")
 
+
 def _from_checkout(path: str) -> str:
     "A path below this checkout, relative to it (so an executed notebook does not depend on where it was run from)."
     p = Path(path)
-    return str(p.relative_to(checkout())) if p.is_absolute() and p.is_relative_to(checkout()) else path
+    return (
+        str(p.relative_to(checkout())) if p.is_absolute() and p.is_relative_to(checkout()) else path
+    )
+
 
 def scrub_executed(path: Path) -> None:
     """Drop what changes between two executions of the same inputs: clock times, the interpreter's patch version, the
     random id papermill gives its injected-parameters cell, the source notebook's absolute path, and the checkout's
     absolute path in any output."""
-    try: nb = json.loads(Path(path).read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError): return  # a write cut short (a full disk): unfinished_notebook says so
+    try:
+        nb = json.loads(Path(path).read_text())
+    # a write cut short (a full disk): unfinished_notebook says so
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return
     nb["metadata"].get("language_info", {}).pop("version", None)
     for meta in [nb["metadata"], *(c.get("metadata", {}) for c in nb["cells"])]:
         meta.pop("execution", None)
-        for key in VOLATILE: meta.get("papermill", {}).pop(key, None)
+        for key in VOLATILE:
+            meta.get("papermill", {}).pop(key, None)
     for cell in nb["cells"]:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []): cell["id"] = "injected-parameters"
-    root = str(checkout()) + os.sep  # a library's message may name a file below the checkout (its .venv): keep it relative
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
+    # a library's message may name a file below the checkout (its .venv): keep it relative
+    root = str(checkout()) + os.sep
     for out in (o for cell in nb["cells"] for o in cell.get("outputs", [])):
-        if "text" in out: out["text"] = [t.replace(root, "") for t in out["text"]] if isinstance(out["text"], list) else out["text"].replace(root, "")
+        if "text" in out:
+            out["text"] = (
+                [t.replace(root, "") for t in out["text"]]
+                if isinstance(out["text"], list)
+                else out["text"].replace(root, "")
+            )
     if "input_path" in nb["metadata"].get("papermill", {}):
-        nb["metadata"]["papermill"]["input_path"] = _from_checkout(nb["metadata"]["papermill"]["input_path"])
-    atomic_write(Path(path), lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
+        nb["metadata"]["papermill"]["input_path"] = _from_checkout(
+            nb["metadata"]["papermill"]["input_path"]
+        )
+    atomic_write(
+        Path(path), lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    )
 
 # %% ../nbs/08_experiments.ipynb #e71f5fd7
-GUIDES = ("03_losses.ipynb", "10_report.ipynb")  # committed executed; the other notebooks print timings, which differ run to run
+# committed executed; the other notebooks print timings, which differ run to run
+GUIDES = ("03_losses.ipynb", "10_report.ipynb")
+
 
 def outputs_made_from(nb: dict) -> str:
     "A hash of what a guide notebook's outputs depend on: its code cells and the package's modules."
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    package = "\n".join(p.read_text() for p in sorted((checkout() / "tse_repro").glob("*.py")) if p.name != "_modidx.py")
+    package = "\n".join(
+        p.read_text()
+        for p in sorted((checkout() / "tse_repro").glob("*.py"))
+        if p.name != "_modidx.py"
+    )
     return hashlib.sha256((code + package).encode()).hexdigest()[:16]
+
 
 def execute_guide(path: Path) -> None:
     "Execute a guide notebook in place as `nbdev_test` does (flagged cells skipped), keep its outputs, record what they came from."
@@ -388,36 +623,62 @@ def execute_guide(path: Path) -> None:
     from nbdev.clean import nbdev_clean
     from nbdev.config import get_config
     from nbdev.process import NBProcessor
+
     path, skip = Path(path).resolve(), set(get_config().tst_flags.split())
+
     def skipped(cell) -> bool:
         directives = getattr(cell, "directives_", {}) or {}
-        return (cell.cell_type != "code" or "nbdev_export(" in cell.source or bool(skip & directives.keys())
-                or directives.get("eval:", [""])[0].lower() == "false")
+        return (
+            cell.cell_type != "code"
+            or "nbdev_export(" in cell.source
+            or bool(skip & directives.keys())
+            or directives.get("eval:", [""])[0].lower() == "false"
+        )
+
     ran = NBProcessor(path, process=True).nb
-    for cell in ran.cells: cell["outputs"] = []  # execnb keeps a silent cell's old outputs
+    for cell in ran.cells:
+        cell["outputs"] = []  # execnb keeps a silent cell's old outputs
     os.environ["IN_TEST"] = "1"
     shell, cwd = CaptureShell(path), Path.cwd()
     try:
-        os.chdir(path.parent); shell.run_all(ran, exc_stop=True, preproc=skipped)
-    except Exception: raise RuntimeError(f"{path.name} failed:\n{shell.prettytb(fname=path)}") from None
-    finally: os.chdir(cwd)
+        os.chdir(path.parent)
+        shell.run_all(ran, exc_stop=True, preproc=skipped)
+    except Exception:
+        raise RuntimeError(f"{path.name} failed:\n{shell.prettytb(fname=path)}") from None
+    finally:
+        os.chdir(cwd)
     outputs = {c.get("id"): c.get("outputs", []) for c in ran.cells}
     nb = read_nb(path)
     for cell in nb.cells:
-        if cell.cell_type == "code": cell["outputs"] = outputs.get(cell.get("id"), [])
+        if cell.cell_type == "code":
+            cell["outputs"] = outputs.get(cell.get("id"), [])
     nb.metadata["tse_outputs"] = {"made_from": outputs_made_from(json.loads(json.dumps(nb)))}
     write_nb(nb, path)
     nbdev_clean(fname=str(path))
 
+
 def docs_command(names: list) -> None:
     "`make docs`: execute the guide notebooks (`GUIDES`, or the names given) in place, with their outputs."
     for name in names or GUIDES:
-        start = time.perf_counter(); execute_guide(checkout() / "nbs" / name)
+        start = time.perf_counter()
+        execute_guide(checkout() / "nbs" / name)
         print(f"{name}: executed in {time.perf_counter() - start:.0f} s", flush=True)
 
 # %% ../nbs/08_experiments.ipynb #51910acb
-def papermill_runner(run: Run, run_dir: Path, nproc: int, resume: bool, verbose: bool = False, evaluation: dict | None = None) -> None:
-    execute_notebook("run.ipynb", run_dir / "run.ipynb", notebook_parameters(run, _here(run_dir), nproc, resume, evaluation), verbose)
+def papermill_runner(
+    run: Run,
+    run_dir: Path,
+    nproc: int,
+    resume: bool,
+    verbose: bool = False,
+    evaluation: dict | None = None,
+) -> None:
+    execute_notebook(
+        "run.ipynb",
+        run_dir / "run.ipynb",
+        notebook_parameters(run, _here(run_dir), nproc, resume, evaluation),
+        verbose,
+    )
 
 # %% ../nbs/08_experiments.ipynb #2ac613f1
 def describe_error(e: BaseException) -> str:
@@ -426,6 +687,7 @@ def describe_error(e: BaseException) -> str:
         tb = "\n".join(_strip_ansi(line) for line in (getattr(e, "traceback", None) or []))
         return f"{e.ename}: {_strip_ansi(str(e.evalue))}\n\n{tb}\n"
     import traceback
+
     return f"{type(e).__name__}: {e}\n\n{''.join(traceback.format_exception(e))}"
 
 # %% ../nbs/08_experiments.ipynb #9c4ba51f
@@ -433,19 +695,34 @@ def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
+
 class Progress:
     "A background watcher of one run's metrics.jsonl that logs a progress line per finished epoch."
-    def __init__(self, folder: RunFolder, index: int, total: int, epochs: int, sweep_start: float, finished: list, log=print, every: float = 2.0,
-                 to_train: int | None = None):
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        index: int,
+        total: int,
+        epochs: int,
+        sweep_start: float,
+        finished: list,
+        log=print,
+        every: float = 2.0,
+        to_train: int | None = None,
+    ):
         self.folder, self.index, self.total, self.epochs = folder, index, total, epochs
-        self.to_train = total - index if to_train is None else to_train  # runs after this one that will train
+        # runs after this one that will train
+        self.to_train = total - index if to_train is None else to_train
         self.sweep_start, self.finished, self.log, self.every = sweep_start, finished, log, every
         self.start, self.seen = time.time(), len(self._epochs())
         self.first, self._stop = self.seen, None
 
     def _epochs(self) -> list:
-        try: return self.folder.history()
-        except Exception: return []  # a half-written file: read it next time
+        try:
+            return self.folder.history()
+        except Exception:
+            return []  # a half-written file: read it next time
 
     def line(self, done: int) -> str:
         "The progress line after `done` epochs of this run."
@@ -454,102 +731,184 @@ class Progress:
         run_total = per_epoch * (self.epochs - self.first)
         per_run = sum(self.finished) / len(self.finished) if self.finished else run_total
         left = per_epoch * (self.epochs - done) + per_run * self.to_train
-        return (f"    [{self.index}/{self.total}] {self.folder.path.name}: epoch {done}/{self.epochs}, {_clock(now - self.start)} in this run; "
-                f"sweep {_clock(now - self.sweep_start)} so far, about {_clock(left)} left")
+        return (
+            f"    [{self.index}/{self.total}] {self.folder.path.name}: epoch {done}/{self.epochs}, {_clock(now - self.start)} in this run; "
+            f"sweep {_clock(now - self.sweep_start)} so far, about {_clock(left)} left"
+        )
 
     def poll(self) -> None:
         done = len(self._epochs())
-        if done > self.seen: self.seen = done; self.log(self.line(done))
+        if done > self.seen:
+            self.seen = done
+            self.log(self.line(done))
 
     def __enter__(self):
         import threading
+
         self._stop = threading.Event()
+
         def watch():
-            while not self._stop.wait(self.every): self.poll()
-        self._thread = threading.Thread(target=watch, daemon=True); self._thread.start()
+            while not self._stop.wait(self.every):
+                self.poll()
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc):
-        self._stop.set(); self._thread.join()
+        self._stop.set()
+        self._thread.join()
 
 # %% ../nbs/08_experiments.ipynb #8a624925
 def reevaluate(folder: RunFolder, evaluation: dict) -> bool:
     "Evaluate a complete run (with its checkpoint) again when its eval.json is missing or was made with other evaluation settings."
     done = folder.read_json("eval")
-    if not folder.file("checkpoint").exists() or (done is not None and done.get("evaluation", {}) == evaluation): return False
+    if not folder.file("checkpoint").exists() or (
+        done is not None and done.get("evaluation", {}) == evaluation
+    ):
+        return False
     from tse_repro.eval import analyze_run
+
     analyze_run(folder.path, evaluation)
-    folder.file("error").unlink(missing_ok=True)  # the evaluation that failed after training is done now
+    # the evaluation that failed after training is done now
+    folder.file("error").unlink(missing_ok=True)
     return True
+
 
 def select_runs(runs: list, only: str | None) -> list:
     "The runs whose name matches the regular expression `only` (all when None); a bad or fruitless filter is an error."
-    if only is None: return runs
-    try: pattern = re.compile(only)
-    except re.error as e: raise ValueError(f"--only {only!r} is not a regular expression ({e}); e.g. --only '^tse-s0$'") from None
+    if only is None:
+        return runs
+    try:
+        pattern = re.compile(only)
+    except re.error as e:
+        raise ValueError(
+            f"--only {only!r} is not a regular expression ({e}); e.g. --only '^tse-s0$'"
+        ) from None
     picked = [r for r in runs if pattern.search(r.name)]
-    if not picked: raise ValueError(f"--only {only!r} matches none of the runs ({', '.join(r.name for r in runs[:6])}{', ...' if len(runs) > 6 else ''})")
+    if not picked:
+        raise ValueError(
+            f"--only {only!r} matches none of the runs ({', '.join(r.name for r in runs[:6])}{', ...' if len(runs) > 6 else ''})"
+        )
     return picked
+
 
 def identity_record(run: Run, profile: str, nproc: int) -> dict:
     "What `run.json` says of a run: who it is in the profile, and its identity and key."
     identity = run_identity(run.config, nproc)
-    return {"name": run.name, "variant": run.variant, "method": run.method, "seed": run.seed, "profile": profile,
-            "nproc": nproc, "key": run_key(identity), "identity": identity}
+    return {
+        "name": run.name,
+        "variant": run.variant,
+        "method": run.method,
+        "seed": run.seed,
+        "profile": profile,
+        "nproc": nproc,
+        "key": run_key(identity),
+        "identity": identity,
+    }
+
 
 def _changed(old: dict, new: dict) -> str:
     "What differs between two identities, in words."
     o, n = old.get("identity") or {}, new["identity"]
-    settings = sorted(k for k in set(o.get("settings", {})) | set(n["settings"]) if o.get("settings", {}).get(k) != n["settings"].get(k))
-    words = settings + (["data"] if o.get("data") != n["data"] else []) + (["process count"] if o.get("nproc") != n["nproc"] else [])
+    settings = sorted(
+        k
+        for k in set(o.get("settings", {})) | set(n["settings"])
+        if o.get("settings", {}).get(k) != n["settings"].get(k)
+    )
+    words = (
+        settings
+        + (["data"] if o.get("data") != n["data"] else [])
+        + (["process count"] if o.get("nproc") != n["nproc"] else [])
+    )
     return ", ".join(words) or "an unrecorded identity"
+
 
 def unfinished_notebook(path: Path) -> str:
     "Why the executed notebook `path` is not a whole execution ('' when every cell ran): a run killed after its summary leaves one."
-    try: nb = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: return f"{Path(path).name} is unreadable ({type(e).__name__})"
+    try:
+        nb = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{Path(path).name} is unreadable ({type(e).__name__})"
     states = [c.get("metadata", {}).get("papermill", {}).get("status") for c in nb.get("cells", [])]
     ran = sum(s == "completed" for s in states)
-    return "" if states and ran == len(states) else f"its notebook stopped before the end ({Path(path).name}: {ran} of {len(states)} cells ran)"
+    return (
+        ""
+        if states and ran == len(states)
+        else f"its notebook stopped before the end ({Path(path).name}: {ran} of {len(states)} cells ran)"
+    )
+
 
 def damage(folder: RunFolder) -> str:
     """Why the files of a run folder cannot be trusted ('' when they can): a file that does not parse, a summary its metrics or
     config do not back, an executed notebook that stopped early. A checkpoint is checked by the resume that reads it."""
     for name in ("identity", "config", "summary", "eval", "metrics"):
-        try: folder.history() if name == "metrics" else folder.read_json(name)
-        except RunRefused as e: return f"{folder.file(name).name} is unreadable ({str(e).split('(', 1)[1].split(':')[0]})"
+        try:
+            folder.history() if name == "metrics" else folder.read_json(name)
+        except RunRefused as e:
+            return (
+                f"{folder.file(name).name} is unreadable ({str(e).split('(', 1)[1].split(':')[0]})"
+            )
     summary, config, epochs = folder.summary(), folder.config(), len(folder.history())
-    if summary is None: return ""
-    if config is None: return "summary.json but no config.json"
-    if summary.get("epochs_done") != epochs: return f"summary.json says {summary.get('epochs_done')} epochs, metrics.jsonl holds {epochs}"
-    if result_settings(summary.get("config") or {}) != result_settings(config): return "summary.json and config.json name different settings"
-    return unfinished_notebook(folder.path / "run.ipynb") if (folder.path / "run.ipynb").exists() else ""
+    if summary is None:
+        return ""
+    if config is None:
+        return "summary.json but no config.json"
+    if summary.get("epochs_done") != epochs:
+        return (
+            f"summary.json says {summary.get('epochs_done')} epochs, metrics.jsonl holds {epochs}"
+        )
+    if result_settings(summary.get("config") or {}) != result_settings(config):
+        return "summary.json and config.json name different settings"
+    return (
+        unfinished_notebook(folder.path / "run.ipynb")
+        if (folder.path / "run.ipynb").exists()
+        else ""
+    )
+
 
 @contextlib.contextmanager
 def driver_claim(root: Path, name: str):
     "Hold the sweep driver's lock of run `name` under `root` while the block runs; yields False (holds nothing) when another sweep holds it."
     (root / ".locks").mkdir(parents=True, exist_ok=True)
     fd = try_lock(root / ".locks" / f"{name}.lock")
-    try: yield fd is not None
+    try:
+        yield fd is not None
     finally:
-        if fd is not None: os.close(fd)
+        if fd is not None:
+            os.close(fd)
+
 
 def _busy(root: Path, folder: RunFolder) -> bool:
     "Whether a process trains in `folder` now: a trainer owns it, or another sweep driver holds its run."
-    if folder.is_live(): return True
-    with driver_claim(root, folder.path.name) as mine: return not mine
+    if folder.is_live():
+        return True
+    with driver_claim(root, folder.path.name) as mine:
+        return not mine
+
 
 def _key(folder: RunFolder) -> str:
-    try: return folder.identity().get("key", "unkeyed")
-    except RunRefused: return "unkeyed"
+    try:
+        return folder.identity().get("key", "unkeyed")
+    except RunRefused:
+        return "unkeyed"
+
 
 def stale_reason(folder: RunFolder, want: dict | None) -> str:
     "Why `folder` cannot stand for the run `want` (its identity record, None: not in the profile); '' when it can."
-    if why := damage(folder): return f"damaged: {why}"
+    if why := damage(folder):
+        return f"damaged: {why}"
     have = folder.identity()
-    if want is None: return "no longer in the profile"
-    if not have.get("key"): return "it holds no record of its settings (no run.json)"
-    return f"its settings changed since it ran ({_changed(have, want)})" if have["key"] != want["key"] else ""
+    if want is None:
+        return "no longer in the profile"
+    if not have.get("key"):
+        return "it holds no record of its settings (no run.json)"
+    return (
+        f"its settings changed since it ran ({_changed(have, want)})"
+        if have["key"] != want["key"]
+        else ""
+    )
+
 
 def set_aside_stale(root: Path, expected: dict, log=print) -> list[Path]:
     "Move every run folder under `root/runs` that is damaged or not an expected run (name -> identity record) into `root/stale/`."
@@ -557,31 +916,56 @@ def set_aside_stale(root: Path, expected: dict, log=print) -> list[Path]:
     for folder in map(RunFolder, sorted((root / "runs").glob("*/"))):
         if _busy(root, folder):
             if _key(folder) != (expected.get(folder.path.name) or {}).get("key"):
-                log(f"    {folder.path.name}: a live run with other settings trains there; left alone")
+                log(
+                    f"    {folder.path.name}: a live run with other settings trains there; left alone"
+                )
             continue
-        if not (why := stale_reason(folder, expected.get(folder.path.name))): continue
+        if not (why := stale_reason(folder, expected.get(folder.path.name))):
+            continue
         target = root / "stale" / f"{folder.path.name}-{_key(folder)}"
-        while target.exists(): target = target.with_name(target.name + "+")
+        while target.exists():
+            target = target.with_name(target.name + "+")
         target.parent.mkdir(parents=True, exist_ok=True)
-        folder.path.rename(target); moved.append(target)
-        log(f"    {folder.path.name}: {why}; the old run was moved to {_here(target)}/ (kept, delete it by hand when done)"
-            + ("; it trains again" if why.startswith("damaged") and folder.path.name in expected else ""))
+        folder.path.rename(target)
+        moved.append(target)
+        log(
+            f"    {folder.path.name}: {why}; the old run was moved to {_here(target)}/ (kept, delete it by hand when done)"
+            + (
+                "; it trains again"
+                if why.startswith("damaged") and folder.path.name in expected
+                else ""
+            )
+        )
     return moved
 
 # %% ../nbs/08_experiments.ipynb #eab22223
-DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space left, quota exceeded, file size limit
+# no space left, quota exceeded, file size limit
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
 
 class NoSpace(RuntimeError):
     "The disk filled up (or a quota or file size limit was hit) while a sweep wrote: the sweep stops; what is written stays."
 
+
 def disk_full(e: BaseException) -> str:
     "The words of a full-disk error, raised here or in a run notebook's kernel; '' for any other error."
-    if isinstance(e, OSError) and e.errno in DISK_FULL: return f"{e.strerror}: {e.filename}" if e.filename else str(e.strerror)
+    if isinstance(e, OSError) and e.errno in DISK_FULL:
+        return f"{e.strerror}: {e.filename}" if e.filename else str(e.strerror)
     words = re.search(r"\[Errno (\d+)\][^\n]*", _strip_ansi(str(getattr(e, "evalue", ""))))
     return words.group(0) if words and int(words.group(1)) in DISK_FULL else ""
 
-def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int = 1, only: str | None = None,
-                runner=None, verbose: bool = False, log=print, done=None, by_seed: bool = False) -> dict:
+
+def run_profile(
+    profile: Profile,
+    work: str | os.PathLike = "runs",
+    nproc: int = 1,
+    only: str | None = None,
+    runner=None,
+    verbose: bool = False,
+    log=print,
+    done=None,
+    by_seed: bool = False,
+) -> dict:
     """Train every run of `profile` that is not complete in `work/<profile>/`; returns `{run name: status}`.
 
     `runner(run, run_dir, nproc, resume)` trains one run (default: the papermill run notebook). Two sweeps of one profile
@@ -589,29 +973,48 @@ def run_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int =
     `done(folder)` is called for each run that is complete, trained now or before, while its lock is held. `by_seed`: seed
     by seed (every variant of seed 0, then of seed 1, ...; variants with seeds of their own after), so that a sweep
     stopped early leaves runs that pair."""
-    runner = runner or functools.partial(papermill_runner, verbose=verbose, evaluation=profile.evaluation)
+    runner = runner or functools.partial(
+        papermill_runner, verbose=verbose, evaluation=profile.evaluation
+    )
     root = Path(work) / profile.name
     expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
     runs = select_runs(expand(profile), only)
-    if by_seed: runs = sorted(runs, key=lambda r: ("seeds" in profile.methods.get(r.variant, {}), r.seed))
+    if by_seed:
+        runs = sorted(runs, key=lambda r: ("seeds" in profile.methods.get(r.variant, {}), r.seed))
     (root / "runs").mkdir(parents=True, exist_ok=True)
-    atomic_write(root / "profile.yaml", lambda p: p.write_text(profile_text(profile)))  # the grid this sweep was made from, for its report
+    # the grid this sweep was made from, for its report
+    atomic_write(root / "profile.yaml", lambda p: p.write_text(profile_text(profile)))
     set_aside_stale(root, expected, log)
     statuses, sweep = {}, {"start": time.time(), "durations": [], "runs": runs, "root": root}
     for i, run in enumerate(runs, 1):
         with driver_claim(root, run.name) as mine:
-            if not mine: statuses[run.name] = "live"; log(f"[{i}/{len(runs)}] {run.name}: live (another sweep trains it), skipped"); continue
-            statuses[run.name] = _train_one(run, i, expected[run.name], profile, runner, nproc, sweep, log)
-            if done and statuses[run.name] == "complete": done(RunFolder(root / "runs" / run.name))
+            if not mine:
+                statuses[run.name] = "live"
+                log(f"[{i}/{len(runs)}] {run.name}: live (another sweep trains it), skipped")
+                continue
+            statuses[run.name] = _train_one(
+                run, i, expected[run.name], profile, runner, nproc, sweep, log
+            )
+            if done and statuses[run.name] == "complete":
+                done(RunFolder(root / "runs" / run.name))
     return statuses
 
-def _train_one(run: Run, i: int, identity: dict, profile: Profile, runner, nproc: int, sweep: dict, log) -> str:
+
+def _train_one(
+    run: Run, i: int, identity: dict, profile: Profile, runner, nproc: int, sweep: dict, log
+) -> str:
     "Train run `i` of a sweep, whose driver lock we hold; returns its status."
-    folder, runs, where = RunFolder(sweep["root"] / "runs" / run.name), sweep["runs"], f"[{i}/{len(sweep['runs'])}] {run.name}"
+    folder, runs, where = (
+        RunFolder(sweep["root"] / "runs" / run.name),
+        sweep["runs"],
+        f"[{i}/{len(sweep['runs'])}] {run.name}",
+    )
     status = folder.status()
     if status == "complete" and reevaluate(folder, profile.evaluation):
         log(f"{where}: complete; evaluated (again): its eval.json was missing or of other settings")
-    if status in ("complete", "live"): log(f"{where}: {status}, skipped"); return status
+    if status in ("complete", "live"):
+        log(f"{where}: {status}, skipped")
+        return status
     resume = folder.file("config").exists()
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.file("error").unlink(missing_ok=True)
@@ -619,52 +1022,110 @@ def _train_one(run: Run, i: int, identity: dict, profile: Profile, runner, nproc
     log(f"{where}: {'resuming' if resume else 'starting'} ({run.method})")
     start = time.perf_counter()
     try:
-        to_train = sum(RunFolder(sweep["root"] / "runs" / r.name).status() not in ("complete", "live") for r in runs[i:])
-        with Progress(folder, i, len(runs), run.config["epochs"], sweep["start"], sweep["durations"], log, to_train=to_train):
+        to_train = sum(
+            RunFolder(sweep["root"] / "runs" / r.name).status() not in ("complete", "live")
+            for r in runs[i:]
+        )
+        with Progress(
+            folder,
+            i,
+            len(runs),
+            run.config["epochs"],
+            sweep["start"],
+            sweep["durations"],
+            log,
+            to_train=to_train,
+        ):
             runner(run, folder.path, nproc, resume)
-    except KeyboardInterrupt: raise
+    except KeyboardInterrupt:
+        raise
     except Exception as e:
-        if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel first
-        if full := disk_full(e): raise NoSpace(f"{run.name} could not write its files ({full})") from None
-        if folder.is_live(): log(f"{where}: a live run took the folder first; left alone"); return "live"
+        # Ctrl-C reached the kernel first
+        if getattr(e, "ename", "") == "KeyboardInterrupt":
+            raise KeyboardInterrupt from None
+        if full := disk_full(e):
+            raise NoSpace(f"{run.name} could not write its files ({full})") from None
+        if folder.is_live():
+            log(f"{where}: a live run took the folder first; left alone")
+            return "live"
         folder.write_error(describe_error(e))
     if folder.status() == "complete":
         sweep["durations"].append(time.perf_counter() - start)
-        log(f"    done in {sweep['durations'][-1]:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%")
+        log(
+            f"    done in {sweep['durations'][-1]:.0f} s: top-1 {folder.summary()['final_acc']:.2f}%"
+        )
         return "complete"
     first = folder.error().splitlines()[0] if folder.error() else "no summary.json written"
-    if not folder.error(): folder.write_error(first + "\n")
+    if not folder.error():
+        folder.write_error(first + "\n")
     log(f"    FAILED: {first} (see {_here(folder.file('error'))})")
     return "failed"
 
 # %% ../nbs/08_experiments.ipynb #c028b1d9
-SMOKE_RECIPE = {"epochs": 1, "width": 0.25, "train_per_class": 2, "test_per_class": 1, "full_splits": False, "train_file": None,
-                "download": False, "workers": 0, "pin_memory": False, "persistent_workers": False, "warmup_epochs": 0}
+SMOKE_RECIPE = {
+    "epochs": 1,
+    "width": 0.25,
+    "train_per_class": 2,
+    "test_per_class": 1,
+    "full_splits": False,
+    "train_file": None,
+    "download": False,
+    "workers": 0,
+    "pin_memory": False,
+    "persistent_workers": False,
+    "warmup_epochs": 0,
+}
+
 
 def smoke_profile(p: Profile, work: str | os.PathLike = "runs", nproc: int = 1) -> Profile:
     "A smoke run of `p`'s code path: its recipe but one epoch on synthetic data, one seed, one variant per method, width 0.25."
     name = f"smoke-{p.name}"
     T = p.recipe.get("T", 4)
-    data = write_synthetic(p.recipe.get("dataset", "digits"), Path(work) / name / "data", per_class=2, T=T) if p.recipe.get("dataset", "digits") != "digits" else None
-    recipe = {**p.recipe, **SMOKE_RECIPE, "batch_size": 10 * nproc, **({"data_path": _here(data)} if data else {})}
+    data = (
+        write_synthetic(
+            p.recipe.get("dataset", "digits"), Path(work) / name / "data", per_class=2, T=T
+        )
+        if p.recipe.get("dataset", "digits") != "digits"
+        else None
+    )
+    recipe = {
+        **p.recipe,
+        **SMOKE_RECIPE,
+        "batch_size": 10 * nproc,
+        **({"data_path": _here(data)} if data else {}),
+    }
     methods, seen = {}, set()
     for variant, spec in p.methods.items():
         method = variant_method(p.name, variant, spec)
-        if method not in seen: seen.add(method); methods[variant] = spec
+        if method not in seen:
+            seen.add(method)
+            methods[variant] = spec
     r = recipe
-    description = (f"SMOKE RUN of {p.name}, not a result: its code path ({r['arch']} at width {r['width']}, {r.get('optimizer', 'adam')} "
-                   f"lr {r.get('lr', 0.001)}, augmentation {r.get('augment', 'tet')}, amp {r.get('amp', False)}, T={T}) for one epoch of "
-                   f"one seed on synthetic data.")
-    evaluation = {kind: {**(p.evaluation.get(kind) or {}), "images_per_class": 1} for kind in {"overlap", *p.evaluation}}  # what the synthetic test split holds
-    return check_profile(Profile(name, description, recipe, p.seeds[:1], methods, {}, "", evaluation, {}))
+    description = (
+        f"SMOKE RUN of {p.name}, not a result: its code path ({r['arch']} at width {r['width']}, {r.get('optimizer', 'adam')} "
+        f"lr {r.get('lr', 0.001)}, augmentation {r.get('augment', 'tet')}, amp {r.get('amp', False)}, T={T}) for one epoch of "
+        f"one seed on synthetic data."
+    )
+    # what the synthetic test split holds
+    evaluation = {
+        kind: {**(p.evaluation.get(kind) or {}), "images_per_class": 1}
+        for kind in {"overlap", *p.evaluation}
+    }
+    return check_profile(
+        Profile(name, description, recipe, p.seeds[:1], methods, {}, "", evaluation, {})
+    )
 
 # %% ../nbs/08_experiments.ipynb #dfd6ae3c
-NOT_PROMOTED = (".*", "*.pt", "tensorboard")  # hidden files, checkpoints, event files (named after the host)
+# hidden files, checkpoints, event files (named after the host)
+NOT_PROMOTED = (".*", "*.pt", "tensorboard")
+
 
 def sweep_profile(root: Path, name: str) -> Profile:
     "The profile a sweep folder was made from (its own copy), not the current file in `profiles/`."
-    if not (root / "profile.yaml").exists(): raise ValueError(f"{root}/ holds no sweep: run `make reproduce PROFILE={name}` first")
+    if not (root / "profile.yaml").exists():
+        raise ValueError(f"{root}/ holds no sweep: run `make reproduce PROFILE={name}` first")
     return load_profile(root / "profile.yaml", name=name)
+
 
 def check_promotable(src: Path, swept: Profile) -> None:
     "Every run of the sweep in `src` is complete, undamaged and the run its profile asks for; else one line naming the fix."
@@ -672,44 +1133,69 @@ def check_promotable(src: Path, swept: Profile) -> None:
     for run in expand(swept):
         folder = RunFolder(src / "runs" / run.name)
         if why := damage(folder):
-            raise ValueError(f"{_here(folder.path)} is damaged ({why}): make reproduce PROFILE={name} sets it aside and trains it again")
+            raise ValueError(
+                f"{_here(folder.path)} is damaged ({why}): make reproduce PROFILE={name} sets it aside and trains it again"
+            )
         status, ident = folder.status(), folder.identity()
-        if status != "complete": raise ValueError(f"{_here(folder.path)} is {status}: finish the sweep (make reproduce PROFILE={name}) before promoting it")
+        if status != "complete":
+            raise ValueError(
+                f"{_here(folder.path)} is {status}: finish the sweep (make reproduce PROFILE={name}) before promoting it"
+            )
         if ident.get("key") != (want := identity_record(run, name, ident.get("nproc", 1)))["key"]:
-            raise ValueError(f"{_here(folder.path)} is not the run {_here(src / 'profile.yaml')} asks for now (differs in {_changed(ident, want)}); "
-                             f"rerun make reproduce PROFILE={name}, with the same data folder ($TSE_DATA or --data-path)")
+            raise ValueError(
+                f"{_here(folder.path)} is not the run {_here(src / 'profile.yaml')} asks for now (differs in {_changed(ident, want)}); "
+                f"rerun make reproduce PROFILE={name}, with the same data folder ($TSE_DATA or --data-path)"
+            )
 
 # %% ../nbs/08_experiments.ipynb #8c8aed46
 def exchange(a: Path, b: Path) -> bool:
     """Swap two folders in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot.
     Hand-written because Python's `os` has no renameat2; without it `swap_in` falls back to two renames."""
     import ctypes
-    try: renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError): return False
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
     AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
-    if (err := ctypes.get_errno()) in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP): return False
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    if (err := ctypes.get_errno()) in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
     raise OSError(err, os.strerror(err), str(a), None, str(b))
+
 
 @contextlib.contextmanager
 def signals_held():
     "Ctrl-C and SIGTERM wait until the block is over (a swap of the reference): it is then the old one or the new one."
     held = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try: yield
-    finally: signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
 
 def swap_in(new: Path, dst: Path) -> None:
     "Make folder `new` the folder `dst` in one step; the old `dst`, if any, ends at `new`."
     with signals_held():
-        if not dst.exists(): new.rename(dst)
-        elif not exchange(new, dst):  # two renames: a crash between them leaves `<new>.old`, which `restore_reference` puts back
-            old = new.with_name(new.name + ".old"); dst.rename(old); new.rename(dst); old.rename(new)
+        if not dst.exists():
+            new.rename(dst)
+        # two renames: a crash between them leaves `<new>.old`, which `restore_reference` puts back
+        elif not exchange(new, dst):
+            old = new.with_name(new.name + ".old")
+            dst.rename(old)
+            new.rename(dst)
+            old.rename(new)
+
 
 def restore_reference(stage: Path, dst: Path) -> None:
     "After a crash between the two renames of `swap_in`: the old reference back in place."
     for old in stage.rglob("*.old") if stage.exists() and not dst.exists() else []:
-        if old.name == f"{dst.name}.old": old.rename(dst); return
+        if old.name == f"{dst.name}.old":
+            old.rename(dst)
+            return
+
 
 @contextlib.contextmanager
 def reference_lock(dst: Path, wait: bool = False):
@@ -721,158 +1207,288 @@ def reference_lock(dst: Path, wait: bool = False):
         time.sleep(1)
         fd = try_lock(lock)
     if fd is None:
-        raise ValueError(f"another `make reference` or `make report` of {dst.name} is running (it holds {_here(lock)}); wait for it to finish")
-    try: yield
-    finally: os.close(fd)
+        raise ValueError(
+            f"another `make reference` or `make report` of {dst.name} is running (it holds {_here(lock)}); wait for it to finish"
+        )
+    try:
+        yield
+    finally:
+        os.close(fd)
+
 
 def _record_output_path(nb_path: Path, shown: str) -> None:
     "papermill records where it wrote a notebook: the path it will have once swapped in, not the staging one."
     nb = json.loads(nb_path.read_text())
     nb["metadata"].setdefault("papermill", {})["output_path"] = shown
-    atomic_write(nb_path, lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
+    atomic_write(
+        nb_path, lambda p: p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    )
 
-def replace_reference(dst: Path, fill, verbose: bool = False, report: bool = True, wait: bool = False) -> None:
+
+def replace_reference(
+    dst: Path, fill, verbose: bool = False, report: bool = True, wait: bool = False
+) -> None:
     """Build a new reference `dst` beside it and swap it in in one step, under `reference_lock`: `fill(folder)` writes its
     runs and profile.yaml, then its report is built there. On any error, Ctrl-C or kill, `dst` is the old reference."""
     with reference_lock(dst, wait):
         stage = dst.with_name(f".{dst.name}.staging")
-        restore_reference(stage, dst); shutil.rmtree(stage, ignore_errors=True)
-        rel = Path(_here(dst))  # the report is built under the same relative path, from `stage`, so it names no staging folder
+        restore_reference(stage, dst)
+        shutil.rmtree(stage, ignore_errors=True)
+        # the report is built under the same relative path, from `stage`, so it names no staging
+        # folder
+        rel = Path(_here(dst))
         new, kernel_cwd = (stage / dst.name, None) if rel.is_absolute() else (stage / rel, stage)
         try:
             fill(new)
             if report:
                 results = str(new) if rel.is_absolute() else str(rel)
-                execute_notebook("report.ipynb", new / "report.ipynb", {"results_dir": results, "profile": str(Path(results) / "profile.yaml")},
-                                 verbose, cwd=kernel_cwd)
+                execute_notebook(
+                    "report.ipynb",
+                    new / "report.ipynb",
+                    {"results_dir": results, "profile": str(Path(results) / "profile.yaml")},
+                    verbose,
+                    cwd=kernel_cwd,
+                )
                 _record_output_path(new / "report.ipynb", _here(dst / "report.ipynb"))
             swap_in(new, dst)
-        finally: shutil.rmtree(stage, ignore_errors=True)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
 
 def copy_run(src: Path, dst: Path) -> None:
     "Copy run folder `src` to `dst` (not there yet) in one rename, without checkpoints, event files or hidden files."
     tmp = dst.with_name(f".{dst.name}.copying")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(*NOT_PROMOTED))
-    if (tmp / "run.ipynb").exists(): scrub_executed(tmp / "run.ipynb")
+    if (tmp / "run.ipynb").exists():
+        scrub_executed(tmp / "run.ipynb")
     tmp.rename(dst)
 
-def promote(name: str, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", report: bool = True,
-            verbose: bool = False, log=print) -> Path:
+
+def promote(
+    name: str,
+    work: str | os.PathLike = "runs",
+    reference: str | os.PathLike = "results",
+    report: bool = True,
+    verbose: bool = False,
+    log=print,
+) -> Path:
     "Make the finished sweep in `work/<name>/` the committed reference `reference/<name>/` (with its report); returns the reference folder."
     src, dst = Path(work) / name, Path(reference) / name
     swept = sweep_profile(src, name)
     check_promotable(src, swept)
+
     def fill(new: Path):
         (new / "runs").mkdir(parents=True)
-        for run in expand(swept): copy_run(src / "runs" / run.name, new / "runs" / run.name)
+        for run in expand(swept):
+            copy_run(src / "runs" / run.name, new / "runs" / run.name)
         shutil.copy(src / "profile.yaml", new / "profile.yaml")
+
     replace_reference(dst, fill, verbose, report)
     log(f"promoted {_here(src)}/ ({len(expand(swept))} runs) to the reference {_here(dst)}/")
-    if report: log(f"reference report: {_here(dst / 'report.md')}")
+    if report:
+        log(f"reference report: {_here(dst / 'report.md')}")
     return dst
 
 # %% ../nbs/08_experiments.ipynb #29f6ec2e
 def _bank_fix(why: str, folder: RunFolder, dst: Path) -> str:
     "What to do about a run in a reference that the profile cannot extend, by the reason `stale_reason` gave."
-    if why.startswith("damaged"): return f"restore {_here(folder.path)}/ from git"
+    if why.startswith("damaged"):
+        return f"restore {_here(folder.path)}/ from git"
     if why == "no longer in the profile":
         return f"a reference holds its profile's runs only: move {folder.path.name}/ out of {_here(dst)}/runs/"
     return "a reference holds one recipe; put the profile back, or give the new recipe a profile of its own name"
+
 
 def banked_runs(dst: Path, profile: Profile, expected: dict) -> list[str]:
     """The names of the runs the reference `dst` holds for a sweep of `profile` (name -> identity record in `expected`);
     one line naming the fix when it holds a run of other settings or was evaluated otherwise (a report never mixes identities)."""
     if not (dst / "profile.yaml").exists():
-        if any((dst / "runs").glob("*/")): raise ValueError(f"{_here(dst)}/runs/ holds runs but {_here(dst)}/ no profile.yaml: restore it from git")
+        if any((dst / "runs").glob("*/")):
+            raise ValueError(
+                f"{_here(dst)}/runs/ holds runs but {_here(dst)}/ no profile.yaml: restore it from git"
+            )
         return []
     if load_profile(dst / "profile.yaml", name=profile.name).evaluation != profile.evaluation:
-        raise ValueError(f"{_here(dst)}/ was evaluated with other `evaluation` settings than this profile's: put them back, "
-                         f"or give the new ones a profile of their own name")
+        raise ValueError(
+            f"{_here(dst)}/ was evaluated with other `evaluation` settings than this profile's: put them back, "
+            f"or give the new ones a profile of their own name"
+        )
     names = []
     for folder in map(RunFolder, sorted((dst / "runs").glob("*/"))):
         if why := stale_reason(folder, expected.get(folder.path.name)):
-            raise ValueError(f"{_here(folder.path)} cannot be extended by this profile ({why}): " + _bank_fix(why, folder, dst))
+            raise ValueError(
+                f"{_here(folder.path)} cannot be extended by this profile ({why}): "
+                + _bank_fix(why, folder, dst)
+            )
         names.append(folder.path.name)
     return names
 
-def bank(folder: RunFolder, dst: Path, profile: Profile, report: bool = True, verbose: bool = False) -> None:
+
+def bank(
+    folder: RunFolder, dst: Path, profile: Profile, report: bool = True, verbose: bool = False
+) -> None:
     "Add the complete run `folder` to the reference `dst`: the reference copied, the run and the profile added, the report rebuilt, swapped in."
+
     def fill(new: Path):
-        if dst.exists(): shutil.copytree(dst, new, symlinks=True)
-        else: (new / "runs").mkdir(parents=True)
+        if dst.exists():
+            shutil.copytree(dst, new, symlinks=True)
+        else:
+            (new / "runs").mkdir(parents=True)
         copy_run(folder.path, new / "runs" / folder.path.name)
         atomic_write(new / "profile.yaml", lambda p: p.write_text(profile_text(profile)))
-    replace_reference(dst, fill, verbose, report, wait=True)  # another sweep banking into it: wait for it
+
+    # another sweep banking into it: wait for it
+    replace_reference(dst, fill, verbose, report, wait=True)
+
 
 def adoptable_runs(reference: Path, profile: Profile, expected: dict) -> dict:
     """Run name -> a complete run of another committed reference under `reference/` with the same identity key and evaluated
     with the same settings: a run this profile adopts instead of training it twice (an ablation's anchors are the evidence's runs)."""
     by_key = {}
-    for other in sorted(p.parent for p in Path(reference).glob("*/profile.yaml") if p.parent.name != profile.name):
-        try: evaluation = load_profile(other / "profile.yaml", name=other.name).evaluation
-        except ValueError: continue  # a reference this version cannot read is not a source
-        if evaluation != profile.evaluation: continue
+    for other in sorted(
+        p.parent for p in Path(reference).glob("*/profile.yaml") if p.parent.name != profile.name
+    ):
+        try:
+            evaluation = load_profile(other / "profile.yaml", name=other.name).evaluation
+        except ValueError:
+            continue  # a reference this version cannot read is not a source
+        if evaluation != profile.evaluation:
+            continue
         for folder in map(RunFolder, sorted((other / "runs").glob("*/"))):
             key = folder.identity().get("key")
-            if key and folder.file("summary").exists() and not damage(folder): by_key.setdefault(key, folder)
+            if key and folder.file("summary").exists() and not damage(folder):
+                by_key.setdefault(key, folder)
     return {name: by_key[rec["key"]] for name, rec in expected.items() if rec["key"] in by_key}
+
 
 def adopt(src: RunFolder, dst: Path, record: dict) -> RunFolder:
     "Copy the run `src` to `dst` as the run `record` (its identity record in this profile), saying where it came from."
     copy_run(src.path, dst)
     folder = RunFolder(dst)
-    folder.write_identity({**record, "adopted_from": f"{src.path.parent.parent.name}/runs/{src.path.name}"})
+    folder.write_identity(
+        {**record, "adopted_from": f"{src.path.parent.parent.name}/runs/{src.path.name}"}
+    )
     return folder
 
-def extend_reference(profile: Profile, work: str | os.PathLike = "runs", reference: str | os.PathLike = "results", nproc: int = 1,
-                     only: str | None = None, runner=None, report: bool = True, verbose: bool = False, log=print) -> dict:
+
+def extend_reference(
+    profile: Profile,
+    work: str | os.PathLike = "runs",
+    reference: str | os.PathLike = "results",
+    nproc: int = 1,
+    only: str | None = None,
+    runner=None,
+    report: bool = True,
+    verbose: bool = False,
+    log=print,
+) -> dict:
     """Train the runs of `profile` that the reference `reference/<name>/` lacks, in `work/<name>/`, seed by seed, and bank
     each into the reference as it completes; returns `{run name: status}`."""
     root, dst = Path(work) / profile.name, Path(reference) / profile.name
     expected = {run.name: identity_record(run, profile.name, nproc) for run in expand(profile)}
     banked = set(banked_runs(dst, profile, expected))
     (root / "runs").mkdir(parents=True, exist_ok=True)
-    for name in sorted(banked - {p.name for p in (root / "runs").iterdir()}): copy_run(dst / "runs" / name, root / "runs" / name)
+    for name in sorted(banked - {p.name for p in (root / "runs").iterdir()}):
+        copy_run(dst / "runs" / name, root / "runs" / name)
     selected = {run.name for run in select_runs(expand(profile), only)}
     for name, src in sorted(adoptable_runs(Path(reference), profile, expected).items()):
-        if name in banked or name not in selected: continue
-        if (root / "runs" / name).exists(): shutil.rmtree(root / "runs" / name)  # a partial retraining of a run that exists whole
-        bank(adopt(src, root / "runs" / name, expected[name]), dst, profile, report, verbose); banked.add(name)
+        if name in banked or name not in selected:
+            continue
+        # a partial retraining of a run that exists whole
+        if (root / "runs" / name).exists():
+            shutil.rmtree(root / "runs" / name)
+        bank(adopt(src, root / "runs" / name, expected[name]), dst, profile, report, verbose)
+        banked.add(name)
         log(f"    {name}: adopted {_here(src.path)}/ (the same identity), banked without training")
-    log(f"reference {_here(dst)}/ holds {len(banked)} of the {len(expected)} runs; training the others")
+    log(
+        f"reference {_here(dst)}/ holds {len(banked)} of the {len(expected)} runs; training the others"
+    )
+
     def done(folder: RunFolder):
-        if folder.path.name in banked: return
-        bank(folder, dst, profile, report, verbose); banked.add(folder.path.name)
+        if folder.path.name in banked:
+            return
+        bank(folder, dst, profile, report, verbose)
+        banked.add(folder.path.name)
         log(f"    banked into {_here(dst)}/ ({len(banked)} of {len(expected)} runs)")
-    statuses = run_profile(profile, work, nproc, only, runner=runner, verbose=verbose, log=log, done=done, by_seed=True)
+
+    statuses = run_profile(
+        profile, work, nproc, only, runner=runner, verbose=verbose, log=log, done=done, by_seed=True
+    )
     if report and banked and not all((dst / name).exists() for name in ("report.md", "runs.csv")):
-        replace_reference(dst, lambda new: shutil.copytree(dst, new, symlinks=True), verbose, wait=True)
+        replace_reference(
+            dst, lambda new: shutil.copytree(dst, new, symlinks=True), verbose, wait=True
+        )
         log(f"    {_here(dst)}/ lacked its report.md or runs.csv: rebuilt from its runs")
     return statuses
 
-
 # %% ../nbs/08_experiments.ipynb #3665addf
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tse_repro.experiments",
-                                description="Train a profile's runs afresh, report them and compare them with the committed reference.",
-                                epilog="python -m tse_repro.experiments papermill IN.ipynb OUT.ipynb [papermill's options]: execute one "
-                                       "notebook as papermill does, its kernel on IPC (local sockets) rather than TCP")
-    p.add_argument("--profile", default="demo", help="a name in profiles/ or a path to a .yaml file (default: demo)")
-    p.add_argument("--nproc", type=int, default=1, help="processes per run; > 1 launches torchrun, one per GPU (default: 1)")
-    p.add_argument("--work", default="runs", help="working folder: the sweep trains into <work>/<profile>/ (default: runs)")
-    p.add_argument("--reference", default="results", help="reference folder: compared with <reference>/<profile>/ (default: results)")
-    p.add_argument("--data-path", default=None, help="data folder for every run (sets $TSE_DATA for them)")
-    p.add_argument("--only", default=None, help="regular expression: train only the matching run names")
-    p.add_argument("--list", action="store_true", help="list the runs and their status, train nothing")
+    p = argparse.ArgumentParser(
+        prog="python -m tse_repro.experiments",
+        description="Train a profile's runs afresh, report them and compare them with the committed reference.",
+        epilog="python -m tse_repro.experiments papermill IN.ipynb OUT.ipynb [papermill's options]: execute one "
+        "notebook as papermill does, its kernel on IPC (local sockets) rather than TCP",
+    )
+    p.add_argument(
+        "--profile",
+        default="demo",
+        help="a name in profiles/ or a path to a .yaml file (default: demo)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes per run; > 1 launches torchrun, one per GPU (default: 1)",
+    )
+    p.add_argument(
+        "--work",
+        default="runs",
+        help="working folder: the sweep trains into <work>/<profile>/ (default: runs)",
+    )
+    p.add_argument(
+        "--reference",
+        default="results",
+        help="reference folder: compared with <reference>/<profile>/ (default: results)",
+    )
+    p.add_argument(
+        "--data-path", default=None, help="data folder for every run (sets $TSE_DATA for them)"
+    )
+    p.add_argument(
+        "--only", default=None, help="regular expression: train only the matching run names"
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the runs and their status, train nothing"
+    )
     p.add_argument("--no-report", action="store_true", help="skip the report and the verdict")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one recipe setting, or the seeds, for this sweep (a YAML value), e.g. --set epochs=1 --set 'seeds=[0, 1]'; repeatable")
-    p.add_argument("--promote", action="store_true", help="make the finished sweep in <work>/<profile>/ the reference (make reference)")
-    p.add_argument("--extend", action="store_true", help="train the runs the reference <reference>/<profile>/ lacks and add each to it as it "
-                   "completes, for a sweep longer than a session (make extend)")
-    p.add_argument("--report", action="store_true", help="rebuild the reference's report from its own runs (make report), train nothing")
-    p.add_argument("--smoke", action="store_true", help="a smoke run of the profile's code path on synthetic data, into <work>/smoke-<profile>/")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one recipe setting, or the seeds, for this sweep (a YAML value), e.g. --set epochs=1 --set 'seeds=[0, 1]'; repeatable",
+    )
+    p.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the finished sweep in <work>/<profile>/ the reference (make reference)",
+    )
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="train the runs the reference <reference>/<profile>/ lacks and add each to it as it "
+        "completes, for a sweep longer than a session (make extend)",
+    )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="rebuild the reference's report from its own runs (make report), train nothing",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a smoke run of the profile's code path on synthetic data, into <work>/smoke-<profile>/",
+    )
     p.add_argument("--verbose", action="store_true", help="stream each run notebook's output")
     return p
 
@@ -880,13 +1496,23 @@ def build_parser() -> argparse.ArgumentParser:
 def preflight(runs: list, nproc: int) -> None:
     "Before any run starts: every global batch splits over `nproc`, every run finds its data, and a full-splits profile its full splits."
     from tse_repro.train import batch_per_rank, load_data
+
     for run in runs:
-        try: batch_per_rank(TrainConfig(**run.config), nproc)
-        except SettingError as e: raise ValueError(f"run {run.name}: {e.named('recipe.batch_size')} (--nproc {nproc})") from None
+        try:
+            batch_per_rank(TrainConfig(**run.config), nproc)
+        except SettingError as e:
+            raise ValueError(
+                f"run {run.name}: {e.named('recipe.batch_size')} (--nproc {nproc})"
+            ) from None
     configs = [TrainConfig(**run.config) for run in runs]
-    for data in sorted({(c.dataset, c.data_path, c.train_file, c.download) for c in configs}, key=str):
-        require_data(*data)  # one line naming the command that makes the data, before any run folder exists
-    if runs and runs[0].config.get("full_splits"): load_data(TrainConfig(**runs[0].config))  # a DataError names what it found
+    for data in sorted(
+        {(c.dataset, c.data_path, c.train_file, c.download) for c in configs}, key=str
+    ):
+        # one line naming the command that makes the data, before any run folder exists
+        require_data(*data)
+    # a DataError names what it found
+    if runs and runs[0].config.get("full_splits"):
+        load_data(TrainConfig(**runs[0].config))
 
 # %% ../nbs/08_experiments.ipynb #04ca5520
 def override(p: Profile, assignments: list[str]) -> Profile:
@@ -894,25 +1520,42 @@ def override(p: Profile, assignments: list[str]) -> Profile:
     fields = ({f.name for f in dataclasses.fields(TrainConfig)} - GRID_FIELDS) | {"seeds"}
     for item in assignments:
         key, eq, value = item.partition("=")
-        if not eq or key not in fields: raise ValueError(f"--set {item}: use KEY=VALUE with KEY one of the recipe's settings ({', '.join(sorted(fields))})")
-        try: parsed = read_yaml(value)
-        except yaml.YAMLError as e: raise ValueError(f"--set {item}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or 'unreadable'}); "
-                                                     f"write a number, true/false, or quote text") from None
+        if not eq or key not in fields:
+            raise ValueError(
+                f"--set {item}: use KEY=VALUE with KEY one of the recipe's settings ({', '.join(sorted(fields))})"
+            )
+        try:
+            parsed = read_yaml(value)
+        except yaml.YAMLError as e:
+            raise ValueError(
+                f"--set {item}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or 'unreadable'}); "
+                f"write a number, true/false, or quote text"
+            ) from None
         methods = sorted({spec["method"] for spec, _ in variants(p).values()})
         if key in LOSS_SETTINGS and not any(key in METHODS[m].reads for m in methods):
-            raise ValueError(f"--set {item}: no variant of {p.name} reads {key} (its methods: {', '.join(methods)}); drop it")
-        if key == "seeds": p.seeds = parsed if isinstance(parsed, list) else [parsed]
-        else: p.recipe[key] = parsed
-    if assignments: p.path = ""  # the sweep's profile.yaml is then written from these settings, not copied from the file
+            raise ValueError(
+                f"--set {item}: no variant of {p.name} reads {key} (its methods: {', '.join(methods)}); drop it"
+            )
+        if key == "seeds":
+            p.seeds = parsed if isinstance(parsed, list) else [parsed]
+        else:
+            p.recipe[key] = parsed
+    # the sweep's profile.yaml is then written from these settings, not copied from the file
+    if assignments:
+        p.path = ""
     return check_profile(p)
 
 # %% ../nbs/08_experiments.ipynb #1cdc04ba
-def report_reference(name: str, reference: str | os.PathLike = "results", verbose: bool = False) -> Path:
+def report_reference(
+    name: str, reference: str | os.PathLike = "results", verbose: bool = False
+) -> Path:
     "Rebuild the report of the reference `reference/<name>/` from its own runs and profile copy (staged and swapped in as `promote` does); trains nothing."
     root = Path(reference) / name
     if not (root / "profile.yaml").exists():
-        raise ValueError(f"{_here(root)}/ holds no reference to report: make one with `make reproduce PROFILE={name}`, then "
-                         f"`make reference PROFILE={name}`")
+        raise ValueError(
+            f"{_here(root)}/ holds no reference to report: make one with `make reproduce PROFILE={name}`, then "
+            f"`make reference PROFILE={name}`"
+        )
     load_profile(root / "profile.yaml", name=name)
     replace_reference(root, lambda new: shutil.copytree(root, new, symlinks=True), verbose)
     print(f"report: {_here(root / 'report.md')}", flush=True)
@@ -922,90 +1565,168 @@ def report_reference(name: str, reference: str | os.PathLike = "results", verbos
 def report_sweep(root: Path, reference: Path, verbose: bool = False) -> None:
     "Execute the report notebook on a sweep folder, comparing with `reference` when it holds runs; print the verdict."
     ref = _here(reference) if (reference / "runs").is_dir() else ""
-    execute_notebook("report.ipynb", root / "report.ipynb",
-                     {"results_dir": _here(root), "profile": _here(root / "profile.yaml"), "reference": ref}, verbose)
+    execute_notebook(
+        "report.ipynb",
+        root / "report.ipynb",
+        {"results_dir": _here(root), "profile": _here(root / "profile.yaml"), "reference": ref},
+        verbose,
+    )
     print(f"report: {_here(root / 'report.md')}", flush=True)
-    if root.name.startswith("smoke-"): print("a smoke run: its numbers are not results and are compared with nothing", flush=True)
-    else: print(f"\n{(root / 'verdict.md').read_text().strip()}" if ref else f"no reference in {_here(reference)}/ to compare with "
-                f"(promote this sweep with: make reference PROFILE={root.name})", flush=True)
+    if root.name.startswith("smoke-"):
+        print("a smoke run: its numbers are not results and are compared with nothing", flush=True)
+    else:
+        print(
+            f"\n{(root / 'verdict.md').read_text().strip()}"
+            if ref
+            else f"no reference in {_here(reference)}/ to compare with "
+            f"(promote this sweep with: make reference PROFILE={root.name})",
+            flush=True,
+        )
 
 # %% ../nbs/08_experiments.ipynb #1f2d8f67
 def _list(runs: list, root: Path, nproc: int, name: str) -> None:
     for run in runs:
         folder, want = RunFolder(root / "runs" / run.name), identity_record(run, name, nproc)
         status = folder.status()
-        if why := damage(folder): status = f"damaged ({why}): will be set aside and trained again"
-        elif status != "pending" and folder.identity().get("key") != want["key"]: status += " (other settings: will be set aside and rerun)"
+        if why := damage(folder):
+            status = f"damaged ({why}): will be set aside and trained again"
+        elif status != "pending" and folder.identity().get("key") != want["key"]:
+            status += " (other settings: will be set aside and rerun)"
         print(f"  {run.name:32s} {status}")
+
 
 def _data_folder(path: str) -> str:
     "The `--data-path` value when it names a folder; one line naming the fix when it does not."
-    if Path(path).is_file(): raise ValueError(f"--data-path {path} is a file; name the folder that holds the data files")
-    if not Path(path).is_dir(): raise ValueError(f"--data-path {path} does not exist; name the folder that holds the data files")
+    if Path(path).is_file():
+        raise ValueError(f"--data-path {path} is a file; name the folder that holds the data files")
+    if not Path(path).is_dir():
+        raise ValueError(
+            f"--data-path {path} does not exist; name the folder that holds the data files"
+        )
     return path
+
 
 def _rebuild_reference(args, parser) -> int:
     "`--promote` or `--report`: the reference replaced in one step; Ctrl-C or a full disk leave the old one."
     name = load_profile(args.profile).name
     try:
-        if args.promote: promote(name, args.work, args.reference, verbose=args.verbose)
-        else: report_reference(name, args.reference, args.verbose)
+        if args.promote:
+            promote(name, args.work, args.reference, verbose=args.verbose)
+        else:
+            report_reference(name, args.reference, args.verbose)
     except KeyboardInterrupt as e:
         code, word = interruption(e)
-        print(f"reproduce: {word}; the reference {_here(Path(args.reference) / name)}/ is as it was", file=sys.stderr, flush=True)
-        sys.stdout.flush(); os._exit(code)
+        print(
+            f"reproduce: {word}; the reference {_here(Path(args.reference) / name)}/ is as it was",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        os._exit(code)
     except OSError as e:
-        if not (words := disk_full(e)): raise
-        parser.exit(1, f"reproduce: error: {words}; free space, then rerun: the reference {_here(Path(args.reference) / name)}/ is as it was\n")
+        if not (words := disk_full(e)):
+            raise
+        parser.exit(
+            1,
+            f"reproduce: error: {words}; free space, then rerun: the reference {_here(Path(args.reference) / name)}/ is as it was\n",
+        )
     return 0
+
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["papermill"]: papermill_command(argv[1:]); return 0  # one notebook, as papermill runs it, on a quiet kernel
-    if argv[:1] == ["docs"]: docs_command(argv[1:]); return 0  # the guide notebooks executed in place (make docs)
+    # one notebook, as papermill runs it, on a quiet kernel
+    if argv[:1] == ["papermill"]:
+        papermill_command(argv[1:])
+        return 0
+    # the guide notebooks executed in place (make docs)
+    if argv[:1] == ["docs"]:
+        docs_command(argv[1:])
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     stop_on_sigterm()  # kill, timeout, a scheduler's limit: stopped as Ctrl-C stops it, in one line
     try:
-        if args.nproc < 1: raise ValueError("--nproc must be >= 1")
-        if args.data_path: os.environ[DATA_ENV] = _data_folder(args.data_path)  # every run, and the data signature, read it
-        if args.promote or args.report: return _rebuild_reference(args, parser)
+        if args.nproc < 1:
+            raise ValueError("--nproc must be >= 1")
+        # every run, and the data signature, read it
+        if args.data_path:
+            os.environ[DATA_ENV] = _data_folder(args.data_path)
+        if args.promote or args.report:
+            return _rebuild_reference(args, parser)
         profile = override(load_profile(args.profile), args.set)
-        if args.smoke and args.extend: raise ValueError("--extend adds runs to a reference; a smoke run has none: drop --smoke or --extend")
-        if args.smoke: profile = smoke_profile(profile, args.work, args.nproc)
+        if args.smoke and args.extend:
+            raise ValueError(
+                "--extend adds runs to a reference; a smoke run has none: drop --smoke or --extend"
+            )
+        if args.smoke:
+            profile = smoke_profile(profile, args.work, args.nproc)
         runs = select_runs(expand(profile), args.only)
         preflight(runs, args.nproc)
     except ValueError as e:
-        parser.exit(2, f"reproduce: error: {str(e).strip().splitlines()[-1] if isinstance(e, DataError) else e}\n")
-    except KeyboardInterrupt as e:  # while the profile was read and expanded: nothing was started or written
+        parser.exit(
+            2,
+            f"reproduce: error: {str(e).strip().splitlines()[-1] if isinstance(e, DataError) else e}\n",
+        )
+    # while the profile was read and expanded: nothing was started or written
+    except KeyboardInterrupt as e:
         code, word = interruption(e)
         parser.exit(code, f"reproduce: {word} before any run started; nothing was written\n")
     root, reference = Path(args.work) / profile.name, Path(args.reference) / profile.name
-    doing = f"extending the reference {_here(reference)}/ from {_here(root)}/" if args.extend else \
-        f"training afresh in {_here(root)}/, reference {_here(reference)}/"
+    doing = (
+        f"extending the reference {_here(reference)}/ from {_here(root)}/"
+        if args.extend
+        else f"training afresh in {_here(root)}/, reference {_here(reference)}/"
+    )
     print(f"profile {profile.name}: {len(runs)} runs, nproc={args.nproc}; {doing}", flush=True)
     if args.list:
-        _list(runs, root, args.nproc, profile.name); return 0
+        _list(runs, root, args.nproc, profile.name)
+        return 0
     start = time.perf_counter()
     try:
-        statuses = (extend_reference(profile, args.work, args.reference, args.nproc, only=args.only, verbose=args.verbose) if args.extend
-                    else run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose))
+        statuses = (
+            extend_reference(
+                profile, args.work, args.reference, args.nproc, only=args.only, verbose=args.verbose
+            )
+            if args.extend
+            else run_profile(profile, args.work, args.nproc, args.only, verbose=args.verbose)
+        )
         print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
-        if args.extend: print(f"reference report: {_here(reference / 'report.md')}; commit {_here(reference)}/ to keep what is banked", flush=True)
-        elif not args.no_report and "complete" in statuses.values(): report_sweep(root, reference, args.verbose)
+        if args.extend:
+            print(
+                f"reference report: {_here(reference / 'report.md')}; commit {_here(reference)}/ to keep what is banked",
+                flush=True,
+            )
+        elif not args.no_report and "complete" in statuses.values():
+            report_sweep(root, reference, args.verbose)
     except KeyboardInterrupt as e:
         code, word = interruption(e)
-        print(f"reproduce: {word}; finished runs are kept and the interrupted one resumes from its last checkpoint: "
-              "rerun the same command", file=sys.stderr, flush=True)
-        sys.stdout.flush(); os._exit(code)  # now: the dead kernel's pending asyncio tasks would print tracebacks at exit
+        print(
+            f"reproduce: {word}; finished runs are kept and the interrupted one resumes from its last checkpoint: "
+            "rerun the same command",
+            file=sys.stderr,
+            flush=True,
+        )
+        # now: the dead kernel's pending asyncio tasks would print tracebacks at exit
+        sys.stdout.flush()
+        os._exit(code)
     except (NoSpace, OSError) as e:
-        if not (words := str(e) if isinstance(e, NoSpace) else disk_full(e)): raise
-        parser.exit(1, f"reproduce: error: {words}; free space on {_here(root)}'s disk, then rerun the same command: "
-                       "finished runs are kept and the interrupted one resumes\n")
-    except ValueError as e: parser.exit(2, f"reproduce: error: {e}\n")  # e.g. a run folder no sweep can use
+        if not (words := str(e) if isinstance(e, NoSpace) else disk_full(e)):
+            raise
+        parser.exit(
+            1,
+            f"reproduce: error: {words}; free space on {_here(root)}'s disk, then rerun the same command: "
+            "finished runs are kept and the interrupted one resumes\n",
+        )
+    # e.g. a run folder no sweep can use
+    except ValueError as e:
+        parser.exit(2, f"reproduce: error: {e}\n")
     failed = [n for n, s in statuses.items() if s not in ("complete", "live")]
     if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; see error.txt in their folders", file=sys.stderr)
+        print(
+            f"{len(failed)} run(s) failed: {', '.join(failed)}; see error.txt in their folders",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

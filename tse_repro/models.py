@@ -19,58 +19,86 @@ __all__ = ['VGG_LAYOUT', 'MODELS', 'WITHOUT_GAP_HEAD', 'INITS', 'TET_KEY_RULES',
 # %% ../nbs/02_models.ipynb #b82750c2
 def as_sequence(x: torch.Tensor, T: int) -> torch.Tensor:
     "`[B,C,H,W]` -> encoded `[B,T,C,H,W]`; a `[B,T,C,H,W]` input must already have `T` steps."
-    if x.dim() == 4: return encode_static(x, T)
-    if x.dim() != 5: raise ValueError(f"expected [B,C,H,W] or [B,T,C,H,W] input, got shape {tuple(x.shape)}")
+    if x.dim() == 4:
+        return encode_static(x, T)
+    if x.dim() != 5:
+        raise ValueError(f"expected [B,C,H,W] or [B,T,C,H,W] input, got shape {tuple(x.shape)}")
     if x.shape[1] != T:
-        raise ValueError(f"input has {x.shape[1]} time steps but the model was built with T={T}; build it with T={x.shape[1]}")
+        raise ValueError(
+            f"input has {x.shape[1]} time steps but the model was built with T={T}; build it with T={x.shape[1]}"
+        )
     return x
+
 
 class SpikingModel(nn.Module):
     "Base of the models: `T`, `features` (subclasses), `head`, `gap_head` and `forward`."
+
     gap_head: bool = True
 
-    def features(self, x: torch.Tensor) -> torch.Tensor: raise NotImplementedError
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(x)
         return self.head(maps.mean((3, 4)) if self.gap_head else maps.flatten(2))
 
+
 class SpikingHead(nn.Module):
     "TET's ResNet19 classifier on `[N,T,C]`: `fc1 -> LIF -> fc2`."
+
     def __init__(self, in_features: int, hidden: int, num_classes: int):
         super().__init__()
-        self.fc1, self.spike, self.fc2 = nn.Linear(in_features, hidden), LIF(), nn.Linear(hidden, num_classes)
+        self.fc1, self.spike, self.fc2 = (
+            nn.Linear(in_features, hidden),
+            LIF(),
+            nn.Linear(hidden, num_classes),
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.fc2(self.spike(self.fc1(x)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.spike(self.fc1(x)))
+
 
 def make_head(kind: str, in_features: int, num_classes: int, hidden: int = 256) -> nn.Module:
     "A `SpikingHead` (`kind='spiking'`) or a plain `nn.Linear` (`kind='linear'`)."
-    if kind == "spiking": return SpikingHead(in_features, hidden, num_classes)
-    if kind == "linear": return nn.Linear(in_features, num_classes)
+    if kind == "spiking":
+        return SpikingHead(in_features, hidden, num_classes)
+    if kind == "linear":
+        return nn.Linear(in_features, num_classes)
     raise ValueError(f"head must be 'spiking' or 'linear', got {kind!r}")
+
 
 def scaled(channels: int, width: float) -> int:
     "A channel count times the width multiplier (at least 1)."
-    if width <= 0: raise ValueError(f"width must be > 0, got {width}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
     return max(1, int(round(channels * width)))
 
 # %% ../nbs/02_models.ipynb #14de3879
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
 
+
 def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=1, stride=stride, bias=False)
+
 
 def unfold(y: torch.Tensor, B: int) -> torch.Tensor:
     "`[B*T,...]` -> `[B,T,...]`."
     return y.reshape(B, -1, *y.shape[1:])
 
+
 class BasicBlock(nn.Module):
     "Spiking basic block (TET): conv-BN-LIF, conv-BN, + shortcut, LIF."
+
     expansion = 1
+
     def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
-        self.conv1, self.bn1, self.spike1 = conv3x3(cin, planes, stride), nn.BatchNorm2d(planes), LIF()
+        self.conv1, self.bn1, self.spike1 = (
+            conv3x3(cin, planes, stride),
+            nn.BatchNorm2d(planes),
+            LIF(),
+        )
         self.conv2, self.bn2, self.spike2 = conv3x3(planes, planes), nn.BatchNorm2d(planes), LIF()
         self.downsample = downsample
 
@@ -81,13 +109,20 @@ class BasicBlock(nn.Module):
         identity = flat if self.downsample is None else self.downsample(flat)
         return self.spike2(unfold(out + identity, B))
 
+
 class Bottleneck(nn.Module):
     "Spiking bottleneck block (ResNet50): 1x1, 3x3 (strided), 1x1 x4, each conv-BN, LIF after each stage."
+
     expansion = 4
+
     def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1, self.bn1, self.spike1 = conv1x1(cin, planes), nn.BatchNorm2d(planes), LIF()
-        self.conv2, self.bn2, self.spike2 = conv3x3(planes, planes, stride), nn.BatchNorm2d(planes), LIF()
+        self.conv2, self.bn2, self.spike2 = (
+            conv3x3(planes, planes, stride),
+            nn.BatchNorm2d(planes),
+            LIF(),
+        )
         self.conv3, self.bn3 = conv1x1(planes, planes * 4), nn.BatchNorm2d(planes * 4)
         self.spike3, self.downsample = LIF(), downsample
 
@@ -102,15 +137,32 @@ class Bottleneck(nn.Module):
 # %% ../nbs/02_models.ipynb #8d86dcc4
 class SpikingResNet(SpikingModel):
     "Spiking ResNet in the TET layout: stem, residual stages, GAP, head."
-    def __init__(self, block, layers, widths, strides, num_classes=10, T=4, in_channels=3, width=1.0,
-                 stem="cifar", stem_width=64, head="spiking", hidden=256):
+
+    def __init__(
+        self,
+        block,
+        layers,
+        widths,
+        strides,
+        num_classes=10,
+        T=4,
+        in_channels=3,
+        width=1.0,
+        stem="cifar",
+        stem_width=64,
+        head="spiking",
+        hidden=256,
+    ):
         super().__init__()
         if len(layers) != len(widths) or len(layers) != len(strides):
             raise ValueError("layers, widths and strides need one entry per stage")
         self.T, self.cin = T, scaled(stem_width, width)
-        if stem == "cifar": self.conv1 = conv3x3(in_channels, self.cin)
-        elif stem == "imagenet": self.conv1 = nn.Conv2d(in_channels, self.cin, 7, stride=2, padding=3, bias=False)
-        else: raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+        if stem == "cifar":
+            self.conv1 = conv3x3(in_channels, self.cin)
+        elif stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, self.cin, 7, stride=2, padding=3, bias=False)
+        else:
+            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.bn1, self.spike = nn.BatchNorm2d(self.cin), LIF()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else None
         for i, (n, w, s) in enumerate(zip(layers, widths, strides), 1):
@@ -121,8 +173,10 @@ class SpikingResNet(SpikingModel):
     def _make_layer(self, block, planes, blocks, stride):
         downsample = None
         if stride != 1 or self.cin != planes * block.expansion:
-            downsample = nn.Sequential(conv1x1(self.cin, planes * block.expansion, stride),
-                                       nn.BatchNorm2d(planes * block.expansion))
+            downsample = nn.Sequential(
+                conv1x1(self.cin, planes * block.expansion, stride),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         layers = [block(self.cin, planes, stride, downsample)]
         self.cin = planes * block.expansion
         layers += [block(self.cin, planes) for _ in range(1, blocks)]
@@ -132,64 +186,162 @@ class SpikingResNet(SpikingModel):
         x = as_sequence(x, self.T)
         B, y = x.shape[0], self.bn1(self.conv1(x.flatten(0, 1)))
         x = self.spike(unfold(y, B))
-        if self.maxpool is not None: x = unfold(self.maxpool(x.flatten(0, 1)), B)
-        for i in range(1, self.num_stages + 1): x = getattr(self, f"layer{i}")(x)
+        if self.maxpool is not None:
+            x = unfold(self.maxpool(x.flatten(0, 1)), B)
+        for i in range(1, self.num_stages + 1):
+            x = getattr(self, f"layer{i}")(x)
         return x
 
 # %% ../nbs/02_models.ipynb #07790b79
 def resnet19(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", **kw) -> SpikingResNet:
     "TET's ResNet19 (12.63 M parameters for 10 classes)."
-    return SpikingResNet(BasicBlock, (3, 3, 2), (128, 256, 512), (1, 2, 2), num_classes, T, in_channels, width,
-                         head=head, **kw)
+    return SpikingResNet(
+        BasicBlock,
+        (3, 3, 2),
+        (128, 256, 512),
+        (1, 2, 2),
+        num_classes,
+        T,
+        in_channels,
+        width,
+        head=head,
+        **kw,
+    )
 
-def resnet18(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw) -> SpikingResNet:
-    return SpikingResNet(BasicBlock, (2, 2, 2, 2), (64, 128, 256, 512), (1, 2, 2, 2), num_classes, T,
-                         in_channels, width, stem=stem, head=head, **kw)
 
-def resnet34(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw) -> SpikingResNet:
-    return SpikingResNet(BasicBlock, (3, 4, 6, 3), (64, 128, 256, 512), (1, 2, 2, 2), num_classes, T,
-                         in_channels, width, stem=stem, head=head, **kw)
+def resnet18(
+    num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw
+) -> SpikingResNet:
+    return SpikingResNet(
+        BasicBlock,
+        (2, 2, 2, 2),
+        (64, 128, 256, 512),
+        (1, 2, 2, 2),
+        num_classes,
+        T,
+        in_channels,
+        width,
+        stem=stem,
+        head=head,
+        **kw,
+    )
 
-def resnet50(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw) -> SpikingResNet:
-    return SpikingResNet(Bottleneck, (3, 4, 6, 3), (64, 128, 256, 512), (1, 2, 2, 2), num_classes, T,
-                         in_channels, width, stem=stem, head=head, **kw)
 
-def resnet_tiny(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", **kw) -> SpikingResNet:
+def resnet34(
+    num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw
+) -> SpikingResNet:
+    return SpikingResNet(
+        BasicBlock,
+        (3, 4, 6, 3),
+        (64, 128, 256, 512),
+        (1, 2, 2, 2),
+        num_classes,
+        T,
+        in_channels,
+        width,
+        stem=stem,
+        head=head,
+        **kw,
+    )
+
+
+def resnet50(
+    num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw
+) -> SpikingResNet:
+    return SpikingResNet(
+        Bottleneck,
+        (3, 4, 6, 3),
+        (64, 128, 256, 512),
+        (1, 2, 2, 2),
+        num_classes,
+        T,
+        in_channels,
+        width,
+        stem=stem,
+        head=head,
+        **kw,
+    )
+
+
+def resnet_tiny(
+    num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", **kw
+) -> SpikingResNet:
     "16/32/64 channels, one basic block per stage, CIFAR stem: a network a CPU trains in minutes."
     kw.setdefault("hidden", 64)
-    return SpikingResNet(BasicBlock, (1, 1, 1), (16, 32, 64), (1, 2, 2), num_classes, T, in_channels, width,
-                         stem_width=16, head=head, **kw)
+    return SpikingResNet(
+        BasicBlock,
+        (1, 1, 1),
+        (16, 32, 64),
+        (1, 2, 2),
+        num_classes,
+        T,
+        in_channels,
+        width,
+        stem_width=16,
+        head=head,
+        **kw,
+    )
 
 # %% ../nbs/02_models.ipynb #3d147146
 class ConvBNLIF(nn.Module):
     "TET's `Layer`: conv (with bias) and BN on folded time, then LIF."
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1, padding: int = 1):
+
+    def __init__(
+        self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1, padding: int = 1
+    ):
         super().__init__()
-        self.fwd = SeqToANNContainer(nn.Conv2d(cin, cout, kernel_size, stride, padding), nn.BatchNorm2d(cout))
+        self.fwd = SeqToANNContainer(
+            nn.Conv2d(cin, cout, kernel_size, stride, padding), nn.BatchNorm2d(cout)
+        )
         self.act = LIF()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.act(self.fwd(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.fwd(x))
+
 
 VGG_LAYOUT = (64, 128, "pool", 256, 256, "pool", 512, 512, "pool", 512, 512, "pool")
 
+
 class VGGSNN(SpikingModel):
     "TET's VGGSNN; `gap=True` gives the GAP-head variant TSE can train."
-    def __init__(self, num_classes=10, T=4, in_channels=2, width=1.0, head="linear", image_size=48,
-                 gap=False, hidden=256):
+
+    def __init__(
+        self,
+        num_classes=10,
+        T=4,
+        in_channels=2,
+        width=1.0,
+        head="linear",
+        image_size=48,
+        gap=False,
+        hidden=256,
+    ):
         super().__init__()
         self.T, self.gap_head, layers, cin, size = T, gap, [], in_channels, image_size
         for item in VGG_LAYOUT:
-            if item == "pool": layers.append(SeqToANNContainer(nn.AvgPool2d(2))); size //= 2
-            else: layers.append(ConvBNLIF(cin, scaled(item, width))); cin = scaled(item, width)
-        if size < 1: raise ValueError(f"image_size {image_size} is too small for four 2x2 poolings (need >= 16)")
+            if item == "pool":
+                layers.append(SeqToANNContainer(nn.AvgPool2d(2)))
+                size //= 2
+            else:
+                layers.append(ConvBNLIF(cin, scaled(item, width)))
+                cin = scaled(item, width)
+        if size < 1:
+            raise ValueError(
+                f"image_size {image_size} is too small for four 2x2 poolings (need >= 16)"
+            )
         self.body, self.num_features = nn.Sequential(*layers), cin
-        self.head = make_head(head, cin if gap else cin * size * size, num_classes, scaled(hidden, width))
+        self.head = make_head(
+            head, cin if gap else cin * size * size, num_classes, scaled(hidden, width)
+        )
 
-    def features(self, x: torch.Tensor) -> torch.Tensor: return self.body(as_sequence(x, self.T))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(as_sequence(x, self.T))
+
 
 def vggsnn(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **kw) -> VGGSNN:
     "TET's VGGSNN for 48x48 DVS frames: flatten + `Linear(4608, K)`, no GAP."
     return VGGSNN(num_classes, T, in_channels, width, head, gap=False, **kw)
+
 
 def vggsnn_gap(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **kw) -> VGGSNN:
     "VGGSNN with GAP + `Linear(512, K)`: the variant TSE can train."
@@ -198,10 +350,16 @@ def vggsnn_gap(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **k
 # %% ../nbs/02_models.ipynb #667930e3
 class SEWBlock(nn.Module):
     "SEW basic block, ADD connection (Fang et al. 2021): conv-BN-LIF, conv-BN-LIF, + the shortcut's spikes (conv1x1-BN-LIF when it downsamples)."
+
     expansion = 1
+
     def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
-        self.conv1, self.bn1, self.spike1 = conv3x3(cin, planes, stride), nn.BatchNorm2d(planes), LIF()
+        self.conv1, self.bn1, self.spike1 = (
+            conv3x3(cin, planes, stride),
+            nn.BatchNorm2d(planes),
+            LIF(),
+        )
         self.conv2, self.bn2, self.spike2 = conv3x3(planes, planes), nn.BatchNorm2d(planes), LIF()
         self.downsample = downsample  # SpikingResNet's conv1x1 + BN; the SEW code spikes after it
         self.spike_down = LIF() if downsample is not None else None
@@ -210,37 +368,78 @@ class SEWBlock(nn.Module):
         B, flat = x.shape[0], x.flatten(0, 1)
         out = self.spike1(unfold(self.bn1(self.conv1(flat)), B))
         out = self.spike2(unfold(self.bn2(self.conv2(out.flatten(0, 1))), B))
-        identity = x if self.downsample is None else self.spike_down(unfold(self.downsample(flat), B))
+        identity = (
+            x if self.downsample is None else self.spike_down(unfold(self.downsample(flat), B))
+        )
         return out + identity
 
-def sew_resnet34(num_classes=1000, T=4, in_channels=3, width=1.0, head="linear", stem="imagenet", **kw) -> SpikingResNet:
+
+def sew_resnet34(
+    num_classes=1000, T=4, in_channels=3, width=1.0, head="linear", stem="imagenet", **kw
+) -> SpikingResNet:
     "SEW-ResNet-34 with the ADD connection and the ImageNet stem (21.79 M parameters for 1000 classes, as in the SEW paper)."
-    return SpikingResNet(SEWBlock, (3, 4, 6, 3), (64, 128, 256, 512), (1, 2, 2, 2), num_classes, T, in_channels, width,
-                         stem=stem, head=head, **kw)
+    return SpikingResNet(
+        SEWBlock,
+        (3, 4, 6, 3),
+        (64, 128, 256, 512),
+        (1, 2, 2, 2),
+        num_classes,
+        T,
+        in_channels,
+        width,
+        stem=stem,
+        head=head,
+        **kw,
+    )
 
 # %% ../nbs/02_models.ipynb #40b9bd1e
-MODELS = {"resnet19": resnet19, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
-          "sew_resnet34": sew_resnet34,
-          "vggsnn": vggsnn, "vggsnn_gap": vggsnn_gap, "resnet_tiny": resnet_tiny}
-WITHOUT_GAP_HEAD = {"vggsnn"}  # flatten before the head (TET's VGGSNN); every other model pools globally first
+MODELS = {
+    "resnet19": resnet19,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "sew_resnet34": sew_resnet34,
+    "vggsnn": vggsnn,
+    "vggsnn_gap": vggsnn_gap,
+    "resnet_tiny": resnet_tiny,
+}
+# flatten before the head (TET's VGGSNN); every other model pools globally first
+WITHOUT_GAP_HEAD = {"vggsnn"}
 INITS = ("tet", "kaiming", "default")
+
 
 def initialise(model: nn.Module, rule: str = "tet") -> nn.Module:
     """Initial weights by `rule` (in place; returns the model). `tet`: as the TET code (models/resnet_models.py keeps
     PyTorch's default for ResNet19; models/VGG_models.py draws VGGSNN's convolutions from Kaiming, fan_out, ReLU);
     `kaiming`: Kaiming for every convolution; `default`: PyTorch's default everywhere."""
-    if rule not in INITS: raise ValueError(f"init must be one of {', '.join(INITS)}, got {rule!r}")
-    if rule == "default" or (rule == "tet" and not isinstance(model, VGGSNN)): return model
+    if rule not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {rule!r}")
+    if rule == "default" or (rule == "tet" and not isinstance(model, VGGSNN)):
+        return model
     for m in model.modules():
-        if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     return model
 
-def get_model(name: str, num_classes: int = 10, T: int = 4, in_channels: int = 3, width: float = 1.0,
-              head: str | None = None, init: str = "tet", **kw) -> SpikingModel:
+
+def get_model(
+    name: str,
+    num_classes: int = 10,
+    T: int = 4,
+    in_channels: int = 3,
+    width: float = 1.0,
+    head: str | None = None,
+    init: str = "tet",
+    **kw,
+) -> SpikingModel:
     "Build the model `name` of `MODELS`; `head` is 'spiking', 'linear' or None (the model's TET default); `init` a rule of `initialise`."
-    if name not in MODELS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    if head is not None: kw["head"] = head
-    return initialise(MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, width=width, **kw), init)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    if head is not None:
+        kw["head"] = head
+    return initialise(
+        MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, width=width, **kw), init
+    )
 
 # %% ../nbs/02_models.ipynb #3e3613bd
 TET_KEY_RULES = [  # (pattern, replacement), applied in order to every checkpoint key
@@ -249,16 +448,23 @@ TET_KEY_RULES = [  # (pattern, replacement), applied in order to every checkpoin
     (r"(^|\.)conv(\d+)_s\.bn\.", r"\1bn\2."),  # tdLayer's BN alias of bnN
     (r"(^|\.)downsample\.layer\.module\.", r"\1downsample.0."),
     (r"(^|\.)downsample\.bn\.", r"\1downsample.1."),
-    (r"\.(?:bn|seqbn\.module)\.(weight|bias|running_mean|running_var|num_batches_tracked)$", r".\1"),  # tdBatchNorm
+    # tdBatchNorm
+    (
+        r"\.(?:bn|seqbn\.module)\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
+        r".\1",
+    ),
     (r"^(fc\d+)\.", r"head.\1."),  # ResNet19's classifier lives in our SpikingHead
     (r"^classifier\.module\.", "head."),  # VGGSNN's SeqToANNContainer(Linear)
     (r"^features\.", "body."),  # VGGSNN's layers
 ]
 
+
 def tet_key(key: str) -> str:
     "Our parameter name for a key of a TET checkpoint."
-    for pattern, replacement in TET_KEY_RULES: key = re.sub(pattern, replacement, key)
+    for pattern, replacement in TET_KEY_RULES:
+        key = re.sub(pattern, replacement, key)
     return key
+
 
 def collapse_tet_aliases(state_dict: dict) -> dict:
     "One tensor per parameter: TET's aliases mapped to our names, checked to be equal."
@@ -266,19 +472,33 @@ def collapse_tet_aliases(state_dict: dict) -> dict:
     for key, value in state_dict.items():
         name = tet_key(key)
         if name in out and not (out[name].shape == value.shape and torch.equal(out[name], value)):
-            raise ValueError(f"checkpoint aliases {source[name]!r} and {key!r} of {name!r} differ; the checkpoint is corrupt")
-        out.setdefault(name, value); source.setdefault(name, key)
+            raise ValueError(
+                f"checkpoint aliases {source[name]!r} and {key!r} of {name!r} differ; the checkpoint is corrupt"
+            )
+        out.setdefault(name, value)
+        source.setdefault(name, key)
     return out
+
 
 def load_tet_checkpoint(model: nn.Module, state_dict: dict) -> nn.Module:
     "Load a TET-code checkpoint (aliases collapsed) into `model`, strictly; returns the model."
-    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict): state_dict = state_dict["state_dict"]
+    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
+        state_dict = state_dict["state_dict"]
     ours, theirs = model.state_dict(), collapse_tet_aliases(state_dict)
     missing, unexpected = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
     if missing or unexpected:
-        raise ValueError(f"checkpoint does not fit {type(model).__name__}: missing {missing[:5]} ({len(missing)}), "
-                         f"unexpected {unexpected[:5]} ({len(unexpected)}); check the model name, width and head")
-    wrong = [f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items() if theirs[k].shape != v.shape]
-    if wrong: raise ValueError(f"checkpoint shapes differ from the model (checkpoint vs model): {wrong[:5]}; check num_classes and width")
+        raise ValueError(
+            f"checkpoint does not fit {type(model).__name__}: missing {missing[:5]} ({len(missing)}), "
+            f"unexpected {unexpected[:5]} ({len(unexpected)}); check the model name, width and head"
+        )
+    wrong = [
+        f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
+        for k, v in ours.items()
+        if theirs[k].shape != v.shape
+    ]
+    if wrong:
+        raise ValueError(
+            f"checkpoint shapes differ from the model (checkpoint vs model): {wrong[:5]}; check num_classes and width"
+        )
     model.load_state_dict(theirs)
     return model

@@ -16,6 +16,7 @@ __all__ = ['ZIF', 'membrane_dtype', 'lif_sequence', 'LIFSequence', 'lif_kernel_f
 # %% ../nbs/01_neurons.ipynb #db589deb
 class ZIF(torch.autograd.Function):
     "Heaviside spike of `u = mem - thresh` with TET's triangle surrogate gradient of width `gamma`."
+
     @staticmethod
     def forward(ctx, u: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
         ctx.save_for_backward(u)
@@ -34,8 +35,14 @@ def membrane_dtype(dtype: torch.dtype, fp32_membrane: bool = True) -> torch.dtyp
     "The dtype the membrane accumulates in for input currents of `dtype`: at least fp32 when `fp32_membrane`."
     return torch.promote_types(dtype, torch.float32) if fp32_membrane else dtype
 
-def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0,
-                 fp32_membrane: bool = True) -> torch.Tensor:
+
+def lif_sequence(
+    x: torch.Tensor,
+    thresh: float = 1.0,
+    tau: float = 0.5,
+    gamma: float = 1.0,
+    fp32_membrane: bool = True,
+) -> torch.Tensor:
     "Spikes `[B,T,...]` (in `x`'s dtype) of TET's LIF neuron driven by the input currents `x` `[B,T,...]` (eager loop)."
     dtype = membrane_dtype(x.dtype, fp32_membrane)
     mem, spikes = 0, []  # python 0, as TET: the first step is exactly x_0
@@ -49,19 +56,30 @@ def lif_sequence(x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: 
 # %% ../nbs/01_neurons.ipynb #24ce3af9
 class LIFSequence(torch.autograd.Function):
     "`lif_sequence` as one autograd node: the backward repeats autograd's arithmetic through the loop, step by step."
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0,
-                fp32_membrane: bool = True) -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        thresh: float = 1.0,
+        tau: float = 0.5,
+        gamma: float = 1.0,
+        fp32_membrane: bool = True,
+    ) -> torch.Tensor:
         dtype = membrane_dtype(x.dtype, fp32_membrane)
-        spikes, mems = torch.empty_like(x), torch.empty_like(x, dtype=dtype)  # mems[:, t]: membrane before the reset
+        # mems[:, t]: membrane before the reset
+        spikes, mems = torch.empty_like(x), torch.empty_like(x, dtype=dtype)
         mem = u = None
         for t in range(x.shape[1]):
             m, s = mems.select(1, t), spikes.select(1, t)
-            if mem is None: torch.add(x.select(1, t), 0 * tau, out=m)  # mem_0 = 0: `0*tau + x_0`
-            else: torch.mul(mem, tau, out=m).add_(x.select(1, t))
+            if mem is None:
+                torch.add(x.select(1, t), 0 * tau, out=m)  # mem_0 = 0: `0*tau + x_0`
+            else:
+                torch.mul(mem, tau, out=m).add_(x.select(1, t))
             u = torch.sub(m, thresh, out=u)
             torch.gt(u, 0, out=s)
-            # (1 - s) * m: `u <= 0` equals 1 - s except where u is NaN, and there m is NaN, so is the product
+            # (1 - s) * m: `u <= 0` equals 1 - s except where u is NaN, and there m is NaN, so is
+            # the product
             mem = torch.le(u, 0, out=torch.empty_like(m) if mem is None else mem).mul_(m)
         ctx.save_for_backward(mems, spikes)
         ctx.consts = (thresh, tau, gamma)
@@ -72,16 +90,23 @@ class LIFSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes: torch.Tensor):
         mems, spikes = ctx.saved_tensors
         thresh, tau, gamma = ctx.consts
-        surrogate = torch.rsub(torch.sub(mems, thresh).abs_(), gamma).clamp_(min=0)  # ZIF, whole sequence at once
+        # ZIF, whole sequence at once
+        surrogate = torch.rsub(torch.sub(mems, thresh).abs_(), gamma).clamp_(min=0)
         scale = (1 / gamma) * (1 / gamma)
-        if scale != 1: surrogate.mul_(scale)  # a multiplication by 1.0 changes no bit
+        if scale != 1:
+            surrogate.mul_(scale)  # a multiplication by 1.0 changes no bit
         keep = torch.rsub(spikes, 1)
-        grad_x, grad_mem = torch.empty_like(mems), None  # grad_mem: gradient reaching mem after step t's reset
+        # grad_mem: gradient reaching mem after step t's reset
+        grad_x, grad_mem = torch.empty_like(mems), None
         for t in reversed(range(mems.shape[1])):
             g_spike = grad_spikes.select(1, t).to(mems.dtype)
-            if grad_mem is not None: g_spike = g_spike - grad_mem * mems.select(1, t)  # via the reset (1 - s) * m
+            # via the reset (1 - s) * m
+            if grad_mem is not None:
+                g_spike = g_spike - grad_mem * mems.select(1, t)
             g_m = torch.mul(g_spike, surrogate.select(1, t), out=grad_x.select(1, t))
-            if grad_mem is not None: g_m.addcmul_(grad_mem, keep.select(1, t))  # exact: keep is 0 or 1
+            # exact: keep is 0 or 1
+            if grad_mem is not None:
+                g_m.addcmul_(grad_mem, keep.select(1, t))
             grad_mem = g_m * tau
         return grad_x.to(spikes.dtype), None, None, None, None
 
@@ -96,51 +121,96 @@ def _membrane_steps(x: torch.Tensor, thresh: float, tau: float, dtype: torch.dty
         yield m, u
         mem = (u <= 0).to(dtype) * m
 
-def lif_kernel_forward(x: torch.Tensor, thresh: float, tau: float, fp32_membrane: bool) -> torch.Tensor:
+
+def lif_kernel_forward(
+    x: torch.Tensor, thresh: float, tau: float, fp32_membrane: bool
+) -> torch.Tensor:
     "The fused forward on `[B,T,N]`: the spikes only."
     dtype = membrane_dtype(x.dtype, fp32_membrane)
-    return torch.stack([torch.where(u > 0, 1.0, 0.0).to(x.dtype) for _, u in _membrane_steps(x, thresh, tau, dtype)], 1)
+    return torch.stack(
+        [
+            torch.where(u > 0, 1.0, 0.0).to(x.dtype)
+            for _, u in _membrane_steps(x, thresh, tau, dtype)
+        ],
+        1,
+    )
 
-def lif_kernel_backward(x: torch.Tensor, grad_spikes: torch.Tensor, thresh: float, tau: float, gamma: float,
-                        fp32_membrane: bool) -> torch.Tensor:
+
+def lif_kernel_backward(
+    x: torch.Tensor,
+    grad_spikes: torch.Tensor,
+    thresh: float,
+    tau: float,
+    gamma: float,
+    fp32_membrane: bool,
+) -> torch.Tensor:
     "The fused backward: the gradient reaching `x` `[B,T,N]`, membranes recomputed, `LIFSequence.backward`'s arithmetic."
     dtype = membrane_dtype(x.dtype, fp32_membrane)
     mems, us = zip(*_membrane_steps(x, thresh, tau, dtype))
     scale = (1 / gamma) * (1 / gamma)
-    grads, grad_mem = [None] * x.shape[1], None  # grad_mem: gradient reaching mem after step t's reset
+    # grad_mem: gradient reaching mem after step t's reset
+    grads, grad_mem = [None] * x.shape[1], None
     for t in reversed(range(x.shape[1])):
         surrogate = (gamma - us[t].abs()).clamp(min=0)
-        if scale != 1: surrogate = surrogate * scale
+        if scale != 1:
+            surrogate = surrogate * scale
         g_spike = grad_spikes[:, t].to(dtype)
-        if grad_mem is not None: g_spike = g_spike - grad_mem * mems[t]
+        if grad_mem is not None:
+            g_spike = g_spike - grad_mem * mems[t]
         g_m = g_spike * surrogate
-        if grad_mem is not None: g_m = g_m + grad_mem * (us[t] <= 0).to(dtype)
+        if grad_mem is not None:
+            g_m = g_m + grad_mem * (us[t] <= 0).to(dtype)
         grad_mem = g_m * tau
-        grads[t] = g_m.to(x.dtype)  # rounded as it is stored: a stack of fp32 steps would be written and read again
+        # rounded as it is stored: a stack of fp32 steps would be written and read again
+        grads[t] = g_m.to(x.dtype)
     return torch.stack(grads, 1)
+
 
 def _stable_call(fn):
     """`fn` called so that dynamo keeps one graph per dtype: float constants specialised (dynamic=True would trace them
     symbolically), autocast off (the kernels state their dtypes), and tensors detached from the views they came from
     (dynamo guards a view on its base's sizes and strides, and would recompile for every layer and layout)."""
+
     def call(*tensors):
         device = tensors[0].device.type
-        with torch._dynamo.config.patch(specialize_float=True), torch.autocast(device, enabled=False):
+        with (
+            torch._dynamo.config.patch(specialize_float=True),
+            torch.autocast(device, enabled=False),
+        ):
             return fn(*(t.detach() for t in tensors))
+
     return call
 
+
 @functools.cache
-def compiled_lif_kernels(thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fp32_membrane: bool = True):
+def compiled_lif_kernels(
+    thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fp32_membrane: bool = True
+):
     "The fused forward and backward kernels for these constants, compiled once (dynamic shapes) for `[B, T, N]`."
-    forward = torch.compile(lambda x: lif_kernel_forward(x, thresh, tau, fp32_membrane), dynamic=True)
-    backward = torch.compile(lambda x, g: lif_kernel_backward(x, g, thresh, tau, gamma, fp32_membrane), dynamic=True)
+    forward = torch.compile(
+        lambda x: lif_kernel_forward(x, thresh, tau, fp32_membrane), dynamic=True
+    )
+    backward = torch.compile(
+        lambda x, g: lif_kernel_backward(x, g, thresh, tau, gamma, fp32_membrane), dynamic=True
+    )
     return _stable_call(forward), _stable_call(backward)
+
 
 class FusedLIF(torch.autograd.Function):
     "The LIF on `[B,T,N]` as two compiled kernels; the same bits as `LIFSequence` (fp32, and bf16 with an fp32 membrane)."
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fp32_membrane: bool = True):
-        forward, ctx.kernel_backward = compiled_lif_kernels(float(thresh), float(tau), float(gamma), bool(fp32_membrane))
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        thresh: float = 1.0,
+        tau: float = 0.5,
+        gamma: float = 1.0,
+        fp32_membrane: bool = True,
+    ):
+        forward, ctx.kernel_backward = compiled_lif_kernels(
+            float(thresh), float(tau), float(gamma), bool(fp32_membrane)
+        )
         ctx.save_for_backward(x)
         return forward(x)
 
@@ -150,7 +220,9 @@ class FusedLIF(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         return ctx.kernel_backward(x, grad_spikes.contiguous()), None, None, None, None
 
+
 _fused_default = False
+
 
 def set_fused_lif(enabled: bool) -> bool:
     "Make LIF neurons built with `fused=None` use the compiled fast path; returns the previous setting."
@@ -158,28 +230,47 @@ def set_fused_lif(enabled: bool) -> bool:
     previous, _fused_default = _fused_default, bool(enabled)
     return previous
 
+
 def memory_order(x: torch.Tensor) -> list[int]:
     "The permutation of `x` `[B,T,...]` that keeps B and T first and puts the other dims in the order they lie in memory."
-    return [0, 1, *sorted(range(2, x.dim()), key=lambda d: -x.stride(d))]  # sorted is stable: ties keep their order
+    # sorted is stable: ties keep their order
+    return [0, 1, *sorted(range(2, x.dim()), key=lambda d: -x.stride(d))]
 
 # %% ../nbs/01_neurons.ipynb #6a59a43b
 class LIF(nn.Module):
     """TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None: `set_fused_lif`);
     `fp32_membrane`: under bf16 autocast the membrane accumulates in fp32 (the spikes stay in the input's dtype)."""
-    def __init__(self, thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fused: bool | None = None,
-                 fp32_membrane: bool = True):
+
+    def __init__(
+        self,
+        thresh: float = 1.0,
+        tau: float = 0.5,
+        gamma: float = 1.0,
+        fused: bool | None = None,
+        fp32_membrane: bool = True,
+    ):
         super().__init__()
-        self.thresh, self.tau, self.gamma, self.fused, self.fp32_membrane = thresh, tau, gamma, fused, fp32_membrane
+        self.thresh, self.tau, self.gamma, self.fused, self.fp32_membrane = (
+            thresh,
+            tau,
+            gamma,
+            fused,
+            fp32_membrane,
+        )
 
     def extra_repr(self):
         return f"thresh={self.thresh}, tau={self.tau}, gamma={self.gamma}, fused={self.fused}, fp32_membrane={self.fp32_membrane}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 2: raise ValueError(f"LIF expects [B, T, ...], got shape {tuple(x.shape)}")
+        if x.dim() < 2:
+            raise ValueError(f"LIF expects [B, T, ...], got shape {tuple(x.shape)}")
         fused = _fused_default if self.fused is None else self.fused
-        if torch.compiler.is_compiling(): return lif_sequence(x, self.thresh, self.tau, self.gamma, self.fp32_membrane)
-        # both paths see [B,T,N] flattened in memory order: channels_last stays channels_last with no copy either way,
-        # and every step x[:, t] is one dense block (strided steps of mixed dtypes take slow kernels)
+        if torch.compiler.is_compiling():
+            return lif_sequence(x, self.thresh, self.tau, self.gamma, self.fp32_membrane)
+        # both paths see [B,T,N] flattened in memory order: channels_last stays channels_last with
+        # no copy either way,
+        # and every step x[:, t] is one dense block (strided steps of mixed dtypes take slow
+        # kernels)
         order = memory_order(x)
         inner = x.permute(order)
         flat = inner.reshape(x.shape[0], x.shape[1], -1)
@@ -188,14 +279,19 @@ class LIF(nn.Module):
         return out.view(inner.shape).permute(sorted(range(x.dim()), key=order.__getitem__))
 
 # %% ../nbs/01_neurons.ipynb #c0054a27
-def time_lif(shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True), loop: bool = False) -> dict:
+def time_lif(
+    shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True), loop: bool = False
+) -> dict:
     "Median seconds of LIF forward+backward on a random `shape` per mode (`loop`: also `lif_sequence`), interleaved."
     import statistics, time
+
     x = (1.5 * torch.randn(shape)).requires_grad_()
     runs = {("fused" if mode else "eager"): LIF(fused=mode) for mode in fused_modes}
-    if loop: runs["loop"] = lif_sequence
+    if loop:
+        runs["loop"] = lif_sequence
     times = {name: [] for name in runs}
-    for run in runs.values(): run(x).sum().backward()  # warm-up (and compile)
+    for run in runs.values():
+        run(x).sum().backward()  # warm-up (and compile)
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
@@ -206,6 +302,7 @@ def time_lif(shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, Tr
 # %% ../nbs/01_neurons.ipynb #bad1600d
 class SeqToANNContainer(nn.Module):
     "Apply `modules` to `[B,T,...]` by folding time into the batch: `[B*T,...]` in, `[B,T,...]` out."
+
     def __init__(self, *modules: nn.Module):
         super().__init__()
         self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
@@ -217,5 +314,6 @@ class SeqToANNContainer(nn.Module):
 # %% ../nbs/01_neurons.ipynb #47fe7157
 def encode_static(x: torch.Tensor, T: int) -> torch.Tensor:
     "Repeat a static batch `[B,...]` over `T` time steps: a new tensor `[B,T,...]`."
-    if not isinstance(T, int) or T < 1: raise ValueError(f"T must be a positive int, got {T!r}")
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
     return x.unsqueeze(1).repeat(1, T, *([1] * (x.dim() - 1)))

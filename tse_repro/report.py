@@ -11,7 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 from scipy.stats import t as t_dist
-from matplotlib.figure import Figure  # figures without pyplot: the Agg canvas, no display, no global state
+
+# figures without pyplot: the Agg canvas, no display, no global state
+from matplotlib.figure import Figure
 
 from .data import class_names
 from .eval import eval_loader, mask_sample
@@ -33,42 +35,81 @@ __all__ = ['SPIKE_KEYS', 'TSE_UNAVAILABLE', 'TET_PAPER', 'FOLLOW_UP', 'REPORTED'
            'simulation_markdown', 'build_report', 'draw_figures', 'subset_words', 'report_markdown', 'plot_run']
 
 # %% ../nbs/10_report.ipynb #e974397a
-def _erases(method: str) -> bool: return method in METHODS and METHODS[method].erases
+def _erases(method: str) -> bool:
+    return method in METHODS and METHODS[method].erases
+
 
 def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
     "Every run under `results_dir/runs`, plus a `pending` record for each expected run not started yet."
     runs_dir = Path(results_dir) / "runs"
-    records = [RunFolder(d).record() for d in sorted(runs_dir.iterdir()) if d.is_dir()] if runs_dir.exists() else []
+    records = (
+        [RunFolder(d).record() for d in sorted(runs_dir.iterdir()) if d.is_dir()]
+        if runs_dir.exists()
+        else []
+    )
     seen = {r["name"] for r in records}
     for run in expected or []:
         if run.name not in seen:
-            records.append({"name": run.name, "dir": "", "variant": run.variant, "method": run.method, "seed": run.seed,
-                            "tau_f": run.config["tau_f"] if _erases(run.method) else None,
-                            "kappa": run.config["kappa"] if _erases(run.method) else None, "status": "pending",
-                            "config": run.config, "summary": None, "history": [], "error": ""})
+            records.append(
+                {
+                    "name": run.name,
+                    "dir": "",
+                    "variant": run.variant,
+                    "method": run.method,
+                    "seed": run.seed,
+                    "tau_f": run.config["tau_f"] if _erases(run.method) else None,
+                    "kappa": run.config["kappa"] if _erases(run.method) else None,
+                    "status": "pending",
+                    "config": run.config,
+                    "summary": None,
+                    "history": [],
+                    "error": "",
+                }
+            )
     order, rank = {run.name: i for i, run in enumerate(expected or [])}, list(METHODS)
-    # the profile's order; otherwise the registry's (baseline, TET, TSE), each method's own variant first
-    return sorted(records, key=lambda r: (order.get(r["name"], len(order)), rank.index(r["method"]) if r["method"] in rank else len(rank),
-                                          r["variant"] != r["method"], r["variant"], r["seed"] or 0))
+    # the profile's order; otherwise the registry's (baseline, TET, TSE), each method's own variant
+    # first
+    return sorted(
+        records,
+        key=lambda r: (
+            order.get(r["name"], len(order)),
+            rank.index(r["method"]) if r["method"] in rank else len(rank),
+            r["variant"] != r["method"],
+            r["variant"],
+            r["seed"] or 0,
+        ),
+    )
 
 # %% ../nbs/10_report.ipynb #a15228d9
-SPIKE_KEYS = ("mean_firing_rate", "synops_per_image", "macs_per_image", "energy_uj_per_image")  # from each run's eval.json
+# from each run's eval.json
+SPIKE_KEYS = ("mean_firing_rate", "synops_per_image", "macs_per_image", "energy_uj_per_image")
 
-def _text(value) -> str: return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+def _text(value) -> str:
+    return (
+        f"{value:g}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else str(value)
+    )
+
 
 def method_label(method: str, config: dict) -> str:
     "A method's name with the loss settings it reads and the switches it sets, 'TET (lamb=0, means=1)': in a table, 'TET' always says which TET."
-    if method not in METHODS: return method
+    if method not in METHODS:
+        return method
     m = METHODS[method]
-    shown = [k for k in m.settings if config.get(k) is not None] + \
-            [k for k in m.switches if config.get(k, getattr(LossConfig, k)) != getattr(LossConfig, k)]
+    shown = [k for k in m.settings if config.get(k) is not None] + [
+        k for k in m.switches if config.get(k, getattr(LossConfig, k)) != getattr(LossConfig, k)
+    ]
     settings = ", ".join(f"{k}={_text(config[k])}" for k in shown)
     return f"{METHODS[method].label} ({settings})" if settings else METHODS[method].label
+
 
 def bf16_kernels_used(record: dict) -> str | None:
     "What a run's summary says its bf16 products ran on (native, emulated), 'not recorded' where an `amp` run's summary predates the key, None without `amp` or a summary."
     s, amp = record["summary"], (record["config"] or {}).get("amp")
     return s.get("bf16_kernels", "not recorded") if s and amp else None
+
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
     "One row per run (all statuses) with its final numbers."
@@ -77,15 +118,25 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         s = r["summary"] or {}
         row = {k: r[k] for k in ("name", "variant", "method", "seed", "tau_f", "kappa", "status")}
         row["method_label"] = method_label(r["method"], r["config"] or {})
-        row.update(final_acc=s.get("final_acc"), best_acc=s.get("best_acc"), train_seconds=s.get("train_seconds"),
-                   epochs_done=s.get("epochs_done", len(r["history"])), bf16_kernels=bf16_kernels_used(r))
+        row.update(
+            final_acc=s.get("final_acc"),
+            best_acc=s.get("best_acc"),
+            train_seconds=s.get("train_seconds"),
+            epochs_done=s.get("epochs_done", len(r["history"])),
+            bf16_kernels=bf16_kernels_used(r),
+        )
         if s.get("final_acc") is not None and r["history"] and "train_acc" in r["history"][-1]:
-            row.update(train_acc=r["history"][-1]["train_acc"], fit_gap=r["history"][-1]["train_acc"] - s["final_acc"])
-        for t, a in enumerate(s.get("final_acc_by_t") or [], 1): row[f"acc_t{t}"] = a
+            row.update(
+                train_acc=r["history"][-1]["train_acc"],
+                fit_gap=r["history"][-1]["train_acc"] - s["final_acc"],
+            )
+        for t, a in enumerate(s.get("final_acc_by_t") or [], 1):
+            row[f"acc_t{t}"] = a
         if _erases(r["method"]) and r["history"] and "erased_fraction" in r["history"][-1]:
             row["erased_last_epoch"] = float(np.mean(r["history"][-1]["erased_fraction"]))
         spikes = (r.get("eval") or {}).get("spikes") or {}
-        for key in SPIKE_KEYS: row[key] = spikes.get(key)
+        for key in SPIKE_KEYS:
+            row[key] = spikes.get(key)
         row["error"] = r["error"].splitlines()[0] if r["error"] else ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -94,15 +145,35 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
 def summary_table(records: list[dict]) -> pd.DataFrame:
     "Mean and std over seeds per variant (complete runs), in the order the variants first appear."
     df = runs_frame(records)
-    if df.empty: return pd.DataFrame()
-    metrics = [c for c in df.columns if c in ("final_acc", "best_acc", "train_acc", "fit_gap", "train_seconds", "erased_last_epoch", *SPIKE_KEYS)
-               or c.startswith("acc_t")]
+    if df.empty:
+        return pd.DataFrame()
+    metrics = [
+        c
+        for c in df.columns
+        if c
+        in (
+            "final_acc",
+            "best_acc",
+            "train_acc",
+            "fit_gap",
+            "train_seconds",
+            "erased_last_epoch",
+            *SPIKE_KEYS,
+        )
+        or c.startswith("acc_t")
+    ]
     rows = []
     for variant, g in df.groupby("variant", sort=False):
         done = g[g.status == "complete"]
-        row = {"variant": variant, "method": g.method.iloc[0], "tau_f": g.tau_f.iloc[0], "kappa": g.kappa.iloc[0],
-               "method_label": g.method_label.iloc[0],
-               "seeds": len(done), "not_complete": len(g) - len(done)}
+        row = {
+            "variant": variant,
+            "method": g.method.iloc[0],
+            "tau_f": g.tau_f.iloc[0],
+            "kappa": g.kappa.iloc[0],
+            "method_label": g.method_label.iloc[0],
+            "seeds": len(done),
+            "not_complete": len(g) - len(done),
+        }
         for m in metrics:
             vals = pd.to_numeric(done[m], errors="coerce").dropna()
             row[f"{m}_mean"] = vals.mean() if len(vals) else np.nan
@@ -112,8 +183,10 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
 
 # %% ../nbs/10_report.ipynb #86d0a1e4
 def _pm(mean, std, digits=2) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)): return "–"
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
     return f"{mean:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std:.{digits}f}")
+
 
 def markdown(rows: list[list], header: list[str]) -> str:
     "A GitHub markdown table."
@@ -123,75 +196,270 @@ def markdown(rows: list[list], header: list[str]) -> str:
 # %% ../nbs/10_report.ipynb #c5a531e7
 def table_markdown(table: pd.DataFrame) -> str:
     "The per-variant table as markdown: accuracies in %, time in minutes."
-    if table.empty: return "_No runs yet._"
-    ts = sorted(int(c[5:-5]) for c in table.columns if c.startswith("acc_t") and c.endswith("_mean"))
-    header = ["variant", "method (loss settings)", "seeds", "final top-1 (%)", "best epoch's top-1 (%)",
-              *[f"t={t}" for t in ts], "train time (min)", "failed / unfinished"]
+    if table.empty:
+        return "_No runs yet._"
+    ts = sorted(
+        int(c[5:-5]) for c in table.columns if c.startswith("acc_t") and c.endswith("_mean")
+    )
+    header = [
+        "variant",
+        "method (loss settings)",
+        "seeds",
+        "final top-1 (%)",
+        "best epoch's top-1 (%)",
+        *[f"t={t}" for t in ts],
+        "train time (min)",
+        "failed / unfinished",
+    ]
     rows = []
     for _, r in table.iterrows():
-        rows.append([r.variant, r.method_label, r.seeds,
-                     _pm(r.final_acc_mean, r.final_acc_std), _pm(r.best_acc_mean, r.best_acc_std),
-                     *[_pm(r[f"acc_t{t}_mean"], r[f"acc_t{t}_std"]) for t in ts],
-                     _pm(r.train_seconds_mean / 60, r.train_seconds_std / 60, 1), r.not_complete or ""])
+        rows.append(
+            [
+                r.variant,
+                r.method_label,
+                r.seeds,
+                _pm(r.final_acc_mean, r.final_acc_std),
+                _pm(r.best_acc_mean, r.best_acc_std),
+                *[_pm(r[f"acc_t{t}_mean"], r[f"acc_t{t}_std"]) for t in ts],
+                _pm(r.train_seconds_mean / 60, r.train_seconds_std / 60, 1),
+                r.not_complete or "",
+            ]
+        )
     return markdown(rows, header)
+
 
 def fit_markdown(table: pd.DataFrame) -> str:
     """How well each variant fits its training set: the last epoch's training top-1, the final test top-1 and their gap
     (mean ± std over seeds, the gap taken run by run); '' when no run logged its training top-1."""
-    if table.empty or "fit_gap_mean" not in table or table.fit_gap_mean.isna().all(): return ""
-    rows = [[r.variant, r.seeds, _pm(r.train_acc_mean, r.train_acc_std), _pm(r.final_acc_mean, r.final_acc_std),
-             _pm(r.fit_gap_mean, r.fit_gap_std)] for r in table.itertuples()]
-    return markdown(rows, ["variant", "seeds", "training top-1, last epoch (%)", "test top-1, final (%)", "train − test (points)"])
+    if table.empty or "fit_gap_mean" not in table or table.fit_gap_mean.isna().all():
+        return ""
+    rows = [
+        [
+            r.variant,
+            r.seeds,
+            _pm(r.train_acc_mean, r.train_acc_std),
+            _pm(r.final_acc_mean, r.final_acc_std),
+            _pm(r.fit_gap_mean, r.fit_gap_std),
+        ]
+        for r in table.itertuples()
+    ]
+    return markdown(
+        rows,
+        [
+            "variant",
+            "seeds",
+            "training top-1, last epoch (%)",
+            "test top-1, final (%)",
+            "train − test (points)",
+        ],
+    )
 
 # %% ../nbs/10_report.ipynb #b7f3a1c3
 def kernels_sentence(records: list[dict]) -> str:
     "Which runs computed their bf16 products by emulation, in a sentence ('' when none did)."
-    kernels = {r["name"]: k for r in records if r["status"] == "complete" and (k := bf16_kernels_used(r))}
+    kernels = {
+        r["name"]: k for r in records if r["status"] == "complete" and (k := bf16_kernels_used(r))
+    }
     emulated = sorted(n for n, k in kernels.items() if k == "emulated")
-    if not emulated: return ""
-    counts = ", ".join(f"{n} {k}" for k, n in pd.Series(list(kernels.values())).value_counts().items())
-    return (f"bf16 kernels of the complete runs: {counts}. Emulated (fp32 kernels on bf16-rounded operands, a CPU without "
-            f"bf16 instructions; their train times are that machine's): {', '.join(emulated)}.")
+    if not emulated:
+        return ""
+    counts = ", ".join(
+        f"{n} {k}" for k, n in pd.Series(list(kernels.values())).value_counts().items()
+    )
+    return (
+        f"bf16 kernels of the complete runs: {counts}. Emulated (fp32 kernels on bf16-rounded operands, a CPU without "
+        f"bf16 instructions; their train times are that machine's): {', '.join(emulated)}."
+    )
 
 # %% ../nbs/10_report.ipynb #2b37922f
 def spike_markdown(table: pd.DataFrame) -> str:
     "The spike statistics per variant, or '' when no run has them."
-    if table.empty or "mean_firing_rate_mean" not in table or table.mean_firing_rate_mean.isna().all(): return ""
-    rows = [[r.variant, r.method_label, _pm(r.mean_firing_rate_mean, r.mean_firing_rate_std, 4),
-             _pm(r.synops_per_image_mean / 1e6, r.synops_per_image_std / 1e6), _pm(r.macs_per_image_mean / 1e6, r.macs_per_image_std / 1e6),
-             _pm(r.energy_uj_per_image_mean, r.energy_uj_per_image_std, 3)] for r in table.itertuples()]
-    return markdown(rows, ["variant", "method", "firing rate (spikes/neuron/step)", "SynOps per image (M)", "MACs per image (M)",
-                           "energy per image (µJ, 45 nm estimate)"])
+    if (
+        table.empty
+        or "mean_firing_rate_mean" not in table
+        or table.mean_firing_rate_mean.isna().all()
+    ):
+        return ""
+    rows = [
+        [
+            r.variant,
+            r.method_label,
+            _pm(r.mean_firing_rate_mean, r.mean_firing_rate_std, 4),
+            _pm(r.synops_per_image_mean / 1e6, r.synops_per_image_std / 1e6),
+            _pm(r.macs_per_image_mean / 1e6, r.macs_per_image_std / 1e6),
+            _pm(r.energy_uj_per_image_mean, r.energy_uj_per_image_std, 3),
+        ]
+        for r in table.itertuples()
+    ]
+    return markdown(
+        rows,
+        [
+            "variant",
+            "method",
+            "firing rate (spikes/neuron/step)",
+            "SynOps per image (M)",
+            "MACs per image (M)",
+            "energy per image (µJ, 45 nm estimate)",
+        ],
+    )
 
 # %% ../nbs/10_report.ipynb #e5d0ac2a
-TSE_UNAVAILABLE = ("The TSE paper's own result tables could not be obtained; the rows below are the TET paper's "
-                   "and the follow-up paper of the TSE authors' group (whose own method is not TSE).")
+TSE_UNAVAILABLE = (
+    "The TSE paper's own result tables could not be obtained; the rows below are the TET paper's "
+    "and the follow-up paper of the TSE authors' group (whose own method is not TSE)."
+)
 
 TET_PAPER, FOLLOW_UP = "TET paper (Deng et al., ICLR 2022)", "follow-up paper, same group as TSE"
-REPORTED = [  # one published number each: its full setting (None = not stated in what we could read)
-    dict(dataset="cifar10", arch="resnet19", T=4, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=94.44),
-    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=74.47),
-    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="sdt", source=FOLLOW_UP, top1=77.75),
-    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="tet", source=FOLLOW_UP, top1=80.16),
-    dict(dataset="cifar100", arch="resnet19", T=4, epochs=None, recipe=None, method="tse", source=FOLLOW_UP + ": their method (not TSE)", top1=81.27),
-    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="sdt", source=TET_PAPER, top1=77.33),
-    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=83.17),
-    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="sdt", source=FOLLOW_UP, top1=78.40),
-    dict(dataset="dvs-cifar10", arch="vggsnn", T=10, epochs=None, recipe=None, method="tse", source=FOLLOW_UP + ": their method (not TSE)", top1=83.60),
-    dict(dataset="imagenet", arch="sew_resnet34", T=4, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=68.00),
-    dict(dataset="imagenet", arch="resnet34", T=6, epochs=None, recipe=None, method="tet", source=TET_PAPER, top1=64.79),
+# one published number each: its full setting (None = not stated in what we could read)
+REPORTED = [
+    dict(
+        dataset="cifar10",
+        arch="resnet19",
+        T=4,
+        epochs=None,
+        recipe=None,
+        method="tet",
+        source=TET_PAPER,
+        top1=94.44,
+    ),
+    dict(
+        dataset="cifar100",
+        arch="resnet19",
+        T=4,
+        epochs=None,
+        recipe=None,
+        method="tet",
+        source=TET_PAPER,
+        top1=74.47,
+    ),
+    dict(
+        dataset="cifar100",
+        arch="resnet19",
+        T=4,
+        epochs=None,
+        recipe=None,
+        method="sdt",
+        source=FOLLOW_UP,
+        top1=77.75,
+    ),
+    dict(
+        dataset="cifar100",
+        arch="resnet19",
+        T=4,
+        epochs=None,
+        recipe=None,
+        method="tet",
+        source=FOLLOW_UP,
+        top1=80.16,
+    ),
+    dict(
+        dataset="cifar100",
+        arch="resnet19",
+        T=4,
+        epochs=None,
+        recipe=None,
+        method="tse",
+        source=FOLLOW_UP + ": their method (not TSE)",
+        top1=81.27,
+    ),
+    dict(
+        dataset="dvs-cifar10",
+        arch="vggsnn",
+        T=10,
+        epochs=None,
+        recipe=None,
+        method="sdt",
+        source=TET_PAPER,
+        top1=77.33,
+    ),
+    dict(
+        dataset="dvs-cifar10",
+        arch="vggsnn",
+        T=10,
+        epochs=None,
+        recipe=None,
+        method="tet",
+        source=TET_PAPER,
+        top1=83.17,
+    ),
+    dict(
+        dataset="dvs-cifar10",
+        arch="vggsnn",
+        T=10,
+        epochs=None,
+        recipe=None,
+        method="sdt",
+        source=FOLLOW_UP,
+        top1=78.40,
+    ),
+    dict(
+        dataset="dvs-cifar10",
+        arch="vggsnn",
+        T=10,
+        epochs=None,
+        recipe=None,
+        method="tse",
+        source=FOLLOW_UP + ": their method (not TSE)",
+        top1=83.60,
+    ),
+    dict(
+        dataset="imagenet",
+        arch="sew_resnet34",
+        T=4,
+        epochs=None,
+        recipe=None,
+        method="tet",
+        source=TET_PAPER,
+        top1=68.00,
+    ),
+    dict(
+        dataset="imagenet",
+        arch="resnet34",
+        T=6,
+        epochs=None,
+        recipe=None,
+        method="tet",
+        source=TET_PAPER,
+        top1=64.79,
+    ),
 ]
-RECIPE_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "augment", "cutout", "amp", "init", "head")
+RECIPE_KEYS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "augment",
+    "cutout",
+    "amp",
+    "init",
+    "head",
+)
+
 
 def differences(reported: dict, config: dict) -> list[str]:
     "What keeps a published number from standing beside a run of `config` (empty: the whole setting matches)."
-    out = [f"{k} {config.get(k)} vs {reported[k]}" for k in ("dataset", "arch", "T") if config.get(k) != reported[k]]
-    if not config.get("full_splits"): out.append("ours not on the full official splits")
-    if reported["epochs"] is None: out.append("their epochs not stated")
-    elif config.get("epochs") != reported["epochs"]: out.append(f"epochs {config.get('epochs')} vs {reported['epochs']}")
-    if reported["recipe"] is None: out.append("their recipe not stated")
-    else: out += [f"{k} {config.get(k)} vs {v}" for k, v in reported["recipe"].items() if config.get(k) != v]
+    out = [
+        f"{k} {config.get(k)} vs {reported[k]}"
+        for k in ("dataset", "arch", "T")
+        if config.get(k) != reported[k]
+    ]
+    if not config.get("full_splits"):
+        out.append("ours not on the full official splits")
+    if reported["epochs"] is None:
+        out.append("their epochs not stated")
+    elif config.get("epochs") != reported["epochs"]:
+        out.append(f"epochs {config.get('epochs')} vs {reported['epochs']}")
+    if reported["recipe"] is None:
+        out.append("their recipe not stated")
+    else:
+        out += [
+            f"{k} {config.get(k)} vs {v}"
+            for k, v in reported["recipe"].items()
+            if config.get(k) != v
+        ]
     return out
+
 
 def reported_markdown(table: pd.DataFrame, records: list[dict]) -> str:
     "The published numbers whose whole setting matches ours beside our rows; every other one for reference, with what differs."
@@ -202,30 +470,68 @@ def reported_markdown(table: pd.DataFrame, records: list[dict]) -> str:
         mine = table[table.method == rep["method"]] if not table.empty else table
         if not why and len(mine):
             for _, r in mine.iterrows():
-                beside.append([r.variant, _pm(r.final_acc_mean, r.final_acc_std), rep["source"], f"{rep['top1']:.2f}",
-                               _pm(r.final_acc_mean - rep["top1"], None)])
+                beside.append(
+                    [
+                        r.variant,
+                        _pm(r.final_acc_mean, r.final_acc_std),
+                        rep["source"],
+                        f"{rep['top1']:.2f}",
+                        _pm(r.final_acc_mean - rep["top1"], None),
+                    ]
+                )
         else:
             label = METHODS[rep["method"]].label if rep["method"] != "tse" else "TSE-group method"
-            reference.append([f"{rep['dataset']}, {rep['arch']}, T={rep['T']}", label, rep["source"], f"{rep['top1']:.2f}", "; ".join(why)])
+            reference.append(
+                [
+                    f"{rep['dataset']}, {rep['arch']}, T={rep['T']}",
+                    label,
+                    rep["source"],
+                    f"{rep['top1']:.2f}",
+                    "; ".join(why),
+                ]
+            )
     out = [TSE_UNAVAILABLE, ""]
     if beside:
-        out += ["Beside ours (the whole setting matches):", "", markdown(beside, ["our variant", "ours: final top-1 (%)", "reported by",
-                                                                                 "reported top-1 (%)", "ours − reported"]), ""]
-    out += ["For reference only (the setting does not match ours, or is not stated in full):", "",
-            markdown(reference, ["setting", "method", "source", "top-1 (%)", "why not beside ours"])]
+        out += [
+            "Beside ours (the whole setting matches):",
+            "",
+            markdown(
+                beside,
+                [
+                    "our variant",
+                    "ours: final top-1 (%)",
+                    "reported by",
+                    "reported top-1 (%)",
+                    "ours − reported",
+                ],
+            ),
+            "",
+        ]
+    out += [
+        "For reference only (the setting does not match ours, or is not stated in full):",
+        "",
+        markdown(reference, ["setting", "method", "source", "top-1 (%)", "why not beside ours"]),
+    ]
     return "\n".join(out)
 
 # %% ../nbs/10_report.ipynb #78066873
 def recipe_markdown(sources: dict, config: dict, methods: dict) -> str:
     "The recipe as a table: each sourced setting, its value, its source ('' without sources)."
-    if not sources: return ""
+    if not sources:
+        return ""
+
     def value(key):
-        if key == "seeds": return "–"
+        if key == "seeds":
+            return "–"
         if key.startswith("methods."):
             _, variant, setting = key.split(".", 2)
             return methods.get(variant, {}).get(setting, "–")
         return config.get(key, "–")
-    return markdown([[key, value(key), str(src).replace("|", "\\|")] for key, src in sources.items()], ["setting", "value", "source"])
+
+    return markdown(
+        [[key, value(key), str(src).replace("|", "\\|")] for key, src in sources.items()],
+        ["setting", "value", "source"],
+    )
 
 # %% ../nbs/10_report.ipynb #0ff0ce6a
 def _subplots(nrows=1, ncols=1, figsize=(6, 4), **kw):
@@ -237,15 +543,19 @@ def _subplots(nrows=1, ncols=1, figsize=(6, 4), **kw):
 def _save(fig, path):
     "Write `fig` as a PNG at `path` and return the path; with no path, return the figure (shown in a notebook)."
     fig.tight_layout()
-    if path is None: return fig
+    if path is None:
+        return fig
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})  # no version stamp: the same runs give the same bytes
+    # no version stamp: the same runs give the same bytes
+    fig.savefig(path, dpi=110, metadata={"Software": None})
     return Path(path)
+
 
 def _by_variant(records, status=("complete", "interrupted", "failed")):
     groups = {}
     for r in records:
-        if r["history"] and r["status"] in status: groups.setdefault(r["variant"], []).append(r)
+        if r["history"] and r["status"] in status:
+            groups.setdefault(r["variant"], []).append(r)
     return groups
 
 
@@ -261,13 +571,30 @@ def plot_curves(records: list[dict], path: Path | None = None):
     for variant, rs in _by_variant(records).items():
         acc, loss = _stack(rs, "test_acc"), _stack(rs, "train_loss")
         ep = np.arange(1, acc.shape[1] + 1)
-        line, = ax1.plot(ep, acc.mean(0), marker="o", ms=3, label=f"{variant} ({len(rs)} seed{'s' * (len(rs) > 1)})")
+        (line,) = ax1.plot(
+            ep,
+            acc.mean(0),
+            marker="o",
+            ms=3,
+            label=f"{variant} ({len(rs)} seed{'s' * (len(rs) > 1)})",
+        )
         ax1.fill_between(ep, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.2)
         summed = _erases(rs[0]["method"]) and rs[0]["config"].get("tse_steps", "sum") == "sum"
-        steps = rs[0]["config"].get("T", 1) if summed else 1  # Eq. 12 sums over the T steps (unless a switch averages); SDT and TET are means
-        ax2.plot(ep, loss.mean(0) / steps, color=line.get_color(), label=f"{variant}: loss / T (Eq. 12 sums over steps)" if steps > 1 else variant)
-    ax1.set(xlabel="epoch", ylabel="test top-1 (%)", title="Test accuracy"); ax1.legend(fontsize=8)
-    ax2.set(xlabel="epoch", ylabel="training loss per time step", title="Training loss, on one scale (TSE's sum divided by T)")
+        # Eq. 12 sums over the T steps (unless a switch averages); SDT and TET are means
+        steps = rs[0]["config"].get("T", 1) if summed else 1
+        ax2.plot(
+            ep,
+            loss.mean(0) / steps,
+            color=line.get_color(),
+            label=f"{variant}: loss / T (Eq. 12 sums over steps)" if steps > 1 else variant,
+        )
+    ax1.set(xlabel="epoch", ylabel="test top-1 (%)", title="Test accuracy")
+    ax1.legend(fontsize=8)
+    ax2.set(
+        xlabel="epoch",
+        ylabel="training loss per time step",
+        title="Training loss, on one scale (TSE's sum divided by T)",
+    )
     ax2.legend(fontsize=8)
     return _save(fig, path)
 
@@ -278,25 +605,47 @@ def plot_acc_by_t(records: list[dict], path: Path | None = None):
     for variant, rs in _by_variant(records, ("complete",)).items():
         acc = np.array([r["summary"]["final_acc_by_t"] for r in rs], dtype=float)
         t = np.arange(1, acc.shape[1] + 1)
-        ax.errorbar(t, acc.mean(0), yerr=acc.std(0, ddof=1) if len(rs) > 1 else None, marker="o", capsize=3, label=variant)
+        ax.errorbar(
+            t,
+            acc.mean(0),
+            yerr=acc.std(0, ddof=1) if len(rs) > 1 else None,
+            marker="o",
+            capsize=3,
+            label=variant,
+        )
     ax.set(xlabel="time steps used at inference (t)", ylabel="top-1 (%)", title="Any-time accuracy")
-    ax.xaxis.get_major_locator().set_params(integer=True); ax.legend(fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #3d72b4da
 def plot_erased(records: list[dict], path: Path | None = None):
     "TSE: fraction of the feature map erased at each step t = 2..T over the epochs, one panel per variant."
-    groups = {v: rs for v, rs in _by_variant(records).items() if _erases(rs[0]["method"]) and "erased_fraction" in rs[0]["history"][0]}
-    if not groups: return None
-    cols = min(len(groups), 5); rows = -(-len(groups) // cols)  # an ablation's many variants wrap, five panels a row
+    groups = {
+        v: rs
+        for v, rs in _by_variant(records).items()
+        if _erases(rs[0]["method"]) and "erased_fraction" in rs[0]["history"][0]
+    }
+    if not groups:
+        return None
+    # an ablation's many variants wrap, five panels a row
+    cols = min(len(groups), 5)
+    rows = -(-len(groups) // cols)
     fig, axes = _subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(groups):]: ax.set_visible(False)
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
     for ax, (variant, rs) in zip(axes.flat, groups.items()):
         fr = _stack(rs, "erased_fraction").mean(0)  # [epochs, T-1]
-        for j in range(fr.shape[1]): ax.plot(np.arange(1, len(fr) + 1), fr[:, j], marker="o", ms=3, label=f"t={j + 2}")
-        ax.set(title=f"{variant} (tau_f={rs[0]['tau_f']:g}, kappa={rs[0]['kappa']:g})", xlabel="epoch", ylim=(0, 1))
+        for j in range(fr.shape[1]):
+            ax.plot(np.arange(1, len(fr) + 1), fr[:, j], marker="o", ms=3, label=f"t={j + 2}")
+        ax.set(
+            title=f"{variant} (tau_f={rs[0]['tau_f']:g}, kappa={rs[0]['kappa']:g})",
+            xlabel="epoch",
+            ylim=(0, 1),
+        )
         ax.legend(fontsize=8)
-    for row in axes: row[0].set_ylabel("erased fraction")
+    for row in axes:
+        row[0].set_ylabel("erased fraction")
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #ff9defe3
@@ -304,15 +653,28 @@ def plot_sweep(table: pd.DataFrame, path: Path | None = None):
     "Heatmap of the final top-1 over a full TSE `tau_f x kappa` grid (None without one)."
     tse = table[table.method == "tse"]
     pairs = set(zip(tse.tau_f, tse.kappa))
-    if tse.tau_f.nunique() < 2 or tse.kappa.nunique() < 2 or len(pairs) < tse.tau_f.nunique() * tse.kappa.nunique():
+    if (
+        tse.tau_f.nunique() < 2
+        or tse.kappa.nunique() < 2
+        or len(pairs) < tse.tau_f.nunique() * tse.kappa.nunique()
+    ):
         return None  # not a full grid (a sweep profile makes one)
     tse = tse[tse.final_acc_mean.notna()]
     grid = tse.pivot_table(index="tau_f", columns="kappa", values="final_acc_mean", aggfunc="mean")
     fig, ax = _subplots(figsize=(1.3 * grid.shape[1] + 2.5, 1.0 * grid.shape[0] + 1.8))
     im = ax.imshow(grid.values, cmap="viridis", origin="lower")
-    ax.set_xticks(range(grid.shape[1]), [f"{k:g}" for k in grid.columns]); ax.set_yticks(range(grid.shape[0]), [f"{t:g}" for t in grid.index])
+    ax.set_xticks(range(grid.shape[1]), [f"{k:g}" for k in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [f"{t:g}" for t in grid.index])
     for (i, j), v in np.ndenumerate(grid.values):
-        if not math.isnan(v): ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w" if v < np.nanmean(grid.values) else "k")
+        if not math.isnan(v):
+            ax.text(
+                j,
+                i,
+                f"{v:.1f}",
+                ha="center",
+                va="center",
+                color="w" if v < np.nanmean(grid.values) else "k",
+            )
     ax.set(xlabel="kappa", ylabel="tau_f", title="TSE: final top-1 (%), mean over seeds")
     fig.colorbar(im, ax=ax)
     return _save(fig, path)
@@ -321,22 +683,29 @@ def plot_sweep(table: pd.DataFrame, path: Path | None = None):
 def _show(x):
     "An input as an image: events summed over time, per-image min-max scaling."
     x = np.asarray(x, dtype=float)
-    if x.ndim == 4: x = x.sum(0)
+    if x.ndim == 4:
+        x = x.sum(0)
     img = x[0] - x[1] if x.shape[0] == 2 else x.transpose(1, 2, 0) if x.shape[0] == 3 else x[0]
     return (img - img.min()) / (np.ptp(img) or 1.0)
 
+
 class FigureUnavailable(Exception):
     "A figure that applies to the runs but cannot be drawn; the message says why."
+
 
 def mask_arrays(run: dict) -> dict:
     "The arrays of a TSE run's mask figure: its masks.npz, else recomputed from its checkpoint."
     folder = RunFolder(run["dir"])
     if folder.file("masks").exists():
-        with np.load(folder.file("masks")) as f: return {k: f[k] for k in f.files}
+        with np.load(folder.file("masks")) as f:
+            return {k: f[k] for k in f.files}
     if folder.file("checkpoint").exists():
         model, cfg = folder.load_model()
         return mask_sample(model, cfg, eval_loader(cfg))
-    raise FigureUnavailable(f"{run['name']} holds neither masks.npz nor checkpoint.pt (write them with `tse-eval {run['dir']} --write`)")
+    raise FigureUnavailable(
+        f"{run['name']} holds neither masks.npz nor checkpoint.pt (write them with `tse-eval {run['dir']} --write`)"
+    )
+
 
 def plot_masks(run: dict, path: Path | None = None):
     "Masks of a complete TSE run on its sample of test images (`mask_arrays`)."
@@ -347,15 +716,28 @@ def plot_masks(run: dict, path: Path | None = None):
     name = lambda label: names[label] if label < len(names) else f"label {label}"
     fig, axes = _subplots(n, T, figsize=(1.9 * T, 1.9 * n), squeeze=False)
     for i in range(n):
-        img = _show(x[i]); axes[i][0].imshow(img, cmap=None if img.ndim == 3 else "gray"); axes[i][0].set_title(name(int(y[i])), fontsize=8)
+        img = _show(x[i])
+        axes[i][0].imshow(img, cmap=None if img.ndim == 3 else "gray")
+        axes[i][0].set_title(name(int(y[i])), fontsize=8)
         for t in range(1, T):
             ax = axes[i][t]
             ax.imshow(img, cmap=None if img.ndim == 3 else "gray", alpha=0.55)
             erased = np.ma.masked_where(keep[i, t - 1] > 0, np.ones(keep.shape[2:]))
-            ax.imshow(erased, cmap="autumn", alpha=0.6, extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5), vmin=0, vmax=1)
+            ax.imshow(
+                erased,
+                cmap="autumn",
+                alpha=0.6,
+                extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5),
+                vmin=0,
+                vmax=1,
+            )
             ax.set_title(f"t={t + 1}: {100 * (1 - keep[i, t - 1].mean()):.0f}% erased", fontsize=8)
-    for ax in axes.flat: ax.axis("off")
-    fig.suptitle(f"TSE masks of {run['name']} (yellow = erased; tau_f={float(arrays['tau_f']):g}, kappa={float(arrays['kappa']):g})", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(
+        f"TSE masks of {run['name']} (yellow = erased; tau_f={float(arrays['tau_f']):g}, kappa={float(arrays['kappa']):g})",
+        fontsize=9,
+    )
     return _save(fig, path)
 
 # %% ../nbs/10_report.ipynb #04645bd7
@@ -365,69 +747,139 @@ def detectable_difference(sd: float, n: int, level: float = 0.95, power: float =
     statsmodels (whose `TTestPower` solves the same) is not a dependency here."""
     from scipy.optimize import brentq
     from scipy.stats import nct, t
-    if n < 2 or not sd > 0: return float("nan")
+
+    if n < 2 or not sd > 0:
+        return float("nan")
     crit = t.ppf(0.5 + level / 2, n - 1)
-    def reach(shift):  # power at noncentrality `shift` = delta * sqrt(n) / sd, minus the power asked for
+
+    # power at noncentrality `shift` = delta * sqrt(n) / sd, minus the power asked for
+    def reach(shift):
         wrong_side = nct.cdf(-crit, n - 1, shift)  # NaN where it underflows: it is then 0
         return nct.sf(crit, n - 1, shift) + (0.0 if math.isnan(wrong_side) else wrong_side) - power
-    return float(brentq(reach, 0.0, crit + 10) * sd / math.sqrt(n))  # crit + 10: power > 0.8 there for every n >= 2
+
+    # crit + 10: power > 0.8 there for every n >= 2
+    return float(brentq(reach, 0.0, crit + 10) * sd / math.sqrt(n))
+
 
 def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
     """For per-seed values `a` and `b` (seed -> value): mean of a - b over the common seeds, the t-interval's half-width,
     n, and the smallest difference this many seeds detect at 80 % power (`detectable`)."""
     from scipy.stats import t
+
     seeds = sorted(set(a) & set(b))
     d = np.array([a[s] - b[s] for s in seeds], dtype=float)
     sd = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
-    if len(d) > 1 and np.ptp(d) <= 8 * np.finfo(float).eps * max(abs(v) for s in seeds for v in (a[s], b[s])):
-        sd = 0.0  # equal differences but for float rounding (67.3 - 67.2 != 12.8 - 12.7): a tie, not a tiny spread
-    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * sd / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"n": len(d), "mean": float(d.mean()) if len(d) else float("nan"), "halfwidth": half,
-            "detectable": detectable_difference(sd, len(d), level)}
+    if len(d) > 1 and np.ptp(d) <= 8 * np.finfo(float).eps * max(
+        abs(v) for s in seeds for v in (a[s], b[s])
+    ):
+        # equal differences but for float rounding (67.3 - 67.2 != 12.8 - 12.7): a tie, not a tiny
+        # spread
+        sd = 0.0
+    half = (
+        float(t.ppf(0.5 + level / 2, len(d) - 1) * sd / math.sqrt(len(d)))
+        if len(d) > 1
+        else float("nan")
+    )
+    return {
+        "n": len(d),
+        "mean": float(d.mean()) if len(d) else float("nan"),
+        "halfwidth": half,
+        "detectable": detectable_difference(sd, len(d), level),
+    }
+
 
 def noise_sentence(diff: dict) -> str:
-    if diff["n"] < 2: return "one common seed: no interval"
-    if diff["halfwidth"] == 0: return "the same difference on every seed: too few seeds to judge the noise"  # a discrete-accuracy tie, not certainty
+    if diff["n"] < 2:
+        return "one common seed: no interval"
+    # a discrete-accuracy tie, not certainty
+    if diff["halfwidth"] == 0:
+        return "the same difference on every seed: too few seeds to judge the noise"
     lo, hi = diff["mean"] - diff["halfwidth"], diff["mean"] + diff["halfwidth"]
-    if lo > 0: return "higher, and the difference exceeds seed noise"
-    if hi < 0: return "lower, and the difference exceeds seed noise"
+    if lo > 0:
+        return "higher, and the difference exceeds seed noise"
+    if hi < 0:
+        return "lower, and the difference exceeds seed noise"
     return "within seed noise"
+
 
 def anchors(records: list[dict], present) -> list[str]:
     "The variants every other is compared with: the first of the baseline (SDT) and the first of TET among `present`."
     method_of = {r["variant"]: r["method"] for r in records}
-    return [a for m in ("sdt", "tet") if (a := next((v for v, mm in method_of.items() if mm == m and v in present), None))]
+    return [
+        a
+        for m in ("sdt", "tet")
+        if (a := next((v for v, mm in method_of.items() if mm == m and v in present), None))
+    ]
+
 
 def comparisons(records: list[dict], present) -> list[tuple]:
     "(variant, anchor) pairs: every variant against each anchor but itself; the baseline, itself an anchor, is not set against TET twice."
     a = anchors(records, present)
-    return [(v, b) for v in present for b in a if b != v and not (v in a and a.index(v) < a.index(b))]
+    return [
+        (v, b) for v in present for b in a if b != v and not (v in a and a.index(v) < a.index(b))
+    ]
+
 
 def pair_by_seed(records: list[dict], values) -> pd.DataFrame:
     """Every variant against the baseline and against TET (their first variants), paired by seed, on every measure that
     `values(record)` (a dict, measure -> number) gives for the complete runs: one row per (variant, against, measure)."""
     by = {}
     for r in records:
-        if r["status"] == "complete": by.setdefault(r["variant"], {})[r["seed"]] = values(r)
+        if r["status"] == "complete":
+            by.setdefault(r["variant"], {})[r["seed"]] = values(r)
     rows = []
     for variant, anchor in comparisons(records, by):
         for measure in next(iter(by[variant].values())):
             pick = lambda side: {seed: v[measure] for seed, v in side.items() if measure in v}
             diff = paired_difference(pick(by[variant]), pick(by[anchor]))
-            rows.append({"variant": variant, "against": anchor, "measure": measure, **diff, "sentence": noise_sentence(diff)})
+            rows.append(
+                {
+                    "variant": variant,
+                    "against": anchor,
+                    "measure": measure,
+                    **diff,
+                    "sentence": noise_sentence(diff),
+                }
+            )
     return pd.DataFrame(rows)
+
 
 def paired_table(records: list[dict], key: str = "final_acc") -> pd.DataFrame:
     "`pair_by_seed` on one number of each run's summary (the final top-1 by default)."
     return pair_by_seed(records, lambda r: {key: r["summary"][key]})
 
+
 def paired_markdown(table: pd.DataFrame) -> str:
-    if table.empty: return ""
-    rows = [[r.variant, r.against, r.n, f"{r.mean:+.2f}", "–" if math.isnan(r.halfwidth) else f"[{r.mean - r.halfwidth:+.2f}, {r.mean + r.halfwidth:+.2f}]",
-             "–" if math.isnan(r.halfwidth) else f"±{r.halfwidth:.2f}", "–" if math.isnan(r.detectable) else f"{r.detectable:.2f}", r.sentence]
-            for r in table.itertuples()]
-    return markdown(rows, ["variant", "against", "seeds", "mean difference (points)", "95 % interval", "half-width",
-                           "detectable at 80 % power", "reading"])
+    if table.empty:
+        return ""
+    rows = [
+        [
+            r.variant,
+            r.against,
+            r.n,
+            f"{r.mean:+.2f}",
+            "–"
+            if math.isnan(r.halfwidth)
+            else f"[{r.mean - r.halfwidth:+.2f}, {r.mean + r.halfwidth:+.2f}]",
+            "–" if math.isnan(r.halfwidth) else f"±{r.halfwidth:.2f}",
+            "–" if math.isnan(r.detectable) else f"{r.detectable:.2f}",
+            r.sentence,
+        ]
+        for r in table.itertuples()
+    ]
+    return markdown(
+        rows,
+        [
+            "variant",
+            "against",
+            "seeds",
+            "mean difference (points)",
+            "95 % interval",
+            "half-width",
+            "detectable at 80 % power",
+            "reading",
+        ],
+    )
 
 # %% ../nbs/10_report.ipynb #f28248c4
 def _eval_values(records: list[dict], path: tuple) -> dict:
@@ -435,53 +887,106 @@ def _eval_values(records: list[dict], path: tuple) -> dict:
     out = {}
     for r in records:
         value = r.get("eval") if r["status"] == "complete" else None
-        for key in path: value = value.get(key) if isinstance(value, dict) else None
-        if value is not None: out.setdefault(r["variant"], []).append(value)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            out.setdefault(r["variant"], []).append(value)
     return out
+
 
 def _mean_pm(values, digits=2) -> str:
     v = np.asarray(values, dtype=float)
     return _pm(v.mean(), v.std(ddof=1) if len(v) > 1 else None, digits)
 
+
 def overlap_markdown(records: list[dict]) -> str:
-    iou, cos = _eval_values(records, ("overlap", "mean_topk_iou")), _eval_values(records, ("overlap", "mean_cosine"))
-    if not iou: return ""
+    iou, cos = (
+        _eval_values(records, ("overlap", "mean_topk_iou")),
+        _eval_values(records, ("overlap", "mean_cosine")),
+    )
+    if not iou:
+        return ""
     gains = {}
     for r in records:
-        if r["status"] == "complete": gains.setdefault(r["variant"], []).append(r["summary"]["final_acc_by_t"][-1] - r["summary"]["final_acc_by_t"][0])
+        if r["status"] == "complete":
+            gains.setdefault(r["variant"], []).append(
+                r["summary"]["final_acc_by_t"][-1] - r["summary"]["final_acc_by_t"][0]
+            )
     rows = [[v, _mean_pm(iou[v], 3), _mean_pm(cos[v], 3), _mean_pm(gains[v])] for v in iou]
-    return markdown(rows, ["variant", "top-k IoU between steps", "cosine between steps", "any-time gain t=1 → t=T (points)"])
+    return markdown(
+        rows,
+        [
+            "variant",
+            "top-k IoU between steps",
+            "cosine between steps",
+            "any-time gain t=1 → t=T (points)",
+        ],
+    )
 
 # %% ../nbs/10_report.ipynb #c170f336
 def _levels(by_level: dict) -> list:
     "eval.json's attack levels (JSON keys are strings) in numeric order."
     return sorted(by_level, key=float)
 
+
 def robustness_markdown(records: list[dict]) -> str:
     clean = _eval_values(records, ("robustness", "clean"))
-    if not clean: return ""
-    first = next(r["eval"]["robustness"] for r in records if r.get("eval") and "clean" in (r["eval"].get("robustness") or {}))
-    columns = [("clean", ("clean",))] + [(f"FGSM {e}/255", ("fgsm", e)) for e in _levels(first["fgsm"])] + \
-              [(f"PGD-{first['settings']['pgd_steps']} {e}/255", ("pgd", e)) for e in _levels(first["pgd"])] + \
-              [(f"noise σ={g}", ("noise", g)) for g in _levels(first["noise"])]
+    if not clean:
+        return ""
+    first = next(
+        r["eval"]["robustness"]
+        for r in records
+        if r.get("eval") and "clean" in (r["eval"].get("robustness") or {})
+    )
+    columns = (
+        [("clean", ("clean",))]
+        + [(f"FGSM {e}/255", ("fgsm", e)) for e in _levels(first["fgsm"])]
+        + [
+            (f"PGD-{first['settings']['pgd_steps']} {e}/255", ("pgd", e))
+            for e in _levels(first["pgd"])
+        ]
+        + [(f"noise σ={g}", ("noise", g)) for g in _levels(first["noise"])]
+    )
     cells = {name: _eval_values(records, ("robustness", *path)) for name, path in columns}
-    rows = [[v, *[_mean_pm(cells[name][v]) if v in cells[name] else "–" for name, _ in columns]] for v in clean]
-    return markdown(rows, ["variant", *[name for name, _ in columns]]) + \
-        f"\n\nTop-1 (%) on {first['images']} test images ({first['settings']['images_per_class']} per class); eps in pixel units /255."
+    rows = [
+        [v, *[_mean_pm(cells[name][v]) if v in cells[name] else "–" for name, _ in columns]]
+        for v in clean
+    ]
+    return (
+        markdown(rows, ["variant", *[name for name, _ in columns]])
+        + f"\n\nTop-1 (%) on {first['images']} test images ({first['settings']['images_per_class']} per class); eps in pixel units /255."
+    )
 
 # %% ../nbs/10_report.ipynb #e02bc951
 def plot_robustness(records: list[dict], path: Path | None = None):
     "Top-1 against FGSM and PGD strength and noise level, a line per variant (mean, error bars = std over seeds)."
-    runs = [r for r in records if r["status"] == "complete" and (r.get("eval") or {}).get("robustness", {}).get("clean") is not None]
-    if not runs: return None
+    runs = [
+        r
+        for r in records
+        if r["status"] == "complete"
+        and (r.get("eval") or {}).get("robustness", {}).get("clean") is not None
+    ]
+    if not runs:
+        return None
     fig, axes = _subplots(1, 3, figsize=(13, 3.8))
-    for ax, kind, label in zip(axes, ("fgsm", "pgd", "noise"), ("FGSM eps (/255)", "PGD eps (/255)", "Gaussian noise sigma")):
+    for ax, kind, label in zip(
+        axes,
+        ("fgsm", "pgd", "noise"),
+        ("FGSM eps (/255)", "PGD eps (/255)", "Gaussian noise sigma"),
+    ):
         for variant in dict.fromkeys(r["variant"] for r in runs):
             rs = [r["eval"]["robustness"] for r in runs if r["variant"] == variant]
             levels = _levels(rs[0][kind])
             acc = np.array([[rb["clean"]] + [rb[kind][k] for k in levels] for rb in rs])
             xs = [0.0] + [float(k) for k in levels]
-            ax.errorbar(xs, acc.mean(0), yerr=acc.std(0, ddof=1) if len(rs) > 1 else None, marker="o", capsize=3, label=variant)
+            ax.errorbar(
+                xs,
+                acc.mean(0),
+                yerr=acc.std(0, ddof=1) if len(rs) > 1 else None,
+                marker="o",
+                capsize=3,
+                label=variant,
+            )
         ax.set(xlabel=label, ylabel="top-1 (%)", title=kind.upper() if kind != "noise" else "noise")
     axes[0].legend(fontsize=8)
     return _save(fig, path)
@@ -489,17 +994,39 @@ def plot_robustness(records: list[dict], path: Path | None = None):
 # %% ../nbs/10_report.ipynb #3672d738
 def plot_overlap(records: list[dict], path: Path | None = None):
     "Top-k IoU between every pair of steps, a bar per variant (mean over seeds)."
-    runs = [r for r in records if r["status"] == "complete" and (r.get("eval") or {}).get("overlap", {}).get("topk_iou")]
-    if not runs: return None
+    runs = [
+        r
+        for r in records
+        if r["status"] == "complete" and (r.get("eval") or {}).get("overlap", {}).get("topk_iou")
+    ]
+    if not runs:
+        return None
     variants = list(dict.fromkeys(r["variant"] for r in runs))
     pairs = list(runs[0]["eval"]["overlap"]["topk_iou"])
     fig, ax = _subplots(figsize=(max(6, 1.1 * len(pairs) * len(variants) / 2), 3.8))
     width = 0.8 / len(variants)
     for i, v in enumerate(variants):
-        vals = np.array([[r["eval"]["overlap"]["topk_iou"][p] for p in pairs] for r in runs if r["variant"] == v])
-        ax.bar(np.arange(len(pairs)) + i * width, vals.mean(0), width, yerr=vals.std(0, ddof=1) if len(vals) > 1 else None, label=v, capsize=2)
+        vals = np.array(
+            [
+                [r["eval"]["overlap"]["topk_iou"][p] for p in pairs]
+                for r in runs
+                if r["variant"] == v
+            ]
+        )
+        ax.bar(
+            np.arange(len(pairs)) + i * width,
+            vals.mean(0),
+            width,
+            yerr=vals.std(0, ddof=1) if len(vals) > 1 else None,
+            label=v,
+            capsize=2,
+        )
     ax.set_xticks(np.arange(len(pairs)) + 0.4 - width / 2, [f"t={p}" for p in pairs])
-    ax.set(ylabel="top-k IoU of the true-class maps", ylim=(0, 1), title="How much two steps draw on the same locations")
+    ax.set(
+        ylabel="top-k IoU of the true-class maps",
+        ylim=(0, 1),
+        title="How much two steps draw on the same locations",
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -508,127 +1035,245 @@ def claim_values(record: dict) -> dict:
     "Every measured claim of a complete run, by name: final top-1, top-1 at each t, the any-time gain, robustness, overlap."
     s, e = record["summary"], record.get("eval") or {}
     by_t = s["final_acc_by_t"]
-    out = {"final top-1": s["final_acc"], **{f"top-1 at t={k}": v for k, v in enumerate(by_t, 1)},
-           f"any-time gain (t={len(by_t)} − t=1)": by_t[-1] - by_t[0]}
+    out = {
+        "final top-1": s["final_acc"],
+        **{f"top-1 at t={k}": v for k, v in enumerate(by_t, 1)},
+        f"any-time gain (t={len(by_t)} − t=1)": by_t[-1] - by_t[0],
+    }
     if "clean" in (rob := e.get("robustness") or {}):
         out["robustness images, clean"] = rob["clean"]
-        for kind, label in (("fgsm", "FGSM {}/255"), ("pgd", f"PGD-{rob['settings']['pgd_steps']} {{}}/255"), ("noise", "noise σ={}")):
+        for kind, label in (
+            ("fgsm", "FGSM {}/255"),
+            ("pgd", f"PGD-{rob['settings']['pgd_steps']} {{}}/255"),
+            ("noise", "noise σ={}"),
+        ):
             out.update({label.format(level): rob[kind][level] for level in _levels(rob[kind])})
     if "mean_topk_iou" in (overlap := e.get("overlap") or {}):
-        out.update({"top-k IoU between steps": overlap["mean_topk_iou"], "cosine between steps": overlap["mean_cosine"]})
+        out.update(
+            {
+                "top-k IoU between steps": overlap["mean_topk_iou"],
+                "cosine between steps": overlap["mean_cosine"],
+            }
+        )
     return out
+
 
 def claims_table(records: list[dict]) -> pd.DataFrame:
     "Every variant against the baseline and TET, paired by seed, on every claim both measured: one row per (variant, against, measure)."
     return pair_by_seed(records, claim_values)
 
-_NO_SPREAD_NOTE = "\"(no spread)\": the same difference on every seed, an interval of zero width that says nothing about the noise"
+
+_NO_SPREAD_NOTE = '"(no spread)": the same difference on every seed, an interval of zero width that says nothing about the noise'
+
 
 def _interval(r, digits: int = 2, unit: str = "") -> str:
     "The mean and its interval, then the unit, then the '(no spread)' mark: '+0.00 points (no spread)'."
     unit = f" {unit}" if unit else ""
-    if math.isnan(r.halfwidth): return f"{r.mean:+.{digits}f}{unit}"  # one seed: no interval
-    if r.halfwidth == 0: return f"{r.mean:+.{digits}f}{unit} (no spread)"  # the same difference on every seed: a degenerate interval, not evidence
+    if math.isnan(r.halfwidth):
+        return f"{r.mean:+.{digits}f}{unit}"  # one seed: no interval
+    # the same difference on every seed: a degenerate interval, not evidence
+    if r.halfwidth == 0:
+        return f"{r.mean:+.{digits}f}{unit} (no spread)"
     text = f"{r.mean:+.{digits}f} [{r.mean - r.halfwidth:+.{digits}f}, {r.mean + r.halfwidth:+.{digits}f}]{unit}"
     return f"**{text}**" if abs(r.mean) > r.halfwidth else text
 
+
 def claims_markdown(table: pd.DataFrame) -> str:
     "One table per variant: each measure's paired difference from each anchor, with its 95 % interval (bold: excludes zero)."
-    if table.empty: return ""
+    if table.empty:
+        return ""
     parts = []
     for variant, rows in table.groupby("variant", sort=False):
         against = list(dict.fromkeys(rows.against))
         cells = {(r.measure, r.against): r for r in rows.itertuples()}
         digits = lambda m: 3 if "between steps" in m else 2
-        body = [[m, cells[(m, against[0])].n, *[_interval(cells[(m, a)], digits(m)) if (m, a) in cells else "–" for a in against]]
-                for m in dict.fromkeys(rows.measure)]
-        parts += [f"**{variant}** minus each anchor (points; overlap measures in their own units):", "",
-                  markdown(body, ["measure", "seeds", *[f"− {a}" for a in against]]), ""]
+        body = [
+            [
+                m,
+                cells[(m, against[0])].n,
+                *[_interval(cells[(m, a)], digits(m)) if (m, a) in cells else "–" for a in against],
+            ]
+            for m in dict.fromkeys(rows.measure)
+        ]
+        parts += [
+            f"**{variant}** minus each anchor (points; overlap measures in their own units):",
+            "",
+            markdown(body, ["measure", "seeds", *[f"− {a}" for a in against]]),
+            "",
+        ]
     return "\n".join(parts).strip()
 
+
 def _reading(r) -> str:
-    return {"higher": "above", "lower": "below"}.get(r.sentence.split(",")[0], "within seed noise of")
+    return {"higher": "above", "lower": "below"}.get(
+        r.sentence.split(",")[0], "within seed noise of"
+    )
+
 
 def claim_sentence(records: list[dict], variant: str = "tse") -> str:
     "The README's sentence about `variant`, written from the paired intervals alone ('' when it has no complete paired runs)."
     table = claims_table(records)
     rows = table[table.variant == variant] if not table.empty else table
-    if rows.empty: return ""
-    get = lambda measure, anchor: next(r for r in rows.itertuples() if r.measure == measure and r.against == anchor)
+    if rows.empty:
+        return ""
+    get = lambda measure, anchor: next(
+        r for r in rows.itertuples() if r.measure == measure and r.against == anchor
+    )
     against = list(dict.fromkeys(rows.against))
     final = [get("final top-1", a) for a in against]
-    words = [f"{_reading(r)} {a} by {_interval(r, unit='points').strip('*')} (half-width ±{r.halfwidth:.2f}; at 80 % power these seeds "
-             f"detect {r.detectable:.2f})" for r, a in zip(final, against)]
-    text = f"Final top-1 of `{variant}` over {final[0].n} paired seeds (95 % intervals): " + "; ".join(words) + "."
+    words = [
+        f"{_reading(r)} {a} by {_interval(r, unit='points').strip('*')} (half-width ±{r.halfwidth:.2f}; at 80 % power these seeds "
+        f"detect {r.detectable:.2f})"
+        for r, a in zip(final, against)
+    ]
+    text = (
+        f"Final top-1 of `{variant}` over {final[0].n} paired seeds (95 % intervals): "
+        + "; ".join(words)
+        + "."
+    )
     gain = next((m for m in rows.measure if m.startswith("any-time gain")), None)
-    if gain: text += " Any-time gain: " + "; ".join(f"{_reading(get(gain, a))} {a} ({_interval(get(gain, a)).strip('*')})" for a in against) + "."
+    if gain:
+        text += (
+            " Any-time gain: "
+            + "; ".join(
+                f"{_reading(get(gain, a))} {a} ({_interval(get(gain, a)).strip('*')})"
+                for a in against
+            )
+            + "."
+        )
     robust = [m for m in dict.fromkeys(rows.measure) if "/255" in m or m.startswith("noise")]
     for a in against:
         counts = pd.Series([_reading(get(m, a)) for m in robust]).value_counts()
-        if robust: text += (f" Robustness against {a}: above in {counts.get('above', 0)}, below in {counts.get('below', 0)} and "
-                            f"within seed noise in {counts.get('within seed noise of', 0)} of {len(robust)} attack and noise columns.")
+        if robust:
+            text += (
+                f" Robustness against {a}: above in {counts.get('above', 0)}, below in {counts.get('below', 0)} and "
+                f"within seed noise in {counts.get('within seed noise of', 0)} of {len(robust)} attack and noise columns."
+            )
     if "top-k IoU between steps" in set(rows.measure):
-        text += " Overlap of the steps' evidence (top-k IoU): " + "; ".join(
-            f"{_reading(get('top-k IoU between steps', a))} {a} ({_interval(get('top-k IoU between steps', a), 3).strip('*')})" for a in against) + "."
+        text += (
+            " Overlap of the steps' evidence (top-k IoU): "
+            + "; ".join(
+                f"{_reading(get('top-k IoU between steps', a))} {a} ({_interval(get('top-k IoU between steps', a), 3).strip('*')})"
+                for a in against
+            )
+            + "."
+        )
     return text
-
 
 # %% ../nbs/10_report.ipynb #9f37baec
 def tse_forms(config: dict) -> list[str]:
     "The forms an erasing run's silent choices took, in words, one phrase each, from its settings (a setting it lacks: its default)."
     c = {f: config.get(f, getattr(LossConfig, f)) for f in LossConfig.__dataclass_fields__}
-    steps = f"summed over the {config['T']} steps ({config['T']}× TET's loss scale)" if "T" in config else "summed over the steps"
-    schedule = "constant" if c["tau_f_schedule"] == "constant" else \
-        f"{c['tau_f_schedule']} from {c['tau_f_start']:g} to {c['tau_f']:g} over {c['tau_f_epochs'] or 'all'} epochs"
-    return ([f"Eq. 7's history a mean of {'logits' if c['tse_history'] == 'logits' else 'probabilities'}",
-                      f"Eq. 9's std {c['tse_std']}", f"Eq. 12 {steps if c['tse_steps'] == 'sum' else 'averaged over the steps (TET’s loss scale)'}",
-                      "kept features rescaled by the kept fraction" if c["tse_rescale"] else "no rescaling of the kept features",
-                      f"soft mask (temperature {c['mask_temperature']:g})" if c["mask_temperature"] else "hard mask",
-                      f"tau_f {schedule}", f"kappa learned (at most {c['kappa_max']:g})" if c["learn_kappa"] else "kappa fixed"])
+    steps = (
+        f"summed over the {config['T']} steps ({config['T']}× TET's loss scale)"
+        if "T" in config
+        else "summed over the steps"
+    )
+    schedule = (
+        "constant"
+        if c["tau_f_schedule"] == "constant"
+        else f"{c['tau_f_schedule']} from {c['tau_f_start']:g} to {c['tau_f']:g} over {c['tau_f_epochs'] or 'all'} epochs"
+    )
+    return [
+        f"Eq. 7's history a mean of {'logits' if c['tse_history'] == 'logits' else 'probabilities'}",
+        f"Eq. 9's std {c['tse_std']}",
+        f"Eq. 12 {steps if c['tse_steps'] == 'sum' else 'averaged over the steps (TET’s loss scale)'}",
+        "kept features rescaled by the kept fraction"
+        if c["tse_rescale"]
+        else "no rescaling of the kept features",
+        f"soft mask (temperature {c['mask_temperature']:g})"
+        if c["mask_temperature"]
+        else "hard mask",
+        f"tau_f {schedule}",
+        f"kappa learned (at most {c['kappa_max']:g})" if c["learn_kappa"] else "kappa fixed",
+    ]
+
 
 def forms_markdown(records: list[dict]) -> str:
     "Which forms each erasing variant used: one sentence when they share them, else the paper's and a table of where each departs ('' without one)."
     forms = {}
     for r in records:
-        if _erases(r["method"]) and r["config"]: forms.setdefault(r["variant"], tse_forms(r["config"]))
-    if not forms: return ""
-    if len({tuple(f) for f in forms.values()}) == 1: return f"TSE's forms, in every erasing variant here: {'; '.join(next(iter(forms.values())))}."
-    paper = tse_forms({"T": next(r["config"]["T"] for r in records if _erases(r["method"]) and r["config"])})
-    rows = [[v, "; ".join(p for p in f if p not in paper) or "– (the paper's)"] for v, f in forms.items()]
-    return f"TSE's forms, the paper's unless a variant departs from them: {'; '.join(paper)}.\n\n" + \
-        markdown(rows, ["variant", "departs from the paper's forms in"])
+        if _erases(r["method"]) and r["config"]:
+            forms.setdefault(r["variant"], tse_forms(r["config"]))
+    if not forms:
+        return ""
+    if len({tuple(f) for f in forms.values()}) == 1:
+        return (
+            f"TSE's forms, in every erasing variant here: {'; '.join(next(iter(forms.values())))}."
+        )
+    paper = tse_forms(
+        {"T": next(r["config"]["T"] for r in records if _erases(r["method"]) and r["config"])}
+    )
+    rows = [
+        [v, "; ".join(p for p in f if p not in paper) or "– (the paper's)"]
+        for v, f in forms.items()
+    ]
+    return (
+        f"TSE's forms, the paper's unless a variant departs from them: {'; '.join(paper)}.\n\n"
+        + markdown(rows, ["variant", "departs from the paper's forms in"])
+    )
 
-_ANCHOR_FREE = {"seed", "method", "tau_f", "kappa", "lamb", "means", "tet_mix"}  # what a method's own label already says
+
+# what a method's own label already says
+_ANCHOR_FREE = {"seed", "method", "tau_f", "kappa", "lamb", "means", "tet_mix"}
+
 
 def settings_changed(config: dict, anchor_config: dict) -> list[str]:
     "The result settings in which `config` differs from `anchor_config`, sorted, less what a method's own label already says."
     s, base = result_settings(config), result_settings(anchor_config)
-    return sorted(k for k in set(s) | set(base) if s.get(k) != base.get(k) and k not in _ANCHOR_FREE)
+    return sorted(
+        k for k in set(s) | set(base) if s.get(k) != base.get(k) and k not in _ANCHOR_FREE
+    )
+
 
 def ablation_variants(records: list[dict]) -> tuple:
     "`(anchor, variants)`: the first `tse` variant that sets no switch, and the erasing variants that change a switch, the recipe or the method ((None, []) if none)."
     configs = {}
     for r in records:
-        if r["config"] and r["method"] in METHODS: configs.setdefault(r["variant"], (r["method"], r["config"]))
+        if r["config"] and r["method"] in METHODS:
+            configs.setdefault(r["variant"], (r["method"], r["config"]))
     loss = lambda c: LossConfig(**{k: c[k] for k in LossConfig.__dataclass_fields__ if k in c})
-    anchor = next((v for v, (m, c) in configs.items() if m == "tse" and not loss(c).changed()), None)
-    if anchor is None: return None, []
-    found = [v for v, (m, c) in configs.items()
-             if v != anchor and METHODS[m].erases and (m != "tse" or settings_changed(c, configs[anchor][1]))]
+    anchor = next(
+        (v for v, (m, c) in configs.items() if m == "tse" and not loss(c).changed()), None
+    )
+    if anchor is None:
+        return None, []
+    found = [
+        v
+        for v, (m, c) in configs.items()
+        if v != anchor
+        and METHODS[m].erases
+        and (m != "tse" or settings_changed(c, configs[anchor][1]))
+    ]
     return (anchor, found) if found else (None, [])
+
 
 def what_changed(method: str, config: dict, anchor_config: dict) -> str:
     "A variant's settings that differ from the anchor's, in words: its method (with its settings) when that differs, then the rest."
     keys = settings_changed(config, anchor_config)
-    parts = ([method_label(method, config)] if method != "tse" else
-             [f"{k}={_text(config[k])}" for k in ("tau_f", "kappa") if config[k] != anchor_config[k]])
-    if "tau_f_schedule" in keys and "tau_f_start" not in keys: keys.insert(keys.index("tau_f_schedule") + 1, "tau_f_start")  # where it starts is half of it
-    return ", ".join(parts + [f"{k}={_text(config.get(k, getattr(LossConfig, k, None)))}" for k in keys]) or "–"
+    parts = (
+        [method_label(method, config)]
+        if method != "tse"
+        else [
+            f"{k}={_text(config[k])}" for k in ("tau_f", "kappa") if config[k] != anchor_config[k]
+        ]
+    )
+    # where it starts is half of it
+    if "tau_f_schedule" in keys and "tau_f_start" not in keys:
+        keys.insert(keys.index("tau_f_schedule") + 1, "tau_f_start")
+    return (
+        ", ".join(
+            parts + [f"{k}={_text(config.get(k, getattr(LossConfig, k, None)))}" for k in keys]
+        )
+        or "–"
+    )
+
 
 def ablation_table(records: list[dict]) -> pd.DataFrame:
     "The ablation, one row per variant (anchor, TET, then the ablation's): what changed, top-1, its paired difference from the anchor and from TET, the erased fraction and the any-time gain."
     anchor, found = ablation_variants(records)
-    if anchor is None: return pd.DataFrame()
+    if anchor is None:
+        return pd.DataFrame()
     done = [r for r in records if r["status"] == "complete"]
     tet = next((r["variant"] for r in done if r["method"] == "tet"), None)
     by = lambda v, f: {r["seed"]: f(r) for r in done if r["variant"] == v}
@@ -636,101 +1281,187 @@ def ablation_table(records: list[dict]) -> pd.DataFrame:
     config_of = {r["variant"]: (r["method"], r["config"]) for r in reversed(records) if r["config"]}
     rows = []
     for v in [anchor, *([tet] if tet else []), *found]:
-        accs, gains = by(v, final), by(v, lambda r: r["summary"]["final_acc_by_t"][-1] - r["summary"]["final_acc_by_t"][0])
-        erased = by(v, lambda r: float(np.mean(r["history"][-1]["erased_fraction"])) if "erased_fraction" in r["history"][-1] else np.nan)
+        accs, gains = (
+            by(v, final),
+            by(v, lambda r: r["summary"]["final_acc_by_t"][-1] - r["summary"]["final_acc_by_t"][0]),
+        )
+        erased = by(
+            v,
+            lambda r: (
+                float(np.mean(r["history"][-1]["erased_fraction"]))
+                if "erased_fraction" in r["history"][-1]
+                else np.nan
+            ),
+        )
         method, config = config_of[v]
-        rows.append({"variant": v, "changed": "– (the anchor: TSE at its defaults)" if v == anchor else what_changed(method, config, config_of[anchor][1]),
-                     "seeds": len(accs), "top1": np.mean(list(accs.values())) if accs else np.nan,
-                     "top1_sd": np.std(list(accs.values()), ddof=1) if len(accs) > 1 else np.nan,
-                     "vs_anchor": paired_difference(accs, by(anchor, final)) if v != anchor else None,
-                     "vs_tet": paired_difference(accs, by(tet, final)) if tet and v != tet else None,
-                     "erased": np.nanmean(list(erased.values())) if erased and not all(np.isnan(list(erased.values()))) else np.nan,
-                     "gain": np.mean(list(gains.values())) if gains else np.nan,
-                     "gain_sd": np.std(list(gains.values()), ddof=1) if len(gains) > 1 else np.nan})
+        rows.append(
+            {
+                "variant": v,
+                "changed": "– (the anchor: TSE at its defaults)"
+                if v == anchor
+                else what_changed(method, config, config_of[anchor][1]),
+                "seeds": len(accs),
+                "top1": np.mean(list(accs.values())) if accs else np.nan,
+                "top1_sd": np.std(list(accs.values()), ddof=1) if len(accs) > 1 else np.nan,
+                "vs_anchor": paired_difference(accs, by(anchor, final)) if v != anchor else None,
+                "vs_tet": paired_difference(accs, by(tet, final)) if tet and v != tet else None,
+                "erased": np.nanmean(list(erased.values()))
+                if erased and not all(np.isnan(list(erased.values())))
+                else np.nan,
+                "gain": np.mean(list(gains.values())) if gains else np.nan,
+                "gain_sd": np.std(list(gains.values()), ddof=1) if len(gains) > 1 else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
+
 def _diff_cell(d) -> str:
-    if not d or not d["n"]: return "–"
+    if not d or not d["n"]:
+        return "–"
     return _interval(SimpleNamespace(**d), 2) + f" ({d['n']})"
 
+
 def ablation_markdown(table: pd.DataFrame) -> str:
-    if table.empty: return ""
-    rows = [[r.variant, r.changed, r.seeds, _pm(r.top1, r.top1_sd), _diff_cell(r.vs_anchor), _diff_cell(r.vs_tet),
-             "–" if np.isnan(r.erased) else f"{100 * r.erased:.1f}", _pm(r.gain, r.gain_sd)] for r in table.itertuples()]
-    return markdown(rows, ["variant", "what changed (from the anchor)", "seeds", "top-1 (%)", "− anchor (points, [95 % interval] (seeds))",
-                           "− TET", "erased, last epoch (%)", "any-time gain t=T − t=1 (points)"])
+    if table.empty:
+        return ""
+    rows = [
+        [
+            r.variant,
+            r.changed,
+            r.seeds,
+            _pm(r.top1, r.top1_sd),
+            _diff_cell(r.vs_anchor),
+            _diff_cell(r.vs_tet),
+            "–" if np.isnan(r.erased) else f"{100 * r.erased:.1f}",
+            _pm(r.gain, r.gain_sd),
+        ]
+        for r in table.itertuples()
+    ]
+    return markdown(
+        rows,
+        [
+            "variant",
+            "what changed (from the anchor)",
+            "seeds",
+            "top-1 (%)",
+            "− anchor (points, [95 % interval] (seeds))",
+            "− TET",
+            "erased, last epoch (%)",
+            "any-time gain t=T − t=1 (points)",
+        ],
+    )
+
 
 def multiplicity_sentence(table: pd.DataFrame, level: float = 0.95) -> str:
     "How many rows the ablation compares with its anchor, and how many would exclude zero by chance alone: its intervals are per comparison."
     n = int(sum(d is not None and d["n"] > 1 for d in table.vs_anchor)) if not table.empty else 0
-    if n < 2: return ""
+    if n < 2:
+        return ""
     alpha = 1 - level
-    return (f"The intervals are per comparison, not corrected for multiple comparisons: {n} rows are compared with the anchor, so "
-            f"were no variant to differ from the anchor, about {n * alpha:.2g} of them would still exclude zero by chance "
-            f"(at least one with probability {100 * (1 - level ** n):.0f} % were the comparisons independent; "
-            "they share the anchor's runs, so they are not quite).")
+    return (
+        f"The intervals are per comparison, not corrected for multiple comparisons: {n} rows are compared with the anchor, so "
+        f"were no variant to differ from the anchor, about {n * alpha:.2g} of them would still exclude zero by chance "
+        f"(at least one with probability {100 * (1 - level**n):.0f} % were the comparisons independent; "
+        "they share the anchor's runs, so they are not quite)."
+    )
 
 # %% ../nbs/10_report.ipynb #10680329
-CLAIMS_BLOCK = re.compile(r"(?P<open><!-- claims: (?P<profile>[\w.-]+) -->\n)(?P<body>.*?)(?P<close>\n<!-- /claims -->)", re.S)
+CLAIMS_BLOCK = re.compile(
+    r"(?P<open><!-- claims: (?P<profile>[\w.-]+) -->\n)(?P<body>.*?)(?P<close>\n<!-- /claims -->)",
+    re.S,
+)
+
 
 def claims_paragraph(reference: Path, variant: str = "tse") -> str:
     "What the README says of `variant` in the reference folder `reference`: how many runs it holds, then `claim_sentence`."
     from tse_repro.experiments import expand, load_profile
-    expected = expand(load_profile(reference / "profile.yaml", name=reference.name)) if (reference / "profile.yaml").exists() else None
+
+    expected = (
+        expand(load_profile(reference / "profile.yaml", name=reference.name))
+        if (reference / "profile.yaml").exists()
+        else None
+    )
     records = load_runs(reference, expected) if reference.exists() else []
     done = sum(r["status"] == "complete" for r in records)
     head = f"*Generated from `results/{reference.name}/` ({done} of {len(records)} runs complete) by `make report PROFILE={reference.name}`.*"
     return f"{head} {claim_sentence(records, variant) or 'No paired runs of ' + variant + ' yet.'}"
 
+
 def readme_with_claims(text: str, results: Path) -> str:
     "`text` (the README) with every `<!-- claims: <profile> -->` block rewritten from `results/<profile>/`."
-    return CLAIMS_BLOCK.sub(lambda m: m["open"] + claims_paragraph(Path(results) / m["profile"]) + m["close"], text)
-
+    return CLAIMS_BLOCK.sub(
+        lambda m: m["open"] + claims_paragraph(Path(results) / m["profile"]) + m["close"], text
+    )
 
 # %% ../nbs/10_report.ipynb #ebf8247a
-def refresh_readme(readme: str | os.PathLike = "README.md", results: str | os.PathLike = "results") -> bool:
+def refresh_readme(
+    readme: str | os.PathLike = "README.md", results: str | os.PathLike = "results"
+) -> bool:
     "Rewrite the claims blocks of `readme` from the references under `results` (atomically); whether anything changed."
     readme = Path(readme)
     text = readme.read_text()
-    if (new := readme_with_claims(text, Path(results))) == text: return False
+    if (new := readme_with_claims(text, Path(results))) == text:
+        return False
     atomic_write(readme, lambda p: p.write_text(new))
     return True
 
-if __name__ == "__main__" and "__file__" in globals():  # `python -m tse_repro.report readme` (make report, make extend), not this notebook
+
+# `python -m tse_repro.report readme` (make report, make extend), not this notebook
+if __name__ == "__main__" and "__file__" in globals():
     import sys
-    if sys.argv[1:] != ["readme"]: sys.exit("usage: python -m tse_repro.report readme  (rewrites README.md's claims blocks from results/)")
+
+    if sys.argv[1:] != ["readme"]:
+        sys.exit(
+            "usage: python -m tse_repro.report readme  (rewrites README.md's claims blocks from results/)"
+        )
     print("README.md: claims " + ("rewritten" if refresh_readme() else "already up to date"))
 
-
 # %% ../nbs/10_report.ipynb #fd3e1691
-VERDICT_ALPHA = 0.05  # the chance, over all the cells of one verdict, that a faithful rerun reads "differs" somewhere
+# the chance, over all the cells of one verdict, that a faithful rerun reads "differs" somewhere
+VERDICT_ALPHA = 0.05
+
 
 def sampling_variance(accuracy, test_images: int | None):
     "Variance (points²) of a top-1 of `accuracy` % measured on `test_images` images: 100² p(1−p)/N; 0 when N is unknown."
     p = np.asarray(accuracy, float) / 100
     return 1e4 * p * (1 - p) / test_images if test_images else np.zeros_like(p)
 
+
 def floored_variance(values, test_images: int | None) -> tuple:
     "Variance of the mean over seeds (the last axis), each run's floored at its sampling variance, and its degrees of freedom."
-    v = np.asarray(values, float); seeds = v.shape[-1]
+    v = np.asarray(values, float)
+    seeds = v.shape[-1]
     floor = sampling_variance(v, test_images).mean(-1)
     spread = v.var(-1, ddof=1) if seeds > 1 else np.zeros(v.shape[:-1])
-    return np.maximum(spread, floor) / seeds, np.where(spread > floor, max(seeds - 1, 1), np.inf)  # the floor is known: df = inf
+    # the floor is known: df = inf
+    return np.maximum(spread, floor) / seeds, np.where(spread > floor, max(seeds - 1, 1), np.inf)
 
-def difference_test(reference, fresh, reference_images: int | None, fresh_images: int | None) -> tuple:
+
+def difference_test(
+    reference, fresh, reference_images: int | None, fresh_images: int | None
+) -> tuple:
     "fresh − reference over the last axis: the difference of the means, its standard error, the two-sided p of Welch's t."
-    (a, da), (b, db) = floored_variance(reference, reference_images), floored_variance(fresh, fresh_images)
+    (a, da), (b, db) = (
+        floored_variance(reference, reference_images),
+        floored_variance(fresh, fresh_images),
+    )
     diff, se = np.mean(fresh, -1) - np.mean(reference, -1), np.sqrt(a + b)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.nan_to_num((a + b) ** 2 / (a ** 2 / da + b ** 2 / db), nan=np.inf)  # Welch–Satterthwaite
-        p = np.where(se > 0, 2 * t_dist.sf(np.abs(diff) / se, df), (diff == 0).astype(float))  # no noise at all: equal or not
+        # Welch–Satterthwaite
+        df = np.nan_to_num((a + b) ** 2 / (a**2 / da + b**2 / db), nan=np.inf)
+        # no noise at all: equal or not
+        p = np.where(se > 0, 2 * t_dist.sf(np.abs(diff) / se, df), (diff == 0).astype(float))
     return diff, se, p
+
 
 def holm_adjusted(p_values):
     "Holm's step-down adjusted p-values over the last axis: rejecting those <= alpha keeps the family-wise error at most alpha."
-    p = np.asarray(p_values, float); m = p.shape[-1]; order = np.argsort(p, -1)
+    p = np.asarray(p_values, float)
+    m = p.shape[-1]
+    order = np.argsort(p, -1)
     stepped = np.maximum.accumulate(np.take_along_axis(p, order, -1) * (m - np.arange(m)), -1)
-    adjusted = np.empty_like(stepped); np.put_along_axis(adjusted, order, np.minimum(stepped, 1), -1)
+    adjusted = np.empty_like(stepped)
+    np.put_along_axis(adjusted, order, np.minimum(stepped, 1), -1)
     return adjusted
 
 # %% ../nbs/10_report.ipynb #57bc9b5d
@@ -738,140 +1469,272 @@ def _cells(records: list[dict]) -> dict:
     "variant -> cell name -> values over the complete seeds (the top-1 at t = T is the final top-1: not a cell of its own)."
     out = {}
     for r in records:
-        if r["status"] != "complete": continue
+        if r["status"] != "complete":
+            continue
         cells = out.setdefault(r["variant"], {})
         cells.setdefault("final top-1", []).append(r["summary"]["final_acc"])
-        for t, a in enumerate(r["summary"]["final_acc_by_t"][:-1], 1): cells.setdefault(f"top-1 at t={t}", []).append(a)
+        for t, a in enumerate(r["summary"]["final_acc_by_t"][:-1], 1):
+            cells.setdefault(f"top-1 at t={t}", []).append(a)
     return out
+
 
 def _test_images(records: list[dict]) -> dict:
     "variant -> the smallest test set its complete runs were evaluated on (`eval.json`), absent when none says."
     out = {}
     for r in records:
-        if r["status"] == "complete" and (n := (r.get("eval") or {}).get("images")): out[r["variant"]] = min(n, out.get(r["variant"], n))
+        if r["status"] == "complete" and (n := (r.get("eval") or {}).get("images")):
+            out[r["variant"]] = min(n, out.get(r["variant"], n))
     return out
 
-def verdict_table(fresh: list[dict], reference: list[dict], alpha: float = VERDICT_ALPHA) -> pd.DataFrame:
+
+def verdict_table(
+    fresh: list[dict], reference: list[dict], alpha: float = VERDICT_ALPHA
+) -> pd.DataFrame:
     "One row per (variant, cell): both sides' mean ± std over seeds, the difference, its standard error, p, Holm's p, the verdict."
     new, old, rows = _cells(fresh), _cells(reference), []
     new_n, old_n = _test_images(fresh), _test_images(reference)
     for variant, cells in new.items():
         for cell, values in cells.items():
             ref = old.get(variant, {}).get(cell)
-            row = {"variant": variant, "cell": cell, "fresh": _pm(np.mean(values), np.std(values, ddof=1) if len(values) > 1 else None),
-                   "fresh_seeds": len(values), "reference": "–", "reference_seeds": 0, "diff": np.nan, "se": np.nan, "p": np.nan}
+            row = {
+                "variant": variant,
+                "cell": cell,
+                "fresh": _pm(np.mean(values), np.std(values, ddof=1) if len(values) > 1 else None),
+                "fresh_seeds": len(values),
+                "reference": "–",
+                "reference_seeds": 0,
+                "diff": np.nan,
+                "se": np.nan,
+                "p": np.nan,
+            }
             if ref:
                 diff, se, p = difference_test(ref, values, old_n.get(variant), new_n.get(variant))
-                row.update(reference=_pm(np.mean(ref), np.std(ref, ddof=1) if len(ref) > 1 else None), reference_seeds=len(ref),
-                           diff=float(diff), se=float(se), p=float(p))
+                row.update(
+                    reference=_pm(np.mean(ref), np.std(ref, ddof=1) if len(ref) > 1 else None),
+                    reference_seeds=len(ref),
+                    diff=float(diff),
+                    se=float(se),
+                    p=float(p),
+                )
             rows.append(row)
-    table = pd.DataFrame(rows, columns=["variant", "cell", "fresh", "fresh_seeds", "reference", "reference_seeds", "diff", "se", "p"])
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "variant",
+            "cell",
+            "fresh",
+            "fresh_seeds",
+            "reference",
+            "reference_seeds",
+            "diff",
+            "se",
+            "p",
+        ],
+    )
     judged = table.p.notna()
     table["holm_p"] = np.nan
     table.loc[judged, "holm_p"] = holm_adjusted(table.p[judged].to_numpy()) if judged.any() else []
-    table["verdict"] = np.where(~judged, "no reference", np.where(table.holm_p <= alpha, "differs", "reproduced"))
+    table["verdict"] = np.where(
+        ~judged, "no reference", np.where(table.holm_p <= alpha, "differs", "reproduced")
+    )
     return table
+
 
 def verdict_line(table: pd.DataFrame) -> str:
     judged = table[table.verdict != "no reference"] if len(table) else table
     done = int((judged.verdict == "reproduced").sum()) if len(judged) else 0
-    return f"verdict: {done} of {len(judged)} cells reproduced" + (f" ({len(table) - len(judged)} without a reference)" if len(table) > len(judged) else "")
+    return f"verdict: {done} of {len(judged)} cells reproduced" + (
+        f" ({len(table) - len(judged)} without a reference)" if len(table) > len(judged) else ""
+    )
 
-VERDICT_RULE = ("Rule: each run's variance is floored at its test set's sampling variance p(1−p)/N; the difference of the means "
-                "is tested by Welch's t; a cell *differs* when its Holm-adjusted p-value over all the cells of this verdict is at "
-                f"most {VERDICT_ALPHA:g} (so a faithful rerun reads 'differs' somewhere in at most {VERDICT_ALPHA:.0%} of verdicts), "
-                "else it is *reproduced*.")
+
+VERDICT_RULE = (
+    "Rule: each run's variance is floored at its test set's sampling variance p(1−p)/N; the difference of the means "
+    "is tested by Welch's t; a cell *differs* when its Holm-adjusted p-value over all the cells of this verdict is at "
+    f"most {VERDICT_ALPHA:g} (so a faithful rerun reads 'differs' somewhere in at most {VERDICT_ALPHA:.0%} of verdicts), "
+    "else it is *reproduced*."
+)
+
 
 def verdict_markdown(table: pd.DataFrame) -> str:
-    if table.empty: return "_No complete fresh run to compare._\n\n" + verdict_line(table)
+    if table.empty:
+        return "_No complete fresh run to compare._\n\n" + verdict_line(table)
     num = lambda x, fmt: "–" if pd.isna(x) else format(x, fmt)
-    rows = [[r.variant, r.cell, f"{r.reference} ({r.reference_seeds})", f"{r.fresh} ({r.fresh_seeds})", num(r.diff, "+.2f"),
-             num(r.se, ".2f"), num(r.p, ".3f"), num(r.holm_p, ".3f"), f"**{r.verdict}**"] for r in table.itertuples()]
-    header = ["variant", "cell", "reference (seeds)", "fresh (seeds)", "fresh − reference", "standard error", "p", "Holm p", "verdict"]
+    rows = [
+        [
+            r.variant,
+            r.cell,
+            f"{r.reference} ({r.reference_seeds})",
+            f"{r.fresh} ({r.fresh_seeds})",
+            num(r.diff, "+.2f"),
+            num(r.se, ".2f"),
+            num(r.p, ".3f"),
+            num(r.holm_p, ".3f"),
+            f"**{r.verdict}**",
+        ]
+        for r in table.itertuples()
+    ]
+    header = [
+        "variant",
+        "cell",
+        "reference (seeds)",
+        "fresh (seeds)",
+        "fresh − reference",
+        "standard error",
+        "p",
+        "Holm p",
+        "verdict",
+    ]
     return "\n".join([markdown(rows, header), "", VERDICT_RULE, "", verdict_line(table)])
 
 # %% ../nbs/10_report.ipynb #8e0e0120
 def _simulated_side(values, test_images: int, seeds: int, sims: int, rng, drop: float = 0.0):
     "Simulated runs [sims, cells, seeds]: reference runs picked at random (values [runs, cells]), test sets resampled; `drop` off cell 0."
-    p = np.asarray(values, float)[rng.integers(len(values), size=(sims, seeds))] / 100   # [sims, seeds, cells]
+    # [sims, seeds, cells]
+    p = np.asarray(values, float)[rng.integers(len(values), size=(sims, seeds))] / 100
     p[..., 0] -= drop / 100
     return np.moveaxis(rng.binomial(test_images, np.clip(p, 0, 1)) / test_images * 100, 1, -1)
 
-def simulate_verdicts(reference: list[dict], seeds: int | None = None, test_images: int | None = None, drop: float = 3.0,
-                      sims: int = 2000, alpha: float = VERDICT_ALPHA, seed: int = 0) -> dict:
+
+def simulate_verdicts(
+    reference: list[dict],
+    seeds: int | None = None,
+    test_images: int | None = None,
+    drop: float = 3.0,
+    sims: int = 2000,
+    alpha: float = VERDICT_ALPHA,
+    seed: int = 0,
+) -> dict:
     """Simulated verdicts of fresh sweeps against `reference`'s runs (see above), at `seeds` seeds per variant and `test_images`
     test images (default: the reference's own). Returns the share of faithful reruns read all-reproduced and, per variant,
     the share of reruns with `drop` points off its final top-1 whose verdict flags that cell."""
     cells, sizes, rng = _cells(reference), _test_images(reference), np.random.default_rng(seed)
     variants = list(cells)
-    values = {v: np.array(list(cells[v].values())).T for v in variants}   # [runs, cells]; cell 0 = final top-1
+    # [runs, cells]; cell 0 = final top-1
+    values = {v: np.array(list(cells[v].values())).T for v in variants}
+
     def verdicts(dropped):
         p = []
         for v in variants:
             n, k = test_images or sizes[v], seeds or len(values[v])
             side = lambda d=0.0: _simulated_side(values[v], n, k, sims, rng, d)
             p.append(difference_test(side(), side(drop if v == dropped else 0.0), n, n)[2])
-        return holm_adjusted(np.concatenate(p, -1)) <= alpha                 # [sims, all cells]
-    first = np.cumsum([0] + [values[v].shape[1] for v in variants])[:-1]    # each variant's final top-1 column
+        return holm_adjusted(np.concatenate(p, -1)) <= alpha  # [sims, all cells]
+
+    # each variant's final top-1 column
+    first = np.cumsum([0] + [values[v].shape[1] for v in variants])[:-1]
     power = {v: float(verdicts(v)[:, first[i]].mean()) for i, v in enumerate(variants)}
-    return {"all_reproduced": float(1 - verdicts(None).any(-1).mean()), "power": power,
-            "seeds": seeds, "test_images": test_images, "drop": drop, "sims": sims}
+    return {
+        "all_reproduced": float(1 - verdicts(None).any(-1).mean()),
+        "power": power,
+        "seeds": seeds,
+        "test_images": test_images,
+        "drop": drop,
+        "sims": sims,
+    }
+
 
 def simulation_markdown(results: list[dict]) -> str:
     "A table of simulations: seeds, test images, all-reproduced share, mean and smallest power."
-    rows = [[r["seeds"], r["test_images"], f"{r['all_reproduced']:.1%}", f"{np.mean(list(r['power'].values())):.1%}",
-             f"{min(r['power'].values()):.1%} ({min(r['power'], key=r['power'].get)})"] for r in results]
-    return markdown(rows, ["seeds per variant", "test images", "faithful rerun: all reproduced", f"{results[0]['drop']:g}-point drop flagged (mean)",
-                           "smallest (variant)"])
+    rows = [
+        [
+            r["seeds"],
+            r["test_images"],
+            f"{r['all_reproduced']:.1%}",
+            f"{np.mean(list(r['power'].values())):.1%}",
+            f"{min(r['power'].values()):.1%} ({min(r['power'], key=r['power'].get)})",
+        ]
+        for r in results
+    ]
+    return markdown(
+        rows,
+        [
+            "seeds per variant",
+            "test images",
+            "faithful rerun: all reproduced",
+            f"{results[0]['drop']:g}-point drop flagged (mean)",
+            "smallest (variant)",
+        ],
+    )
 
 # %% ../nbs/10_report.ipynb #a94330eb
-def build_report(results_dir: str | os.PathLike, profile=None, masks: bool = True, reference=None) -> dict:
+def build_report(
+    results_dir: str | os.PathLike, profile=None, masks: bool = True, reference=None
+) -> dict:
     """Write the report of the runs under `results_dir`; returns the written paths by name.
 
     `profile`: the profile file the runs were made from (its copy in `results_dir`), to list runs not started as
     pending; `reference`: a reference results folder to compare with (adds the verdict and `verdict.md`)."""
-    results_dir = Path(results_dir); figs = results_dir / "figures"
+    results_dir = Path(results_dir)
+    figs = results_dir / "figures"
     expected, title, description, recipe_table = None, results_dir.name, "", ""
     if profile:
         from tse_repro.experiments import expand, load_profile
-        p = load_profile(profile, name=results_dir.name); expected, title, description = expand(p), p.name, p.description
+
+        p = load_profile(profile, name=results_dir.name)
+        expected, title, description = expand(p), p.name, p.description
         recipe_table = recipe_markdown(p.sources, expected[0].config if expected else {}, p.methods)
     records = load_runs(results_dir, expected)
     table = summary_table(records)
     out = {"results.csv": results_dir / "results.csv", "runs.csv": results_dir / "runs.csv"}
     results_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out["results.csv"], index=False); runs_frame(records).to_csv(out["runs.csv"], index=False)
+    table.to_csv(out["results.csv"], index=False)
+    runs_frame(records).to_csv(out["runs.csv"], index=False)
     made, missing = draw_figures(records, table, figs, masks)
     out.update({f"{k}.png": v for k, v in made.items() if v})
     verdict = None
     if reference:
         verdict = verdict_markdown(verdict_table(records, load_runs(reference)))
         out["verdict.md"] = results_dir / "verdict.md"
-        out["verdict.md"].write_text(f"Fresh runs in {results_dir} against the reference in {reference}:\n\n{verdict}\n")
+        out["verdict.md"].write_text(
+            f"Fresh runs in {results_dir} against the reference in {reference}:\n\n{verdict}\n"
+        )
     out["report.md"] = results_dir / "report.md"
-    out["report.md"].write_text(report_markdown(title, description, records, table, made, verdict, missing, recipe_table))
+    out["report.md"].write_text(
+        report_markdown(title, description, records, table, made, verdict, missing, recipe_table)
+    )
     return out
 
 # %% ../nbs/10_report.ipynb #bc608916
-FIGURE_FILES = {"curves": "curves.png", "accuracy_by_t": "accuracy_by_t.png", "erased_fraction": "erased_fraction.png",
-                "sweep": "tse_sweep_heatmap.png", "masks": "tse_masks.png", "overlap": "step_overlap.png", "robustness": "robustness.png"}
+FIGURE_FILES = {
+    "curves": "curves.png",
+    "accuracy_by_t": "accuracy_by_t.png",
+    "erased_fraction": "erased_fraction.png",
+    "sweep": "tse_sweep_heatmap.png",
+    "masks": "tse_masks.png",
+    "overlap": "step_overlap.png",
+    "robustness": "robustness.png",
+}
 
-def draw_figures(records: list[dict], table: pd.DataFrame, figs: Path, masks: bool = True) -> tuple[dict, dict]:
+
+def draw_figures(
+    records: list[dict], table: pd.DataFrame, figs: Path, masks: bool = True
+) -> tuple[dict, dict]:
     "Every figure the runs call for: `{name: path or None}`, and `{name: why it could not be drawn}`; a figure not drawn leaves no stale file."
-    tse_done = sorted((r for r in records if _erases(r["method"]) and r["status"] == "complete" and r["dir"]),
-                      key=lambda r: (r["variant"] != "tse", r["name"]))
-    plans = {"curves": lambda p: plot_curves(records, p) if _by_variant(records) else None,
-             "accuracy_by_t": lambda p: plot_acc_by_t(records, p) if _by_variant(records, ("complete",)) else None,
-             "erased_fraction": lambda p: plot_erased(records, p),
-             "sweep": lambda p: plot_sweep(table, p) if not table.empty else None,
-             "masks": lambda p: plot_masks(tse_done[0], p) if masks and tse_done else None,
-             "overlap": lambda p: plot_overlap(records, p), "robustness": lambda p: plot_robustness(records, p)}
+    tse_done = sorted(
+        (r for r in records if _erases(r["method"]) and r["status"] == "complete" and r["dir"]),
+        key=lambda r: (r["variant"] != "tse", r["name"]),
+    )
+    plans = {
+        "curves": lambda p: plot_curves(records, p) if _by_variant(records) else None,
+        "accuracy_by_t": lambda p: (
+            plot_acc_by_t(records, p) if _by_variant(records, ("complete",)) else None
+        ),
+        "erased_fraction": lambda p: plot_erased(records, p),
+        "sweep": lambda p: plot_sweep(table, p) if not table.empty else None,
+        "masks": lambda p: plot_masks(tse_done[0], p) if masks and tse_done else None,
+        "overlap": lambda p: plot_overlap(records, p),
+        "robustness": lambda p: plot_robustness(records, p),
+    }
     made, missing = {}, {}
     for name, draw in plans.items():
         path = figs / FIGURE_FILES[name]
-        try: made[name] = draw(path)
-        except FigureUnavailable as e: made[name], missing[name] = None, str(e)
-        if made[name] is None: path.unlink(missing_ok=True)
+        try:
+            made[name] = draw(path)
+        except FigureUnavailable as e:
+            made[name], missing[name] = None, str(e)
+        if made[name] is None:
+            path.unlink(missing_ok=True)
     return made, missing
 
 # %% ../nbs/10_report.ipynb #c3d71ae3
@@ -880,63 +1743,146 @@ def subset_words(config: dict) -> str:
     per = lambda n, split: f"{n} {split} per class" if n else f"all {split} images"
     return f"{per(config.get('train_per_class'), 'train')} / {per(config.get('test_per_class'), 'test')}"
 
-def report_markdown(title, description, records, table, figures, verdict: str | None = None, missing: dict | None = None,
-                    recipe_table: str = "") -> str:
+
+def report_markdown(
+    title,
+    description,
+    records,
+    table,
+    figures,
+    verdict: str | None = None,
+    missing: dict | None = None,
+    recipe_table: str = "",
+) -> str:
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict() if records else {}
     cfgs = [r["config"] for r in records if r["config"]]
     recipe = ""
     if cfgs:
         c = cfgs[0]
-        recipe = (f"Shared recipe: {c['arch']} (width {c['width']}, {c['head']} head), {c['dataset']}"
-                  f"{' (' + subset_words(c) + ')' if c.get('train_per_class') or c.get('test_per_class') else ''}, "
-                  f"T={c['T']}, {c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr {c['lr']}, weight decay {c['weight_decay']}.")
-    parts = [f"# Results: profile `{title}`", "", description, "", recipe, "",
-             *(["## Recipe and the source of each value", "", recipe_table, ""] if recipe_table else []),
-             "Runs: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none") + ".", "",
-             *([kernels, ""] if (kernels := kernels_sentence(records)) else []),
-             "## Top-1 accuracy (mean ± std over seeds)", "",
-             "Final = last epoch, using all T steps; best epoch = the epoch with the highest test top-1, *selected on the test set* "
-             "(the TET code's protocol: it prints the best epoch); `t=k` = the final network run for only its first k steps "
-             "(any-time inference).", "",
-             table_markdown(table), "", *([forms, ""] if (forms := forms_markdown(records)) else [])]
+        recipe = (
+            f"Shared recipe: {c['arch']} (width {c['width']}, {c['head']} head), {c['dataset']}"
+            f"{' (' + subset_words(c) + ')' if c.get('train_per_class') or c.get('test_per_class') else ''}, "
+            f"T={c['T']}, {c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr {c['lr']}, weight decay {c['weight_decay']}."
+        )
+    parts = [
+        f"# Results: profile `{title}`",
+        "",
+        description,
+        "",
+        recipe,
+        "",
+        *(["## Recipe and the source of each value", "", recipe_table, ""] if recipe_table else []),
+        "Runs: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none") + ".",
+        "",
+        *([kernels, ""] if (kernels := kernels_sentence(records)) else []),
+        "## Top-1 accuracy (mean ± std over seeds)",
+        "",
+        "Final = last epoch, using all T steps; best epoch = the epoch with the highest test top-1, *selected on the test set* "
+        "(the TET code's protocol: it prints the best epoch); `t=k` = the final network run for only its first k steps "
+        "(any-time inference).",
+        "",
+        table_markdown(table),
+        "",
+        *([forms, ""] if (forms := forms_markdown(records)) else []),
+    ]
     if fit := fit_markdown(table):
-        parts += ["## Fit: training against test top-1", "", "The training top-1 is the trainer's count over the last epoch "
-                  "(augmented images, the weights still moving, TSE's erased logits not counted: the plain network's output); a "
-                  "large gap is the papers' regime, where a network fits its training set far beyond its test accuracy.", "", fit, ""]
-    if verdict: parts += ["## Reproduced? Fresh runs against the committed reference", "", verdict, ""]
+        parts += [
+            "## Fit: training against test top-1",
+            "",
+            "The training top-1 is the trainer's count over the last epoch "
+            "(augmented images, the weights still moving, TSE's erased logits not counted: the plain network's output); a "
+            "large gap is the papers' regime, where a network fits its training set far beyond its test accuracy.",
+            "",
+            fit,
+            "",
+        ]
+    if verdict:
+        parts += ["## Reproduced? Fresh runs against the committed reference", "", verdict, ""]
     if paired := paired_markdown(paired_table(records)):
-        parts += ["## Differences paired by seed (final top-1)", "", "Each variant minus the baseline and minus TET on the seeds both ran; "
-                  "95 % t-interval over seeds; the reading is built from the interval.", "", paired, ""]
+        parts += [
+            "## Differences paired by seed (final top-1)",
+            "",
+            "Each variant minus the baseline and minus TET on the seeds both ran; "
+            "95 % t-interval over seeds; the reading is built from the interval.",
+            "",
+            paired,
+            "",
+        ]
     if claims := claims_markdown(claims_table(records)):
-        parts += ["## Every claim, paired by seed", "", "Each variant minus each anchor, seed by seed, on every measure the TSE paper's "
-                  "claims rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap of the steps' "
-                  f"evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero; {_NO_SPREAD_NOTE}.", "", claims, ""]
+        parts += [
+            "## Every claim, paired by seed",
+            "",
+            "Each variant minus each anchor, seed by seed, on every measure the TSE paper's "
+            "claims rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap of the steps' "
+            f"evidence; 95 % t-intervals over seeds, **bold** where the interval excludes zero; {_NO_SPREAD_NOTE}.",
+            "",
+            claims,
+            "",
+        ]
     if ablation := ablation_markdown(ablated := ablation_table(records)):
-        parts += ["## Ablation: each switch against TSE's defaults and TET", "", "Each variant's final top-1 minus that of TSE at "
-                  "its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
-                  f"zero; {_NO_SPREAD_NOTE}); the erased fraction is the mean over steps t ≥ 2 in the last epoch; the any-time gain is top-1 with all T "
-                  f"steps minus top-1 with step 1 alone (mean ± std over seeds). {multiplicity_sentence(ablated)}".rstrip(), "", ablation, ""]
+        parts += [
+            "## Ablation: each switch against TSE's defaults and TET",
+            "",
+            "Each variant's final top-1 minus that of TSE at "
+            "its defaults (the anchor) and minus TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes "
+            f"zero; {_NO_SPREAD_NOTE}); the erased fraction is the mean over steps t ≥ 2 in the last epoch; the any-time gain is top-1 with all T "
+            f"steps minus top-1 with step 1 alone (mean ± std over seeds). {multiplicity_sentence(ablated)}".rstrip(),
+            "",
+            ablation,
+            "",
+        ]
     if over := overlap_markdown(records):
-        parts += ["## Do the steps draw on the same evidence?", "", "Per-step true-class location maps (the head at every location, no "
-                  "erasing, for every method) on a fixed set of test images, compared between every pair of steps; lower = the "
-                  "steps use more different regions. Any-time gain = top-1 with all T steps minus top-1 with step 1 alone.", "", over, ""]
-    if robust := robustness_markdown(records): parts += ["## Robustness (white-box through the surrogate gradient)", "", robust, ""]
-    if spikes := spike_markdown(table): parts += ["## Spike statistics (test set, mean ± std over seeds)", "", spikes, ""]
+        parts += [
+            "## Do the steps draw on the same evidence?",
+            "",
+            "Per-step true-class location maps (the head at every location, no "
+            "erasing, for every method) on a fixed set of test images, compared between every pair of steps; lower = the "
+            "steps use more different regions. Any-time gain = top-1 with all T steps minus top-1 with step 1 alone.",
+            "",
+            over,
+            "",
+        ]
+    if robust := robustness_markdown(records):
+        parts += ["## Robustness (white-box through the surrogate gradient)", "", robust, ""]
+    if spikes := spike_markdown(table):
+        parts += ["## Spike statistics (test set, mean ± std over seeds)", "", spikes, ""]
     parts += ["## Reported numbers", "", reported_markdown(table, records), ""]
     bad = [r for r in records if r["status"] != "complete"]
     if bad:
-        parts += ["## Failed or unfinished runs", "",
-                  markdown([[r["name"], r["status"], (r["error"].splitlines() or [""])[0].replace("|", "\\|")[:200]] for r in bad],
-                           ["run", "status", "error"]), ""]
-    captions = {"curves": "Test accuracy and training loss per epoch (mean over seeds, band = min to max).",
-                "accuracy_by_t": "Any-time accuracy: top-1 using the first t time steps (error bars = std over seeds).",
-                "erased_fraction": "TSE: fraction of the feature map erased at each step t, per epoch.",
-                "masks": "TSE masks on test images across time steps.", "sweep": "TSE sweep: final top-1 over tau_f x kappa.",
-                "overlap": "Top-k IoU of the true-class maps between every pair of steps (mean over seeds; lower = more different regions).",
-                "robustness": "Top-1 under FGSM, PGD and Gaussian noise (mean over seeds, error bars = std)."}
-    figs = [f"![{captions[k]}](figures/{Path(v).name})\n\n{captions[k]}\n" for k, v in figures.items() if v]
-    if figs or missing: parts += ["## Figures", "", *figs]
-    for name, why in (missing or {}).items(): parts += [f"*`{FIGURE_FILES[name]}` not drawn:* {why}", ""]
+        parts += [
+            "## Failed or unfinished runs",
+            "",
+            markdown(
+                [
+                    [
+                        r["name"],
+                        r["status"],
+                        (r["error"].splitlines() or [""])[0].replace("|", "\\|")[:200],
+                    ]
+                    for r in bad
+                ],
+                ["run", "status", "error"],
+            ),
+            "",
+        ]
+    captions = {
+        "curves": "Test accuracy and training loss per epoch (mean over seeds, band = min to max).",
+        "accuracy_by_t": "Any-time accuracy: top-1 using the first t time steps (error bars = std over seeds).",
+        "erased_fraction": "TSE: fraction of the feature map erased at each step t, per epoch.",
+        "masks": "TSE masks on test images across time steps.",
+        "sweep": "TSE sweep: final top-1 over tau_f x kappa.",
+        "overlap": "Top-k IoU of the true-class maps between every pair of steps (mean over seeds; lower = more different regions).",
+        "robustness": "Top-1 under FGSM, PGD and Gaussian noise (mean over seeds, error bars = std).",
+    }
+    figs = [
+        f"![{captions[k]}](figures/{Path(v).name})\n\n{captions[k]}\n"
+        for k, v in figures.items()
+        if v
+    ]
+    if figs or missing:
+        parts += ["## Figures", "", *figs]
+    for name, why in (missing or {}).items():
+        parts += [f"*`{FIGURE_FILES[name]}` not drawn:* {why}", ""]
     parts += ["Tables: `results.csv` (per variant, mean and std), `runs.csv` (per run)."]
     return "\n".join(parts) + "\n"
 
@@ -944,17 +1890,26 @@ def report_markdown(title, description, records, table, figures, verdict: str | 
 def plot_run(run_dir: str | os.PathLike, path: Path | None = None):
     "Accuracy, loss, any-time accuracy and (TSE) erased fraction of one run folder (a PNG at `path` if given)."
     r = RunFolder(run_dir).record()
-    if not r["history"]: print(f"no metrics in {run_dir}"); return None
-    h = r["history"]; ep = [x["epoch"] for x in h]
+    if not r["history"]:
+        print(f"no metrics in {run_dir}")
+        return None
+    h = r["history"]
+    ep = [x["epoch"] for x in h]
     tse = "erased_fraction" in h[0]
     fig, axes = _subplots(1, 3 + tse, figsize=(4 * (3 + tse), 3.4))
-    axes[0].plot(ep, [x["test_acc"] for x in h], marker="o", label="test"); axes[0].plot(ep, [x["train_acc"] for x in h], marker="o", label="train")
-    axes[0].set(xlabel="epoch", ylabel="top-1 (%)", title=f"{r['name']} ({r['method']})"); axes[0].legend()
-    axes[1].plot(ep, [x["train_loss"] for x in h], marker="o"); axes[1].set(xlabel="epoch", title="training loss")
+    axes[0].plot(ep, [x["test_acc"] for x in h], marker="o", label="test")
+    axes[0].plot(ep, [x["train_acc"] for x in h], marker="o", label="train")
+    axes[0].set(xlabel="epoch", ylabel="top-1 (%)", title=f"{r['name']} ({r['method']})")
+    axes[0].legend()
+    axes[1].plot(ep, [x["train_loss"] for x in h], marker="o")
+    axes[1].set(xlabel="epoch", title="training loss")
     by_t = h[-1]["test_acc_by_t"]
-    axes[2].plot(range(1, len(by_t) + 1), by_t, marker="o"); axes[2].set(xlabel="t", ylabel="top-1 (%)", title="any-time accuracy")
+    axes[2].plot(range(1, len(by_t) + 1), by_t, marker="o")
+    axes[2].set(xlabel="t", ylabel="top-1 (%)", title="any-time accuracy")
     if tse:
         fr = np.array([x["erased_fraction"] for x in h])
-        for j in range(fr.shape[1]): axes[3].plot(ep, fr[:, j], marker="o", label=f"t={j + 2}")
-        axes[3].set(xlabel="epoch", ylim=(0, 1), title="erased fraction"); axes[3].legend(fontsize=8)
+        for j in range(fr.shape[1]):
+            axes[3].plot(ep, fr[:, j], marker="o", label=f"t={j + 2}")
+        axes[3].set(xlabel="epoch", ylim=(0, 1), title="erased fraction")
+        axes[3].legend(fontsize=8)
     return _save(fig, path)

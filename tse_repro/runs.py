@@ -24,12 +24,24 @@ __all__ = ['FILES', 'RUN_FILES', 'RESUME_FIX', 'RESUME_FREE', 'ADDED', 'RunRefus
            'fake_run']
 
 # %% ../nbs/06_runs.ipynb #63600b8f
-FILES = {"config": "config.json", "metrics": "metrics.jsonl", "summary": "summary.json", "checkpoint": "checkpoint.pt",
-         "identity": "run.json", "error": "error.txt", "owner": ".owner", "eval": "eval.json", "masks": "masks.npz"}
-RUN_FILES = ("config", "metrics", "summary", "checkpoint")  # what only a run writes: never overwritten by another one
+FILES = {
+    "config": "config.json",
+    "metrics": "metrics.jsonl",
+    "summary": "summary.json",
+    "checkpoint": "checkpoint.pt",
+    "identity": "run.json",
+    "error": "error.txt",
+    "owner": ".owner",
+    "eval": "eval.json",
+    "masks": "masks.npz",
+}
+# what only a run writes: never overwritten by another one
+RUN_FILES = ("config", "metrics", "summary", "checkpoint")
+
 
 class RunRefused(ValueError):
     "The folder cannot take this run (another run's, a live one, an unreadable one); nothing was written."
+
 
 def write_json(path: Path, obj) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n"))
@@ -37,239 +49,435 @@ def write_json(path: Path, obj) -> None:
 # %% ../nbs/06_runs.ipynb #4b8fb094
 class RunFolder:
     "The folder of one run: its files, its status, its owner."
-    def __init__(self, path: str | os.PathLike): self.path = Path(path)
-    def __repr__(self): return f"RunFolder({str(self.path)!r})"
-    def file(self, name: str) -> Path: return self.path / FILES[name]
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunFolder({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        return self.path / FILES[name]
 
     def read_json(self, name: str):
         "The JSON file `name` (a key of FILES), `None` when absent; one line naming the file when unreadable."
         path = self.file(name)
-        try: return json.loads(path.read_text())
-        except FileNotFoundError: return None
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RunRefused(f"{path} is unreadable ({type(e).__name__}: {e}); move it away (or the whole folder) and rerun")
+            raise RunRefused(
+                f"{path} is unreadable ({type(e).__name__}: {e}); move it away (or the whole folder) and rerun"
+            )
 
-    def config(self) -> dict | None: return self.read_json("config")
-    def summary(self) -> dict | None: return self.read_json("summary")
-    def identity(self) -> dict: return self.read_json("identity") or {}
-    def error(self) -> str: return self.file("error").read_text().strip() if self.file("error").exists() else ""
+    def config(self) -> dict | None:
+        return self.read_json("config")
+
+    def summary(self) -> dict | None:
+        return self.read_json("summary")
+
+    def identity(self) -> dict:
+        return self.read_json("identity") or {}
+
+    def error(self) -> str:
+        return self.file("error").read_text().strip() if self.file("error").exists() else ""
 
     def history(self) -> list[dict]:
         "The per-epoch metrics, one dict per epoch."
         path = self.file("metrics")
-        if not path.exists(): return []
-        try: return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if not path.exists():
+            return []
+        try:
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RunRefused(f"{path} is unreadable ({type(e).__name__}: {e}); move it away (or the whole folder) and rerun")
+            raise RunRefused(
+                f"{path} is unreadable ({type(e).__name__}: {e}); move it away (or the whole folder) and rerun"
+            )
 
     def train_config(self) -> TrainConfig:
         "The saved settings as a validated `TrainConfig`."
         saved = self.config()
-        if saved is None: raise RunRefused(f"{self.file('config')} not found: {self.path} holds no run")
+        if saved is None:
+            raise RunRefused(f"{self.file('config')} not found: {self.path} holds no run")
         known = {f.name for f in fields(TrainConfig)}
         if set(saved) - known:
-            raise RunRefused(f"{self.file('config')} has settings this version does not know ({', '.join(sorted(set(saved) - known))}); "
-                             "use the tse-repro version that wrote it")
-        try: return TrainConfig(**saved).validate()
-        except SettingError as e: raise RunRefused(f"{self.file('config')}: {e}") from None
+            raise RunRefused(
+                f"{self.file('config')} has settings this version does not know ({', '.join(sorted(set(saved) - known))}); "
+                "use the tse-repro version that wrote it"
+            )
+        try:
+            return TrainConfig(**saved).validate()
+        except SettingError as e:
+            raise RunRefused(f"{self.file('config')}: {e}") from None
 
 # %% ../nbs/06_runs.ipynb #6d499554
 _held_locks: set[int] = set()  # this process's owner locks: a forked child must not keep them alive
 
+
 def _close_inherited_locks():
     "Run in a forked child: close its copies of the owner locks; closing a copy leaves the owner's lock in force."
-    for fd in _held_locks: os.close(fd)
+    for fd in _held_locks:
+        os.close(fd)
     _held_locks.clear()
 
+
 os.register_at_fork(after_in_child=_close_inherited_locks)
+
 
 def try_lock(path: Path):
     "An exclusive, non-blocking flock on `path` (created if needed), or None when another process holds it."
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd); return None
+        os.close(fd)
+        return None
     return fd
+
 
 @patch
 def is_live(self: RunFolder) -> bool:
     "Whether a process holds this folder (a run is training in it now)."
-    if not self.file("owner").exists(): return False
+    if not self.file("owner").exists():
+        return False
     fd = try_lock(self.file("owner"))
-    if fd is None: return True
-    os.close(fd); return False
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
 
 @patch
 @contextlib.contextmanager
 def claim(self: RunFolder):
     "Own the folder while the block runs (created if needed); refuses a folder another process owns."
-    try: self.path.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise RunRefused(f"cannot create the run folder {self.path} ({e.strerror}); choose another --out") from None
+    try:
+        self.path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunRefused(
+            f"cannot create the run folder {self.path} ({e.strerror}); choose another --out"
+        ) from None
     fd = try_lock(self.file("owner"))
-    if fd is None: raise RunRefused(f"{self.path} is owned by a live run (another process is training in it); wait for it or choose another --out")
+    if fd is None:
+        raise RunRefused(
+            f"{self.path} is owned by a live run (another process is training in it); wait for it or choose another --out"
+        )
     _held_locks.add(fd)
     try:
-        for stale in self.path.glob(".*.tmp*"): stale.unlink(missing_ok=True)  # left by a write that was killed
+        # left by a write that was killed
+        for stale in self.path.glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
         yield self
     finally:
-        _held_locks.discard(fd); os.close(fd)
+        _held_locks.discard(fd)
+        os.close(fd)
 
 # %% ../nbs/06_runs.ipynb #ae6b32b8
 @patch
 def status(self: RunFolder) -> str:
     "complete, live, failed, interrupted or pending."
-    if self.file("summary").exists(): return "complete"
-    if self.is_live(): return "live"
-    if self.file("error").exists(): return "failed"
-    if self.file("config").exists(): return "interrupted"
+    if self.file("summary").exists():
+        return "complete"
+    if self.is_live():
+        return "live"
+    if self.file("error").exists():
+        return "failed"
+    if self.file("config").exists():
+        return "interrupted"
     return "pending"
 
 # %% ../nbs/06_runs.ipynb #c11161cb
 class Terminated(KeyboardInterrupt):
     "SIGTERM, raised where it lands as Ctrl-C's `KeyboardInterrupt` is, so it stops a run the same way."
 
-def _terminate(signum, frame): raise Terminated()
+
+def _terminate(signum, frame):
+    raise Terminated()
+
 
 def stop_on_sigterm() -> None:
     "From now on SIGTERM raises `Terminated` in this process (its main thread) instead of ending it without a word."
     signal.signal(signal.SIGTERM, _terminate)
 
+
 def interruption(e: KeyboardInterrupt) -> tuple[int, str]:
     "The exit code and the word for a stop: 130 and 'interrupted' for Ctrl-C, 143 and 'interrupted by SIGTERM' for SIGTERM."
-    return (128 + signal.SIGTERM, "interrupted by SIGTERM") if isinstance(e, Terminated) else (130, "interrupted")
+    return (
+        (128 + signal.SIGTERM, "interrupted by SIGTERM")
+        if isinstance(e, Terminated)
+        else (130, "interrupted")
+    )
 
 # %% ../nbs/06_runs.ipynb #fcdab168
 @patch
-def write_config(self: RunFolder, cfg: TrainConfig) -> None: write_json(self.file("config"), asdict(cfg))
+def write_config(self: RunFolder, cfg: TrainConfig) -> None:
+    write_json(self.file("config"), asdict(cfg))
+
+
 @patch
 def write_metrics(self: RunFolder, history: list[dict]) -> None:
-    atomic_write(self.file("metrics"), lambda p: p.write_text("".join(json.dumps(h) + "\n" for h in history)))
+    atomic_write(
+        self.file("metrics"), lambda p: p.write_text("".join(json.dumps(h) + "\n" for h in history))
+    )
+
+
 @patch
-def write_summary(self: RunFolder, summary: dict) -> None: write_json(self.file("summary"), summary)
+def write_summary(self: RunFolder, summary: dict) -> None:
+    write_json(self.file("summary"), summary)
+
+
 @patch
-def write_identity(self: RunFolder, identity: dict) -> None: write_json(self.file("identity"), identity)
+def write_identity(self: RunFolder, identity: dict) -> None:
+    write_json(self.file("identity"), identity)
+
+
 @patch
-def write_error(self: RunFolder, text: str) -> None: atomic_write(self.file("error"), lambda p: p.write_text(text))
+def write_error(self: RunFolder, text: str) -> None:
+    atomic_write(self.file("error"), lambda p: p.write_text(text))
+
+
 @patch
 def save_checkpoint(self: RunFolder, state: dict) -> None:
     "Write the checkpoint atomically; serialised in memory first, so a full disk is a plain `OSError` (ENOSPC, EFBIG) of the write."
-    buffer = io.BytesIO(); torch.save(state, buffer)  # torch's own file writer turns a failed write into 'unexpected pos' tracebacks
+    # torch's own file writer turns a failed write into 'unexpected pos' tracebacks
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     atomic_write(self.file("checkpoint"), lambda p: p.write_bytes(buffer.getbuffer()))
 
+
 RESUME_FIX = "move it away to start the run over, or restore a good copy"
+
 
 def read_checkpoint(path: Path, fix: str = RESUME_FIX) -> dict:
     "A checkpoint file's state; one line naming the file and `fix` when it is missing or unreadable."
     path = Path(path)
-    if not path.exists(): raise RunRefused(f"{path} not found: the run saved no checkpoint yet")
-    try: state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e: raise RunRefused(f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {fix}") from None
-    if not isinstance(state, dict) or "model" not in state: raise RunRefused(f"{path} is unreadable (not a tse-repro checkpoint); {fix}")
+    if not path.exists():
+        raise RunRefused(f"{path} not found: the run saved no checkpoint yet")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise RunRefused(
+            f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {fix}"
+        ) from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise RunRefused(f"{path} is unreadable (not a tse-repro checkpoint); {fix}")
     return state
+
 
 @patch
 def load_checkpoint(self: RunFolder) -> dict:
     "This run's checkpoint (`read_checkpoint`)."
     return read_checkpoint(self.file("checkpoint"))
 
-def epoch_record(epoch: int, step: int, train_stats: dict, test_acc_by_t: list, history: list) -> dict:
+
+def epoch_record(
+    epoch: int, step: int, train_stats: dict, test_acc_by_t: list, history: list
+) -> dict:
     "One line of metrics.jsonl: the epoch (1-based), the global step, the training statistics and the test top-1 by t."
     best = max([h["test_acc"] for h in history] + [test_acc_by_t[-1]])
-    return {"epoch": epoch, "step": step, **train_stats, "test_acc": test_acc_by_t[-1], "test_acc_by_t": list(test_acc_by_t),
-            "best_acc": best}
+    return {
+        "epoch": epoch,
+        "step": step,
+        **train_stats,
+        "test_acc": test_acc_by_t[-1],
+        "test_acc_by_t": list(test_acc_by_t),
+        "best_acc": best,
+    }
+
 
 def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
     "summary.json of a finished run: its settings, final and best top-1 (and the best epoch), time, and `extra`."
     best = max(history, key=lambda h: h["test_acc"])
-    return {"config": asdict(cfg), "method": cfg.method, "epochs_done": len(history), "final_acc": history[-1]["test_acc"],
-            "final_acc_by_t": history[-1]["test_acc_by_t"], "best_acc": best["test_acc"], "best_epoch": best["epoch"],
-            "train_seconds": sum(h["epoch_seconds"] for h in history), **extra}
+    return {
+        "config": asdict(cfg),
+        "method": cfg.method,
+        "epochs_done": len(history),
+        "final_acc": history[-1]["test_acc"],
+        "final_acc_by_t": history[-1]["test_acc_by_t"],
+        "best_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "train_seconds": sum(h["epoch_seconds"] for h in history),
+        **extra,
+    }
 
 # %% ../nbs/06_runs.ipynb #b848997e
-RESUME_FREE = {"resume", "progress", "workers", "pin_memory", "persistent_workers", "prefetch_factor", "out",  # settings that leave the result unchanged
-               "tensorboard", "tensorboard_masks_every",
-               "save_every_steps"}  # a mid-epoch checkpoint resumes bit for bit (07_train), so where a run saves does not change its result
+# settings that leave the result unchanged
+RESUME_FREE = {
+    "resume",
+    "progress",
+    "workers",
+    "pin_memory",
+    "persistent_workers",
+    "prefetch_factor",
+    "out",
+    "tensorboard",
+    "tensorboard_masks_every",
+    # a mid-epoch checkpoint resumes bit for bit (07_train), so where a run saves does not change
+    # its result
+    "save_every_steps",
+}
 
-ADDED = {f.name: f.default for f in fields(TrainConfig) if f.metadata["added"]}  # settings younger than committed runs: their defaults are what those runs did
+# settings younger than committed runs: their defaults are what those runs did
+ADDED = {f.name: f.default for f in fields(TrainConfig) if f.metadata["added"]}
+
 
 def result_settings(cfg: TrainConfig | dict) -> dict:
     """The settings that determine a run's result: all but `RESUME_FREE` and the loss settings that cannot act
     (`inert_settings`: an SDT run's `lamb`, say), and an `ADDED` setting only away from its default (a run older than it has none)."""
     settings = asdict(cfg) if isinstance(cfg, TrainConfig) else cfg
     free = RESUME_FREE | inert_settings(settings)
-    return {k: v for k, v in settings.items() if k not in free and not (k in ADDED and v == ADDED[k])}
+    return {
+        k: v for k, v in settings.items() if k not in free and not (k in ADDED and v == ADDED[k])
+    }
+
 
 def _check_out(out: str) -> Path:
-    if not str(out).strip(): raise SettingError("out", "must name a folder, got an empty path")
+    if not str(out).strip():
+        raise SettingError("out", "must name a folder, got an empty path")
     path = Path(out)
-    if path.exists() and not path.is_dir(): raise SettingError("out", f"{out} is a file, not a folder; choose another")
+    if path.exists() and not path.is_dir():
+        raise SettingError("out", f"{out} is a file, not a folder; choose another")
     existing = next(p for p in [path, *path.absolute().parents] if p.exists())
-    if not existing.is_dir(): raise SettingError("out", f"{out} cannot be created: {existing} is a file, not a folder; choose another")
-    if not os.access(existing, os.W_OK): raise SettingError("out", f"{out} cannot be written ({existing} is read-only); choose another")
+    if not existing.is_dir():
+        raise SettingError(
+            "out", f"{out} cannot be created: {existing} is a file, not a folder; choose another"
+        )
+    if not os.access(existing, os.W_OK):
+        raise SettingError(
+            "out", f"{out} cannot be written ({existing} is read-only); choose another"
+        )
     return path
+
 
 def check_run_folder(cfg: TrainConfig, owned: bool = False) -> None:
     "Raise `RunRefused` (or a `SettingError` on `out`) unless `cfg` may start or resume its run in `cfg.out` (`owned`: we hold it)."
     folder = RunFolder(_check_out(cfg.out))
-    if not owned and folder.is_live(): raise RunRefused(f"--out {cfg.out} is owned by a live run; wait for it or choose a new --out")
+    if not owned and folder.is_live():
+        raise RunRefused(
+            f"--out {cfg.out} is owned by a live run; wait for it or choose a new --out"
+        )
     saved, present = folder.config(), [FILES[f] for f in RUN_FILES if folder.file(f).exists()]
     if saved is None:
-        if present: raise RunRefused(f"--out {cfg.out} holds run files ({', '.join(present)}) but no config.json; choose a new --out")
-        if cfg.resume: raise RunRefused(f"--out {cfg.out} holds no run to resume; drop --resume to start one there")
+        if present:
+            raise RunRefused(
+                f"--out {cfg.out} holds run files ({', '.join(present)}) but no config.json; choose a new --out"
+            )
+        if cfg.resume:
+            raise RunRefused(
+                f"--out {cfg.out} holds no run to resume; drop --resume to start one there"
+            )
         return
     old, new = result_settings(saved), result_settings(cfg)
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise RunRefused(f"--out {cfg.out} holds another run (differs in {', '.join(diff)}); choose a new --out")
-    if not cfg.resume: raise RunRefused(f"--out {cfg.out} already holds this run; pass --resume to continue it or choose a new --out")
+        raise RunRefused(
+            f"--out {cfg.out} holds another run (differs in {', '.join(diff)}); choose a new --out"
+        )
+    if not cfg.resume:
+        raise RunRefused(
+            f"--out {cfg.out} already holds this run; pass --resume to continue it or choose a new --out"
+        )
 
 # %% ../nbs/06_runs.ipynb #2cc080a8
 def run_identity(cfg: TrainConfig | dict, nproc: int = 1) -> dict:
     "Everything that determines a run's result: settings (the data folder replaced by the data's signature) and process count."
     settings = result_settings(cfg)
-    return {"settings": {k: v for k, v in settings.items() if k != "data_path"},
-            "data": data_signature(settings["dataset"], settings.get("data_path"), settings.get("train_file")), "nproc": nproc}
+    return {
+        "settings": {k: v for k, v in settings.items() if k != "data_path"},
+        "data": data_signature(
+            settings["dataset"], settings.get("data_path"), settings.get("train_file")
+        ),
+        "nproc": nproc,
+    }
+
 
 def run_key(identity: dict) -> str:
     "A short, stable hash of a run's identity."
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 # %% ../nbs/06_runs.ipynb #9ca3d678
-def _erases(method) -> bool: return method in METHODS and METHODS[method].erases
+def _erases(method) -> bool:
+    return method in METHODS and METHODS[method].erases
+
 
 @patch
 def record(self: RunFolder) -> dict:
     "The run as a record: name, variant, method, seed, loss settings, status, config, summary, history, error."
-    try: summary, ident, config, history, evaluation = self.summary(), self.identity(), self.config(), self.history(), self.read_json("eval")
-    except RunRefused as e:  # an unreadable file: the run shows as failed, with the reason, and the others still report
-        return {"name": self.path.name, "dir": str(self.path), "variant": self.path.name, "method": "sdt", "seed": None, "tau_f": None,
-                "kappa": None, "status": "failed", "config": {}, "summary": None, "history": [], "error": str(e), "eval": None}
+    try:
+        summary, ident, config, history, evaluation = (
+            self.summary(),
+            self.identity(),
+            self.config(),
+            self.history(),
+            self.read_json("eval"),
+        )
+    # an unreadable file: the run shows as failed, with the reason, and the others still report
+    except RunRefused as e:
+        return {
+            "name": self.path.name,
+            "dir": str(self.path),
+            "variant": self.path.name,
+            "method": "sdt",
+            "seed": None,
+            "tau_f": None,
+            "kappa": None,
+            "status": "failed",
+            "config": {},
+            "summary": None,
+            "history": [],
+            "error": str(e),
+            "eval": None,
+        }
     config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
-    return {"name": self.path.name, "dir": str(self.path), "variant": ident.get("variant", method), "method": method,
-            "seed": ident.get("seed", config.get("seed")), "tau_f": config.get("tau_f") if _erases(method) else None,
-            "kappa": config.get("kappa") if _erases(method) else None, "status": self.status(), "config": config,
-            "summary": summary, "history": history, "error": self.error(), "eval": evaluation}
+    return {
+        "name": self.path.name,
+        "dir": str(self.path),
+        "variant": ident.get("variant", method),
+        "method": method,
+        "seed": ident.get("seed", config.get("seed")),
+        "tau_f": config.get("tau_f") if _erases(method) else None,
+        "kappa": config.get("kappa") if _erases(method) else None,
+        "status": self.status(),
+        "config": config,
+        "summary": summary,
+        "history": history,
+        "error": self.error(),
+        "eval": evaluation,
+    }
+
 
 def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") -> nn.Module:
     "The model of `cfg` with the weights of a checkpoint `state` (eval mode); one line naming `where` when they do not fit."
     model = build_model(replace(cfg, channels_last=False), device)
-    try: model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
     except RuntimeError as e:
-        raise RunRefused(f"{where} does not fit the model of its settings ({str(e).splitlines()[0]}); "
-                         f"it comes from another run, architecture, width or head") from None
-    tensors = {k: v for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point()}
-    if bad := [k for k, v in tensors.items() if not torch.isfinite(v).all()]:  # else a NaN model 'evaluates' to chance
-        raise RunRefused(f"{where} holds non-finite weights ({len(bad)} of {len(tensors)} tensors: {', '.join(bad[:3])}"
-                         f"{', ...' if len(bad) > 3 else ''}): its run diverged; retrain it (lower --lr) or use an earlier checkpoint")
+        raise RunRefused(
+            f"{where} does not fit the model of its settings ({str(e).splitlines()[0]}); "
+            f"it comes from another run, architecture, width or head"
+        ) from None
+    tensors = {
+        k: v for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point()
+    }
+    # else a NaN model 'evaluates' to chance
+    if bad := [k for k, v in tensors.items() if not torch.isfinite(v).all()]:
+        raise RunRefused(
+            f"{where} holds non-finite weights ({len(bad)} of {len(tensors)} tensors: {', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}): its run diverged; retrain it (lower --lr) or use an earlier checkpoint"
+        )
     return model.eval()
+
 
 def loss_state_from(cfg: TrainConfig, state: dict | None = None) -> LossState:
     "The loss as a checkpoint `state` left it: the tau_f of its last epoch done (the run's last without a state), a learned kappa."
     loss = LossState(cfg.loss_config())
-    if state and "loss" in state: loss.load_state_dict(state["loss"])
+    if state and "loss" in state:
+        loss.load_state_dict(state["loss"])
     loss.set_epoch(max((state or {}).get("epoch", cfg.epochs - 1), 0), cfg.epochs)
     return loss
+
 
 @patch
 def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:
@@ -278,20 +486,50 @@ def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:
     return model_from_state(cfg, self.load_checkpoint(), str(self.file("checkpoint")), device), cfg
 
 # %% ../nbs/06_runs.ipynb #252c4e38
-def fake_run(path: str | os.PathLike, variant: str | None = None, method: str = "tse", seed: int = 0, T: int = 4,
-             epochs: int = 3, acc: float = 80.0, complete: bool = True, error: str = "", **settings) -> RunFolder:
+def fake_run(
+    path: str | os.PathLike,
+    variant: str | None = None,
+    method: str = "tse",
+    seed: int = 0,
+    T: int = 4,
+    epochs: int = 3,
+    acc: float = 80.0,
+    complete: bool = True,
+    error: str = "",
+    **settings,
+) -> RunFolder:
     "A run folder with made-up metrics, written as the trainer writes one; `settings` are other `TrainConfig` fields."
     import numpy as np
-    folder = RunFolder(path); folder.path.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(T=T, epochs=epochs, seed=seed, method=method, out=str(folder.path), **settings).validate()
+
+    folder = RunFolder(path)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(
+        T=T, epochs=epochs, seed=seed, method=method, out=str(folder.path), **settings
+    ).validate()
     rng, history = np.random.default_rng(seed), []
     for e in range(1, epochs + 1):
         final = acc * e / epochs + rng.normal(0, 1)
-        stats = {"train_loss": 2.0 / e, "train_acc": final + 5, "img_per_s": 500.0, "epoch_seconds": 2.0, "lr": 1e-3}
-        if _erases(cfg.method): stats["erased_fraction"] = [min(1.0, 0.1 * e * t / T) for t in range(2, T + 1)]
-        history.append(epoch_record(e, 10 * e, stats, [final - 3.0 * (T - t) / T for t in range(1, T + 1)], history))
-    folder.write_config(cfg); folder.write_metrics(history)
+        stats = {
+            "train_loss": 2.0 / e,
+            "train_acc": final + 5,
+            "img_per_s": 500.0,
+            "epoch_seconds": 2.0,
+            "lr": 1e-3,
+        }
+        if _erases(cfg.method):
+            stats["erased_fraction"] = [min(1.0, 0.1 * e * t / T) for t in range(2, T + 1)]
+        history.append(
+            epoch_record(
+                e, 10 * e, stats, [final - 3.0 * (T - t) / T for t in range(1, T + 1)], history
+            )
+        )
+    folder.write_config(cfg)
+    folder.write_metrics(history)
     folder.write_identity({"variant": variant or cfg.method, "method": cfg.method, "seed": seed})
-    if error: folder.write_error(error)
-    if complete and not error: folder.write_summary(summarize(cfg, history, num_params=1000, world_size=1, ranks_in_sync=True))
+    if error:
+        folder.write_error(error)
+    if complete and not error:
+        folder.write_summary(
+            summarize(cfg, history, num_params=1000, world_size=1, ranks_in_sync=True)
+        )
     return folder
