@@ -147,7 +147,7 @@ CIFAR = {  # name: (classes, torchvision folder, TET mean, TET std)
     "cifar10": (10, "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": (100, "cifar-100-python", (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
 }
-# dataset: (file, split, images kept per class; None: all), made by `tse-data` (04a_datafiles)
+# dataset: (file, split, images kept per class; None: all), made by `tse-data` (05_datafiles)
 CIFAR_FILES = {
     "cifar10": (("cifar10_train_20k.npz", "train", 2000), ("cifar10_test.npz", "test", None)),
     "cifar100": (("cifar100_train_10k.npz", "train", 100), ("cifar100_test.npz", "test", None)),
