@@ -61,7 +61,7 @@ lab: $(STAMP)
 	@$(BIN)/jupyter lab --notebook-dir=. --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 --no-browser \
 	  --IdentityProvider.token=$(LAB_TOKEN) --ServerApp.log_level=WARN --KernelManager.transport=ipc $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# The guide notebooks (GUIDES in nbs/22_experiments.ipynb) executed in place and committed with their figures; run it
+# The guide notebooks (GUIDES in nbs/19_notebooks.ipynb) executed in place and committed with their figures; run it
 # when a test says their outputs are out of date.
 docs: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments docs $(ARGS)

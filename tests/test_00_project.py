@@ -1,4 +1,5 @@
 """Project-level checks that run first: notebooks clean, package in sync with them, one set of pins."""
+import ast
 import configparser
 import filecmp
 import shlex
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from notebook_shape import shape
 
 BIN = Path(sys.executable).parent
 
@@ -68,9 +71,58 @@ def test_ci_runs_readme_test_command(root):
 def test_guide_notebooks_hold_outputs_of_this_code(root):
     "The guide notebooks committed executed (`make docs`) hold figures made from the code as it is now."
     import json
-    from tse_repro.experiments import GUIDES, outputs_made_from
+    from tse_repro.notebooks import GUIDES, outputs_made_from
     for name in GUIDES:
         nb = json.loads((root / "nbs" / name).read_text())
         made = nb["metadata"].get("tse_outputs", {}).get("made_from")
         assert made == outputs_made_from(nb), f"nbs/{name}'s outputs were made from other code; run `make docs` (with TSE_DATA set) and commit"
         assert any("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", [])), f"nbs/{name} holds no figure; run `make docs`"
+
+
+def test_lint(root):
+    "ruff, with the rules in pyproject.toml, finds nothing in the notebooks or the package."
+    lint = subprocess.run([BIN / "ruff", "check", "--no-cache", "nbs", "tse_repro"], cwd=root,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-4000:] + lint.stderr[-1000:]
+
+
+def test_package_lines_fit_100_columns(root):
+    """Lines over 100 characters in the package come only from what nbdev generates: the module's
+    docstring (the notebook's description) and `__all__`."""
+    long = []
+    for module in sorted((root / "tse_repro").glob("*.py")):
+        if module.name == "_modidx.py":
+            continue
+        in_all = False
+        for number, line in enumerate(module.read_text().splitlines(), 1):
+            in_all = line.startswith("__all__") or (in_all and line.startswith(" "))
+            if len(line) > 100 and not in_all and number > 1:
+                long.append(f"{module.name}:{number}")
+    assert not long, f"lines over 100 characters: {long[:20]}; shorten them in the notebooks"
+
+
+def test_modules_stay_small(root):
+    "Each module holds one concept and stays under 500 lines."
+    sizes = {m.name: len(m.read_text().splitlines()) for m in (root / "tse_repro").glob("*.py")}
+    large = {name: n for name, n in sizes.items() if n >= 500 and name != "_modidx.py"}
+    assert not large, f"modules of 500 lines or more: {large}; split them by concept"
+
+
+def test_no_function_imports_the_package(root):
+    "Imports run one way, at the top of each module: no function imports anything."
+    inside = []
+    for module in sorted((root / "tse_repro").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        inside.append(f"{module.name}:{inner.lineno}")
+    assert not inside, f"imports inside functions: {inside}; move them to the module's import cell"
+
+
+def test_notebooks_read_like_fastcore(root):
+    "One definition per exported cell, most of them followed by their test (tests/notebook_shape.py)."
+    figures = shape()
+    assert figures["two_or_more_definitions"] <= 33, figures
+    assert figures["followed_by_test"] >= 0.75, figures
+    assert figures["median_lines"] <= 12, figures

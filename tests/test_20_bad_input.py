@@ -132,7 +132,7 @@ def test_data_cifar(tmp_path, make, words):
 
 def test_training_on_the_test_set_is_refused(tmp_path):
     "The test file named as the training file, or a copy of it under another name: one line, nothing written."
-    from tse_repro.data import write_synthetic
+    from tse_repro.fixtures import write_synthetic
     write_synthetic("cifar10", tmp_path / "data")
     (tmp_path / "data" / "mine.npz").write_bytes((tmp_path / "data" / "cifar10_test.npz").read_bytes())
     before = snapshot(tmp_path)

@@ -151,7 +151,8 @@ def test_evaluation_settings(run_copy, evaluation, field, words):
 
 def test_evaluation_defaults_pass():
     from tse_repro.config import EVALUATION_DEFAULTS, check_evaluation
-    from tse_repro.eval import OVERLAP_DEFAULTS, ROBUSTNESS_DEFAULTS
+    from tse_repro.eval import OVERLAP_DEFAULTS
+    from tse_repro.robustness import ROBUSTNESS_DEFAULTS
     for profile in Path(__file__).parents[1].glob("profiles/*.yaml"):
         import yaml
         check_evaluation(yaml.safe_load(profile.read_text()).get("evaluation"))

@@ -42,7 +42,8 @@ def made_up_runner(acc):
 
 def sweep(tmp_path, acc=60.0, log=None):
     "A finished sweep of PROFILE in tmp_path/runs/p (made-up runs); returns the runs' statuses and what the driver said."
-    from tse_repro.experiments import load_profile, run_profile
+    from tse_repro.profiles import load_profile
+    from tse_repro.sweep import run_profile
     (tmp_path / "p.yaml").write_text(PROFILE)
     said = []
     statuses = run_profile(load_profile(tmp_path / "p.yaml"), tmp_path / "runs", runner=made_up_runner(acc), log=said.append)
@@ -109,7 +110,9 @@ def test_reference_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
                                                                                  {"metadata": {"papermill": {"status": "pending"}}}]})),
      "its notebook stopped before the end (run.ipynb: 1 of 2 cells ran)")])
 def test_damaged_run_trains_again(tmp_path, damage, words):
-    from tse_repro.experiments import load_profile, main, run_profile
+    from tse_repro.experiments import main
+    from tse_repro.profiles import load_profile
+    from tse_repro.sweep import run_profile
     from tse_repro.runs import RunFolder
     sweep(tmp_path)
     folder = RunFolder(tmp_path / "runs/p/runs/tse-s0")
@@ -128,7 +131,7 @@ def test_damaged_run_trains_again(tmp_path, damage, words):
 
 
 def test_damaged_run_is_not_promoted(tmp_path):
-    from tse_repro.experiments import promote
+    from tse_repro.reference import promote
     from tse_repro.runs import RunFolder
     sweep(tmp_path)
     RunFolder(tmp_path / "runs/p/runs/baseline-s0").file("summary").write_text("{")
@@ -139,7 +142,9 @@ def test_damaged_run_is_not_promoted(tmp_path):
 
 # 3. two sweeps of one profile: each run has one driver; nothing is written into a live run's folder ------------------
 def test_two_sweeps_share_the_work(tmp_path):
-    from tse_repro.experiments import driver_claim, load_profile, run_profile
+    from tse_repro.profiles import load_profile
+    from tse_repro.stale import driver_claim
+    from tse_repro.sweep import run_profile
     from tse_repro.runs import RunFolder, RunRefused
     (tmp_path / "p.yaml").write_text(PROFILE)
     p, root = load_profile(tmp_path / "p.yaml"), tmp_path / "runs/p"
@@ -192,7 +197,7 @@ def test_driver_messages(tmp_path, args, status, words):
 
 
 def test_yaml_numbers_without_a_dot(tmp_path):
-    from tse_repro.experiments import load_profile, override
+    from tse_repro.profiles import load_profile, override
     (tmp_path / "p.yaml").write_text(PROFILE.replace("epochs: 2,", "epochs: 2, lr: 1e-3, weight_decay: 5E-4,"))
     p = load_profile(tmp_path / "p.yaml")
     assert p.recipe["lr"] == 0.001 and p.recipe["weight_decay"] == 0.0005
@@ -215,7 +220,8 @@ def test_evaluation_settings_refused_before_training(tmp_path, evaluation, words
 # 6. `make extend` twice at once, and a reference that lost its report ------------------------------------------------
 def test_extend_waits_for_another_banking_and_rebuilds_a_lost_report(tmp_path):
     import threading
-    from tse_repro.experiments import extend_reference, load_profile
+    from tse_repro.profiles import load_profile
+    from tse_repro.reference import extend_reference
     from tse_repro.runs import try_lock
     (tmp_path / "p.yaml").write_text(PROFILE)
     p, ref, said = load_profile(tmp_path / "p.yaml"), tmp_path / "results", []

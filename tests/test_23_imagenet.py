@@ -14,7 +14,7 @@ IMAGENET = ["--arch", "sew_resnet34", "--width", "0.125", "--dataset", "imagenet
 
 def fixture(tmp_path: Path) -> Path:
     "The offline ImageNet fixture (4 classes, 1 JPEG each in train/ and val/); returns its imagenet/ folder."
-    from tse_repro.data import write_synthetic
+    from tse_repro.fixtures import write_synthetic
     return write_synthetic("imagenet", tmp_path / "data", per_class=1) / "imagenet"
 
 
@@ -74,6 +74,6 @@ def test_imagenet_fixture_trains_and_its_head_follows_the_folder(tmp_path):
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["config"]["dataset"] == "imagenet", summary
-    from tse_repro.runs import run_identity
+    from tse_repro.identity import run_identity
     data = run_identity(summary["config"])["data"]  # the cheap signature identifies the data
     assert [f[0] for f in data["files"]] == ["imagenet/train: 4 classes, 4 images", "imagenet/val: 4 classes, 4 images"], data

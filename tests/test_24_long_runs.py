@@ -59,7 +59,7 @@ def weights(folder):
 
 @pytest.fixture(scope="module")
 def cifar(tmp_path_factory):
-    from tse_repro.data import write_synthetic
+    from tse_repro.fixtures import write_synthetic
     return str(write_synthetic("cifar10", tmp_path_factory.mktemp("cifar10"), per_class=8))
 
 

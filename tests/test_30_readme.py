@@ -107,7 +107,7 @@ def test_readme_commands_run_as_written(tmp_path, which):
     clone = fresh_copy(tmp_path / "clone")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     transcript, failures = [], []
-    from tse_repro.data import write_synthetic
+    from tse_repro.fixtures import write_synthetic
     full_split_names = write_synthetic("cifar10", tmp_path / "cifar10-arrays", per_class=2)  # files named as the full split's
     for command in commands:
         argv, note = adapt(command)

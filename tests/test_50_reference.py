@@ -24,7 +24,7 @@ def digest(path: Path) -> str:
 @pytest.mark.parametrize("name", REFERENCES)
 def test_rebuilt_reference_report_changes_no_tracked_file(tmp_path, monkeypatch, name):
     "A copy of the reference's tracked files (no checkpoints, as on a fresh clone), its report rebuilt, compared byte for byte."
-    from tse_repro.experiments import report_reference
+    from tse_repro.reference import report_reference
     src, dst = ROOT / "results" / name, tmp_path / "results" / name
     files = tracked(src)
     for f in files:
@@ -48,7 +48,7 @@ def test_no_machine_paths_committed():
 
 def test_readme_claims_come_from_the_references():
     "Every `<!-- claims: <profile> -->` block of the README is what `make report PROFILE=<profile>` writes from results/ now."
-    from tse_repro.report import CLAIMS_BLOCK, readme_with_claims
+    from tse_repro.claims import CLAIMS_BLOCK, readme_with_claims
     text = (ROOT / "README.md").read_text()
     blocks = [m["profile"] for m in CLAIMS_BLOCK.finditer(text)]
     assert blocks, "the README holds no generated claims block"

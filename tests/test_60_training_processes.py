@@ -72,9 +72,11 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
     assert r.stdout.count("tse-repro |") == 1, "only rank 0 prints"
     # The test accuracy summed over the two ranks' shards equals a single-process evaluation of the same weights.
-    from tse_repro.data import get_datasets, make_loaders
+    from tse_repro.datasets import get_datasets
+    from tse_repro.loaders import make_loaders
     from tse_repro.runs import RunFolder
-    from tse_repro.train import Dist, evaluate
+    from tse_repro.distributed import Dist
+    from tse_repro.epoch import evaluate
     model, cfg = RunFolder(out).load_model()
     _, test_ds, _ = get_datasets(cfg.dataset, T=cfg.T, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
     _, loader, _ = make_loaders(test_ds, test_ds, 32)

@@ -64,7 +64,8 @@ def test_tiny_profile_end_to_end(tmp_path):
        the others are skipped; then the sweep is promoted to a reference;
     3. a rerun skips everything, compares with the reference, every cell reproduces, and the reference is untouched."""
     from tse_repro.config import TrainConfig
-    from tse_repro.experiments import expand, identity_record, load_profile
+    from tse_repro.profiles import expand, load_profile
+    from tse_repro.stale import identity_record
     from tse_repro.runs import RunFolder
     from tse_repro.train import train
     profile, work, reference = tmp_path / "tiny.yaml", tmp_path / "runs", tmp_path / "results"

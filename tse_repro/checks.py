@@ -18,13 +18,14 @@ class SettingError(ValueError):
         self.field, self.problem = field, problem
 
     def named(self, spelling: str) -> str:
-        "The message with the setting spelled as the user wrote it: a flag, a YAML key, a parameter."
+        """The message with the setting spelled as the user wrote it: a flag, a YAML key, a
+        parameter."""
         return f"{spelling} {self.problem}"
 
 # %% ../nbs/00_checks.ipynb #6cbff809
 # a seed's 4294967295, not 4.29497e+09
-def _bound(v) -> str:
-    return str(v) if isinstance(v, numbers.Integral) else f"{v:g}"
+def _bound(bound) -> str:
+    return str(bound) if isinstance(bound, numbers.Integral) else f"{bound:g}"
 
 
 def interval_text(low=None, high=None, low_open: bool = False, high_open: bool = False) -> str:
@@ -35,7 +36,7 @@ def interval_text(low=None, high=None, low_open: bool = False, high_open: bool =
         return f"{'<' if high_open else '<='} {_bound(high)}"
     return f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
 
-
+# %% ../nbs/00_checks.ipynb #d9a2e396
 def check_number(
     field: str,
     value,
@@ -48,7 +49,8 @@ def check_number(
     optional: bool = False,
     hint: str = "",
 ):
-    "`value` if it is a finite (whole, with `integer`) number inside the interval, else a `SettingError`."
+    """`value` if it is a finite (whole, with `integer`) number inside the interval, else a
+    `SettingError`."""
     if value is None and optional:
         return value
     kind = "a whole number" if integer else "a number"
@@ -74,19 +76,21 @@ def check_number(
         raise SettingError(field, f"must be {rule}{hint}, got {value!r}")
     return value
 
-
+# %% ../nbs/00_checks.ipynb #1aa82b9e
 def check_choice(field: str, value, choices, hint: str = ""):
     "`value` if it is one of `choices`, else a `SettingError` listing them."
     if isinstance(value, str) and value in choices:
         return value
     raise SettingError(
         field,
-        f"must be one of {', '.join(map(str, choices))}{f' ({hint})' if hint else ''}, got {value!r}",
+        f"must be one of {', '.join(map(str, choices))}{f' ({hint})' if hint else ''}, "
+        f"got {value!r}",
     )
 
-
+# %% ../nbs/00_checks.ipynb #81ee8eab
 def check_keys(field: str, given, known, what: str) -> None:
-    "A `SettingError` on `field.key` for the first key of `given` not in `known`, naming the closest known key (or all)."
+    """A `SettingError` on `field.key` for the first key of `given` not in `known`, naming the
+    closest known key (or all)."""
     for key in given:
         if key in known:
             continue

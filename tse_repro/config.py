@@ -4,47 +4,51 @@
 
 # %% ../nbs/08_config.ipynb #142f3ef7
 from __future__ import annotations
-import argparse, ast, functools, typing
+import functools, typing
 from pathlib import Path
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, fields
 
+import torch
 from torch import nn
 
 from .checks import SettingError, check_choice, check_keys, check_number, interval_text
-from .losses import METHODS, WAITS_ON, LossConfig, inert_settings, resolve_method
+from .methods import METHODS, LossConfig, resolve_method
 from .models import INITS, MODELS, WITHOUT_GAP_HEAD, get_model
-from .data import AUGMENTS, DATASETS, DATASET_INFO, dataset_info
+from .data import AUGMENTS, DATASETS
+from .datasets import dataset_info
 from .neurons import set_fused_lif
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'MAX_PREFETCH', 'NOTEBOOK_SHORTCUTS',
-           'EVALUATION_DEFAULTS', 'EVALUATION_RULES', 'setting', 'TrainConfig', 'check_data_path', 'setting_types',
-           'check_setting', 'build_model', 'flag_name', 'build_parser', 'check_active', 'parse_command', 'parse_config',
-           'notebook_config', 'injected_parameters', 'unknown_parameters', 'check_evaluation']
+__all__ = ['SEED_MAX', 'MAX_T', 'MAX_BATCH', 'MAX_WIDTH', 'MAX_WORKERS', 'MAX_PREFETCH', 'EVALUATION_DEFAULTS',
+           'EVALUATION_RULES', 'setting', 'ModelSettings', 'DataSettings', 'StepSettings', 'MethodSettings',
+           'TrainConfig', 'check_data_path', 'setting_types', 'check_setting', 'check_full_splits_alone',
+           'check_tau_f_epochs', 'check_warmup', 'check_imagenet_augment', 'check_gap_head', 'build_model',
+           'check_evaluation']
 
 # %% ../nbs/08_config.ipynb #87cb1fa3
 # A seed is 32-bit: numpy's legacy seeding takes seed % 2**32 (seeds 2**32 apart would share its
-# stream), and the seeds
-# derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside torch.manual_seed's
-# 64-bit range.
+# stream), and the seeds derived from it (seed * 100_003 + epoch, + 7919 * rank) stay well inside
+# torch.manual_seed's 64-bit range.
 SEED_MAX = 2**32 - 1
 # Ceilings far above any real run, below the values where tensor sizes or the loader overflow 64-bit
-# indices (T,
-# batch, width) or the loader would fork without end (workers) or hold batches without end
-# (prefetch); below them a run
-# too big is out of memory. A ceiling is not part of the rule's range: `--T 0` still reads "must be
-# a whole number >= 1".
+# indices (T, batch, width) or the loader would fork without end (workers) or hold batches without
+# end (prefetch); below them a run too big is out of memory. A ceiling is not part of the rule's
+# range: `--T 0` still reads "must be a whole number >= 1".
 MAX_T, MAX_BATCH, MAX_WIDTH, MAX_WORKERS, MAX_PREFETCH = 2**20, 2**24, 1024, 256, 1024
 
-
+# %% ../nbs/08_config.ipynb #9d85de5b
 def setting(default, help: str, added: bool = False, **rule):
-    """A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`, or `choices=`; `loss=True`: `LossConfig` checks it).
-    `added`: a setting added after runs were committed, whose default is what every run did before it: a run's identity leaves it out at its default (10_runs)."""
+    """A `TrainConfig` field: default, help text and rule (`check_number` keywords and a `ceiling`,
+    or `choices=`; `loss=True`: `LossConfig` checks it). `added`: a setting added after runs were
+    committed, whose default is what every run did before it: a run's identity leaves it out at its
+    default (10_runs)."""
     return field(default=default, metadata={"help": help, "rule": rule, "added": added})
 
-
+# %% ../nbs/08_config.ipynb #f0baef20
 @dataclass
-class TrainConfig:
+class ModelSettings:
+    "The network: architecture, width, head and initial weights."
+
     arch: str = setting("resnet_tiny", "model name", choices=tuple(MODELS))
     width: float = setting(1.0, "channel width multiplier", low=0, low_open=True, ceiling=MAX_WIDTH)
     head: str = setting(
@@ -52,15 +56,23 @@ class TrainConfig:
     )
     init: str = setting(
         "tet",
-        "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for VGGSNN), kaiming or default",
+        "initial weights: tet (as the TET code: PyTorch's default for ResNets, Kaiming for "
+        "VGGSNN), kaiming or default",
         choices=INITS,
     )
+
+# %% ../nbs/08_config.ipynb #af943c23
+@dataclass
+class DataSettings(ModelSettings):
+    "The data: dataset, folder, subsets and augmentation."
+
     dataset: str = setting("digits", "dataset", choices=DATASETS)
     data_path: str | None = setting(None, "data folder (default: $TSE_DATA, else ./data)")
     download: bool = setting(False, "let torchvision download CIFAR into the data folder")
     train_file: str | None = setting(
         None,
-        "a training array file in the data folder to use instead of the full split, e.g. cifar10_train_20k.npz (CIFAR)",
+        "a training array file in the data folder to use instead of the full split, "
+        "e.g. cifar10_train_20k.npz (CIFAR)",
     )
     full_splits: bool = setting(
         False,
@@ -82,12 +94,20 @@ class TrainConfig:
     )
     augment: str = setting(
         "tet",
-        "CIFAR training augmentation: tet (crop + flip, the TET code's), autoaugment (+ AutoAugment, CIFAR-10 policy), flip (the flip alone) or none; ImageNet: tet only (RandomResizedCrop + flip)",
+        "CIFAR training augmentation: tet (crop + flip, the TET code's), autoaugment "
+        "(+ AutoAugment, CIFAR-10 policy), flip (the flip alone) or none; ImageNet: tet only "
+        "(RandomResizedCrop + flip)",
         choices=AUGMENTS,
     )
     cutout: bool = setting(
         False, "CIFAR training: Cutout, one 16x16 square erased (off in the TET code)"
     )
+
+# %% ../nbs/08_config.ipynb #575ac6ea
+@dataclass
+class StepSettings(DataSettings):
+    "Time steps, batches, epochs, the optimiser and the seed."
+
     T: int = setting(4, "time steps", integer=True, low=1, ceiling=MAX_T)
     batch_size: int = setting(
         64,
@@ -115,6 +135,12 @@ class TrainConfig:
         high=SEED_MAX,
         hint="32-bit, as numpy's seeds",
     )
+
+# %% ../nbs/08_config.ipynb #1047879e
+@dataclass
+class MethodSettings(StepSettings):
+    "The supervision and its loss settings (checked by `LossConfig`)."
+
     method: str = setting(
         "sdt",
         "supervision: sdt (the baseline), tet, tse, or tse_tet (TSE + TET, beyond the paper)",
@@ -167,7 +193,8 @@ class TrainConfig:
     )
     mask_temperature: float = setting(
         LossConfig.mask_temperature,
-        "TSE: > 0 erases with the soft mask sigmoid((threshold - Q) / temperature); 0: the hard mask",
+        "TSE: > 0 erases with the soft mask sigmoid((threshold - Q) / temperature); "
+        "0: the hard mask",
         loss=True,
         added=True,
     )
@@ -183,6 +210,12 @@ class TrainConfig:
     tet_mix: float = setting(
         LossConfig.tet_mix, "TSE + TET: weight of TET's loss, in [0, 1]", loss=True, added=True
     )
+
+# %% ../nbs/08_config.ipynb #dc4a878e
+@dataclass
+class TrainConfig(MethodSettings):
+    "Every setting of a run (the groups above, then the run's folder, precision, loaders and logs)."
+
     out: str = setting("runs/default", "run folder")
     resume: bool = setting(False, "continue the run in --out from its checkpoint")
     amp: bool = setting(False, "bf16 autocast, on GPU or CPU (the LIF membrane stays fp32)")
@@ -190,7 +223,8 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the training step")
     fused_lif: bool = setting(
         False,
-        "compiled LIF kernels in eager steps (one compile per dtype; pays off beyond a few short epochs)",
+        "compiled LIF kernels in eager steps (one compile per dtype; pays off beyond a few short "
+        "epochs)",
     )
     workers: int = setting(
         0, "data loader worker processes", integer=True, low=0, ceiling=MAX_WORKERS
@@ -209,7 +243,8 @@ class TrainConfig:
     )
     save_every_steps: int = setting(
         0,
-        "also checkpoint every N optimizer steps within an epoch, for --resume to continue mid-epoch (0: at epoch ends only)",
+        "also checkpoint every N optimizer steps within an epoch, for --resume to continue "
+        "mid-epoch (0: at epoch ends only)",
         integer=True,
         low=0,
     )
@@ -220,69 +255,51 @@ class TrainConfig:
     )
 
     def loss_config(self) -> LossConfig:
+        "The loss settings as the losses' own `LossConfig` (checked there)."
         return LossConfig(**{f.name: getattr(self, f.name) for f in fields(LossConfig)})
 
     def validate(self) -> TrainConfig:
-        "Check every setting (type, finiteness, range) and their combinations; a `SettingError` names the first bad one."
+        """Check every setting (type, finiteness, range) and their combinations; a `SettingError`
+        names the first bad one."""
         for f in fields(self):
             check_setting(f, getattr(self, f.name))
         self.method = self.loss_config().method  # an alias (baseline) becomes its registry name
         check_data_path(self.data_path)
-        if self.full_splits and (self.train_per_class or self.test_per_class or self.train_file):
-            raise SettingError(
-                "full_splits",
-                "asks for the full official splits: drop train_per_class, test_per_class and train_file",
-            )
-        if self.tau_f_schedule != "constant" and self.tau_f_epochs > self.epochs:
-            raise SettingError(
-                "tau_f_epochs",
-                f"must be at most the epochs ({self.epochs}): a longer schedule never reaches "
-                f"tau_f; 0 spans the whole run, got {self.tau_f_epochs}",
-            )
-        if not self.warmup_epochs < self.epochs:
-            raise SettingError(
-                "warmup_epochs",
-                f"must be fewer than the epochs ({self.epochs}), got {self.warmup_epochs}",
-            )
-        if self.dataset == "imagenet" and (self.augment != "tet" or self.cutout):
-            raise SettingError(
-                "augment" if self.augment != "tet" else "cutout",
-                "is CIFAR's; ImageNet trains with the TET code's "
-                "RandomResizedCrop + flip: use augment tet and no cutout",
-            )
-        method = METHODS[self.method]
-        if method.needs_gap_head and self.arch in WITHOUT_GAP_HEAD:
-            raise SettingError(
-                "arch",
-                f"{self.arch!r} has no global average pooling before its head, which "
-                f"{method.label} needs; use {self.arch}_gap",
-            )
+        check_full_splits_alone(self)
+        check_tau_f_epochs(self)
+        check_warmup(self)
+        check_imagenet_augment(self)
+        check_gap_head(self)
         return self
 
     def describe(self) -> str:
+        "The run on one line: architecture, data, schedule, seed and the method with its settings."
         method = METHODS[resolve_method(self.method)]
         # a switch when it is set and can act
         named = dict.fromkeys([*method.settings, *self.loss_config().changed()])
         settings = ", ".join(f"{k}={getattr(self, k)}" for k in named)
         return (
-            f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} T={self.T} "
-            f"epochs={self.epochs} batch={self.batch_size} {self.optimizer} lr={self.lr} wd={self.weight_decay} "
-            f"seed={self.seed} | method: {method.label}" + (f" ({settings})" if settings else "")
+            f"arch={self.arch} (width={self.width}, head={self.head}) dataset={self.dataset} "
+            f"T={self.T} epochs={self.epochs} batch={self.batch_size} {self.optimizer} "
+            f"lr={self.lr} wd={self.weight_decay} seed={self.seed} | method: {method.label}"
+            + (f" ({settings})" if settings else "")
         )
 
-
+# %% ../nbs/08_config.ipynb #467830cb
 def check_data_path(path: str | None, field: str = "data_path") -> None:
-    "A `SettingError` when the data folder `path` names a file (every dataset reads files inside a folder)."
+    """A `SettingError` when the data folder `path` names a file (every dataset reads files inside a
+    folder)."""
     if path is not None and Path(path).expanduser().is_file():
         raise SettingError(field, f"{path} is a file; name the folder that holds the data")
 
-
+# %% ../nbs/08_config.ipynb #a53f616a
 @functools.cache
 def setting_types() -> dict:
-    "Each `TrainConfig` field's type, resolved once: `typing.get_type_hints` evaluates every annotation anew at each call."
+    """Each `TrainConfig` field's type, resolved once: `typing.get_type_hints` evaluates every
+    annotation anew at each call."""
     return typing.get_type_hints(TrainConfig)
 
-
+# %% ../nbs/08_config.ipynb #3a0ea557
 def check_setting(f, value) -> None:
     "Check one field's value by its type and rule (the loss settings are left to `LossConfig`)."
     rule = dict(f.metadata["rule"])
@@ -295,7 +312,7 @@ def check_setting(f, value) -> None:
     if kind is bool and not isinstance(value, bool):
         raise SettingError(f.name, f"must be true or false, got {value!r}")
     if kind in (str, str | None) and not (
-        isinstance(value, str) or (value is None and kind != str)
+        isinstance(value, str) or (value is None and kind is not str)
     ):
         raise SettingError(f.name, f"must be text, got {value!r}")
     ceiling = rule.pop("ceiling", None)
@@ -304,12 +321,64 @@ def check_setting(f, value) -> None:
     if ceiling is not None and value > ceiling:
         raise SettingError(
             f.name,
-            f"must be {interval_text(high=ceiling)} (a ceiling far above any real run), got {value!r}",
+            f"must be {interval_text(high=ceiling)} (a ceiling far above any real run), "
+            f"got {value!r}",
+        )
+
+# %% ../nbs/08_config.ipynb #9c770161
+def check_full_splits_alone(cfg: TrainConfig) -> None:
+    "A run that asks for the full official splits takes no subset."
+    if cfg.full_splits and (cfg.train_per_class or cfg.test_per_class or cfg.train_file):
+        raise SettingError(
+            "full_splits",
+            "asks for the full official splits: drop train_per_class, test_per_class and "
+            "train_file",
+        )
+
+# %% ../nbs/08_config.ipynb #464f0540
+def check_tau_f_epochs(cfg: TrainConfig) -> None:
+    "A tau_f schedule reaches tau_f within the run."
+    if cfg.tau_f_schedule != "constant" and cfg.tau_f_epochs > cfg.epochs:
+        raise SettingError(
+            "tau_f_epochs",
+            f"must be at most the epochs ({cfg.epochs}): a longer schedule never reaches "
+            f"tau_f; 0 spans the whole run, got {cfg.tau_f_epochs}",
+        )
+
+# %% ../nbs/08_config.ipynb #88acd787
+def check_warmup(cfg: TrainConfig) -> None:
+    "The warm-up leaves at least one epoch of the cosine."
+    if not cfg.warmup_epochs < cfg.epochs:
+        raise SettingError(
+            "warmup_epochs",
+            f"must be fewer than the epochs ({cfg.epochs}), got {cfg.warmup_epochs}",
+        )
+
+# %% ../nbs/08_config.ipynb #76a33042
+def check_imagenet_augment(cfg: TrainConfig) -> None:
+    "ImageNet trains with the TET code's augmentation only."
+    if cfg.dataset == "imagenet" and (cfg.augment != "tet" or cfg.cutout):
+        raise SettingError(
+            "augment" if cfg.augment != "tet" else "cutout",
+            "is CIFAR's; ImageNet trains with the TET code's "
+            "RandomResizedCrop + flip: use augment tet and no cutout",
+        )
+
+# %% ../nbs/08_config.ipynb #60386dcc
+def check_gap_head(cfg: TrainConfig) -> None:
+    "A method that needs global average pooling before the head gets an architecture with one."
+    method = METHODS[cfg.method]
+    if method.needs_gap_head and cfg.arch in WITHOUT_GAP_HEAD:
+        raise SettingError(
+            "arch",
+            f"{cfg.arch!r} has no global average pooling before its head, which "
+            f"{method.label} needs; use {cfg.arch}_gap",
         )
 
 # %% ../nbs/08_config.ipynb #7b251f3b
 def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
-    "The freshly initialised model of `cfg`, on `device`; its head has the dataset's classes (ImageNet's: its folder's, see `dataset_info`)."
+    """The freshly initialised model of `cfg`, on `device`; its head has the dataset's classes
+    (ImageNet's: its folder's, see `dataset_info`)."""
     # the compiled LIF kernel: ~1.9x faster eager steps once compiled (make bench)
     set_fused_lif(cfg.fused_lif)
     info = dataset_info(cfg.dataset, cfg.data_path)
@@ -323,152 +392,8 @@ def build_model(cfg: TrainConfig, device="cpu") -> nn.Module:
         init=cfg.init,
     ).to(device)
     if cfg.channels_last:
-        import torch
-
         model = model.to(memory_format=torch.channels_last)
     return model
-
-# %% ../nbs/08_config.ipynb #c6ecc653
-def flag_name(name: str) -> str:
-    "The command-line flag of a `TrainConfig` field: `data_path` -> `--data-path` (`T` stays `--T`)."
-    return "--" + (name if name == "T" else name.replace("_", "-"))
-
-
-def _help(f) -> str:
-    return f.metadata["help"] + (
-        "" if f.default is None or "default" in f.metadata["help"] else f" (default: {f.default})"
-    )
-
-
-def build_parser(prog: str = "tse-train") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description="Train a spiking network with SDT, TET or TSE supervision."
-    )
-    p.error = lambda message: p.exit(2, f"{prog}: error: {message}\n")  # one line, no usage block
-    hints = setting_types()
-    for f in fields(TrainConfig):
-        kind = hints[f.name]
-        if kind is bool:
-            p.add_argument(
-                flag_name(f.name),
-                action=argparse.BooleanOptionalAction,
-                default=f.default,
-                help=_help(f),
-            )
-        else:
-            base = (
-                next(t for t in typing.get_args(kind) if t is not type(None))
-                if typing.get_args(kind)
-                else kind
-            )
-            # unset, so that a switch below can choose it
-            default = None if f.name == "method" else f.default
-            p.add_argument(flag_name(f.name), type=base, default=default, help=_help(f))
-    switches = p.add_argument_group(
-        "method switches (the TET and TSE code's spellings of --method)"
-    )
-    for name, method in METHODS.items():
-        switches.add_argument(
-            f"--{name.replace('_', '-')}",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            dest=f"switch_{name}",
-            help=f"the same as --method {name} ({method.label})",
-        )
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="check the settings, the run folder and the data, then stop: nothing is trained or written",
-    )
-    return p
-
-
-def check_active(cfg: TrainConfig) -> None:
-    "A `SettingError` for a loss setting away from its default that cannot act in this run (`inert_settings`)."
-    for name in sorted(inert_settings(asdict(cfg))):
-        if getattr(cfg, name) == getattr(LossConfig, name):
-            continue
-        if name in METHODS[cfg.method].reads:  # it waits on a switch
-            switch = WAITS_ON[name]
-            raise SettingError(
-                name,
-                f"has no effect while {flag_name(switch)} is {getattr(cfg, switch)}: "
-                f"drop it, or set {flag_name(switch)}",
-            )
-        readers = " or ".join(m for m in METHODS if name in METHODS[m].reads)
-        raise SettingError(
-            name, f"has no effect with method {cfg.method}: drop it, or add --method {readers}"
-        )
-
-
-def parse_command(argv=None, prog: str = "tse-train") -> tuple[TrainConfig, bool]:
-    "Parse and validate the command line: `(config, dry_run)`; any bad input exits with status 2 and one line naming the fix."
-    parser = build_parser(prog)
-    args = vars(parser.parse_args(argv))
-    switches, dry_run = {name: args.pop(f"switch_{name}") for name in METHODS}, args.pop("dry_run")
-    try:
-        args["method"] = resolve_method(args["method"], **switches)
-        cfg = TrainConfig(**args).validate()
-        check_active(cfg)
-        return cfg, dry_run
-    except SettingError as e:
-        parser.exit(2, f"{prog}: error: {e.named(flag_name(e.field))}\n")
-    except ValueError as e:
-        parser.exit(2, f"{prog}: error: {e}\n")
-
-
-def parse_config(argv=None, prog: str = "tse-train") -> TrainConfig:
-    "The validated `TrainConfig` of a command line (see `parse_command`)."
-    return parse_command(argv, prog)[0]
-
-# %% ../nbs/08_config.ipynb #6a95e7d8
-# -p name value sets the field `name`
-NOTEBOOK_SHORTCUTS = ("method", "tau_f", "kappa", "epochs", "seed", "out")
-
-
-def notebook_config(config: dict, **shortcuts) -> TrainConfig:
-    "The run notebook's validated `TrainConfig`: `config` with every given (not None) shortcut on top."
-    known = {f.name for f in fields(TrainConfig)}
-    for key in [*config, *shortcuts]:
-        if key not in known:
-            raise SettingError(
-                key, f"is not a setting of the run; use one of {', '.join(sorted(known))}"
-            )
-    try:
-        return TrainConfig(
-            **{**config, **{k: v for k, v in shortcuts.items() if v is not None}}
-        ).validate()
-    except SettingError as e:
-        where = "parameter" if shortcuts.get(e.field) is not None else "config key"
-        raise ValueError(e.named(f"{where} {e.field!r}")) from None
-
-
-def _assigned(source: str) -> set:
-    return {
-        t.id
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign)
-        for t in node.targets
-        if isinstance(t, ast.Name)
-    }
-
-
-def _parameter_cells(history: list) -> tuple[str, str]:
-    "The sources of the parameters cell and of the cell papermill injected after it (`# Parameters`); empty without papermill."
-    sources = [s for s in history if isinstance(s, str) and s.strip()]
-    injected = [i for i, s in enumerate(sources) if s.lstrip().startswith("# Parameters") and i > 0]
-    return (sources[injected[-1] - 1], sources[injected[-1]]) if injected else ("", "")
-
-
-def injected_parameters(history: list) -> set:
-    "The names papermill set in this run of the notebook (`history` is IPython's `In`)."
-    return _assigned(_parameter_cells(history)[1])
-
-
-def unknown_parameters(history: list) -> list:
-    "Parameters papermill injected that the parameters cell does not declare."
-    declared, injected = _parameter_cells(history)
-    return sorted(_assigned(injected) - _assigned(declared))
 
 # %% ../nbs/08_config.ipynb #e6727c2b
 EVALUATION_DEFAULTS = {  # eps in /255 (pixel units), noise sigma in pixels ([0, 1])
@@ -483,6 +408,7 @@ EVALUATION_DEFAULTS = {  # eps in /255 (pixel units), noise sigma in pixels ([0,
     "overlap": {"images_per_class": 20},
 }
 
+# %% ../nbs/08_config.ipynb #2eb052f2
 _EPS = dict(low=0, low_open=True, high=255, hint="eps in /255, e.g. [1, 2, 4, 8]")
 # a list's rule holds for each of its numbers (`each`); the others are check_number's
 EVALUATION_RULES = {
@@ -496,7 +422,7 @@ EVALUATION_RULES = {
     "seed": dict(integer=True, low=0, high=SEED_MAX, hint="32-bit, as a run's seed"),
 }
 
-
+# %% ../nbs/08_config.ipynb #b8815e1a
 def _check_list(field: str, value, hint: str = "", **bounds) -> None:
     "A non-empty list of finite numbers, each inside `bounds`; the error shows the whole list."
     try:
@@ -506,14 +432,39 @@ def _check_list(field: str, value, hint: str = "", **bounds) -> None:
             return
     except SettingError:
         pass
+    hint = f" ({hint})" if hint else ""
     raise SettingError(
         field,
-        f"must be a non-empty list of numbers {interval_text(**bounds)}{f' ({hint})' if hint else ''}, got {value!r}",
+        f"must be a non-empty list of numbers {interval_text(**bounds)}{hint}, got {value!r}",
     )
+
+# %% ../nbs/08_config.ipynb #984caf27
+def _check_kind(kind: str, settings) -> None:
+    "One evaluation's settings (`None`: the defaults): known names, each value by its rule."
+    if settings is None:
+        return  # `robustness:` with nothing after it: the defaults, as {}
+    if not isinstance(settings, dict):
+        raise SettingError(
+            f"evaluation.{kind}",
+            f"must be a mapping of settings ({{}} for the defaults), got {settings!r}",
+        )
+    check_keys(
+        f"evaluation.{kind}",
+        settings,
+        EVALUATION_DEFAULTS[kind],
+        f"a setting of the {kind} evaluation",
+    )
+    for name, value in settings.items():
+        rule = dict(EVALUATION_RULES[name])
+        if rule.pop("each", False):
+            _check_list(f"evaluation.{kind}.{name}", value, **rule)
+        else:
+            check_number(f"evaluation.{kind}.{name}", value, **rule)
 
 
 def check_evaluation(evaluation: dict | None) -> dict | None:
-    "`evaluation` (a profile's `evaluation:`) when every kind and setting is known and in range, else a `SettingError` on its dotted key."
+    """`evaluation` (a profile's `evaluation:`) when every kind and setting is known and in range,
+    else a `SettingError` on its dotted key."""
     if evaluation is None:
         return evaluation
     if not isinstance(evaluation, dict):
@@ -523,23 +474,5 @@ def check_evaluation(evaluation: dict | None) -> dict | None:
         )
     check_keys("evaluation", evaluation, EVALUATION_DEFAULTS, "an evaluation")
     for kind, settings in evaluation.items():
-        if settings is None:
-            continue  # `robustness:` with nothing after it: the defaults, as {}
-        if not isinstance(settings, dict):
-            raise SettingError(
-                f"evaluation.{kind}",
-                f"must be a mapping of settings ({{}} for the defaults), got {settings!r}",
-            )
-        check_keys(
-            f"evaluation.{kind}",
-            settings,
-            EVALUATION_DEFAULTS[kind],
-            f"a setting of the {kind} evaluation",
-        )
-        for name, value in settings.items():
-            rule = dict(EVALUATION_RULES[name])
-            if rule.pop("each", False):
-                _check_list(f"evaluation.{kind}.{name}", value, **rule)
-            else:
-                check_number(f"evaluation.{kind}.{name}", value, **rule)
+        _check_kind(kind, settings)
     return evaluation

@@ -10,30 +10,16 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from sklearn.datasets import load_digits
 from torchvision.datasets import CIFAR10, CIFAR100
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.datasets.utils import download_url
 
-from tse_repro.data import (
-    CIFAR,
-    CIFAR_FILES,
-    IMAGENET_FOLDER,
-    IMAGENET_SPLITS,
-    DataError,
-    DataMissing,
-    cifar_source,
-    data_root,
-    how_to_get,
-    imagenet_base,
-)
+from .data import CIFAR_FILES, DataError, DataMissing, data_root
 
 # %% auto #0
 __all__ = ['ARCHIVES', 'NOT_AN_ARCHIVE', 'ROW_KEYS', 'CONTENT_SHA256', 'atomic_write', 'content_digest', 'npz_digest',
            'archive_source', 'ArchiveUnpickler', 'read_members', 'split_arrays', 'official_splits', 'write_archive',
            'selection_rank', 'select_rows', 'take_rows', 'build_cifar_files', 'DownloadFailed', 'fetch_archive',
-           'save_npz', 'rebuild_cifar', 'data_parser', 'main', 'official_digest', 'digits_digest', 'cifar_content',
-           'imagenet_signature', 'data_signature', 'signature_text', 'require_data']
+           'save_npz', 'rebuild_cifar', 'data_parser', 'main']
 
 # %% ../nbs/05_datafiles.ipynb #e090a904
 def atomic_write(path: Path, write) -> None:
@@ -43,11 +29,10 @@ def atomic_write(path: Path, write) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except (
-        OSError
-    ) as e:  # a full disk fails in write(), whose error names no file (or the temporary one)
-        if e.errno is not None and e.filename in (None, str(tmp)):
-            e.filename = str(path)
+    except OSError as err:
+        # a full disk fails in write(), whose error names no file (or the temporary one)
+        if err.errno is not None and err.filename in (None, str(tmp)):
+            err.filename = str(path)
         raise
     finally:
         tmp.unlink(missing_ok=True)
@@ -65,15 +50,16 @@ def content_digest(arrays: Mapping[str, np.ndarray]) -> str:
 # %% ../nbs/05_datafiles.ipynb #5aa6e7ea
 @lru_cache(maxsize=32)
 def _npz_digest(path: str, stamp: tuple) -> str:
+    "`content_digest` of an `.npz` file, cached by `stamp` (the file's size, time and inode)."
     try:
         with np.load(path) as arrays:
             return content_digest({key: arrays[key] for key in arrays.files})
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
         raise DataError(
-            f"{path} is corrupt or not an array file ({type(e).__name__}: {e}); replace it"
+            f"{path} is corrupt or not an array file ({type(err).__name__}: {err}); replace it"
         ) from None
 
-
+# %% ../nbs/05_datafiles.ipynb #7fd40bdd
 def npz_digest(path: str | os.PathLike) -> str:
     "`content_digest` of every array in an `.npz` file; a `DataError` if it cannot be read."
     stat = Path(path).stat()
@@ -102,6 +88,7 @@ class ArchiveUnpickler(pickle.Unpickler):
     }
 
     def find_class(self, module: str, name: str):
+        "The class `module.name` if a CIFAR batch may hold it; an `UnpicklingError` otherwise."
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR batch")
         return super().find_class(module, name)
@@ -114,9 +101,11 @@ def read_members(source: Path, folder: str, names) -> dict:
     else:
         with tarfile.open(source, "r:gz") as tar:
             raw = {
-                Path(m.name).name: tar.extractfile(m).read()
-                for m in tar
-                if m.isfile() and Path(m.name).parent == Path(folder) and Path(m.name).name in names
+                Path(member.name).name: tar.extractfile(member).read()
+                for member in tar
+                if member.isfile()
+                and Path(member.name).parent == Path(folder)
+                and Path(member.name).name in names
             }
     if missing := [name for name in names if name not in raw]:
         raise DataError(f"it lacks {', '.join(missing)}")
@@ -127,36 +116,44 @@ def read_members(source: Path, folder: str, names) -> dict:
 
 # %% ../nbs/05_datafiles.ipynb #c6a08bd6
 def _text(values) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+    "Strings (bytes decoded), as a NumPy array as wide as the longest."
+    return np.array(
+        [value.decode() if isinstance(value, bytes) else str(value) for value in values]
+    )
 
-
+# %% ../nbs/05_datafiles.ipynb #c9d3a7dd
 def _labels(parts: list, key: bytes) -> np.ndarray:
+    "The labels under `key` of all batches, as uint8."
     labels = np.concatenate([np.asarray(part[key], dtype=np.int64) for part in parts])
     return labels.astype(np.uint8)
 
-
-def split_arrays(name: str, parts: list, meta: dict) -> dict:
-    "One split's arrays, in the archive's order, from its unpickled batches and `meta`."
-    data = np.concatenate([np.asarray(part[b"data"], dtype=np.uint8) for part in parts])
-    arrays = {
-        "x": np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)),
-        "filenames": _text(f for part in parts for f in part[b"filenames"]),
-        "classes": _text(meta[ARCHIVES[name].meta["key"].encode()]),
-    }
-    if name == "cifar10":
-        return {**arrays, "y": _labels(parts, b"labels")}
+# %% ../nbs/05_datafiles.ipynb #4b858497
+def _cifar100_labels(parts: list, meta: dict, classes: int) -> dict:
+    "CIFAR-100's fine and coarse labels, the superclasses' names and the fine-to-coarse table."
     fine, coarse = _labels(parts, b"fine_labels"), _labels(parts, b"coarse_labels")
-    fine_to_coarse = np.zeros(len(arrays["classes"]), np.uint8)
+    fine_to_coarse = np.zeros(classes, np.uint8)
     fine_to_coarse[fine] = coarse
     if not np.array_equal(fine_to_coarse[fine], coarse):
         raise DataError("a fine class falls under two superclasses")
     return {
-        **arrays,
         "y": fine,
         "y_coarse": coarse,
         "coarse_classes": _text(meta[b"coarse_label_names"]),
         "fine_to_coarse": fine_to_coarse,
     }
+
+# %% ../nbs/05_datafiles.ipynb #4e9a3745
+def split_arrays(name: str, parts: list, meta: dict) -> dict:
+    "One split's arrays, in the archive's order, from its unpickled batches and `meta`."
+    data = np.concatenate([np.asarray(part[b"data"], dtype=np.uint8) for part in parts])
+    arrays = {
+        "x": np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)),
+        "filenames": _text(file for part in parts for file in part[b"filenames"]),
+        "classes": _text(meta[ARCHIVES[name].meta["key"].encode()]),
+    }
+    if name == "cifar10":
+        return {**arrays, "y": _labels(parts, b"labels")}
+    return {**arrays, **_cifar100_labels(parts, meta, len(arrays["classes"]))}
 
 # %% ../nbs/05_datafiles.ipynb #67862041
 # what reading a truncated, damaged or foreign archive raises
@@ -171,7 +168,7 @@ NOT_AN_ARCHIVE = (
     OSError,
 )
 
-
+# %% ../nbs/05_datafiles.ipynb #3babb237
 def official_splits(name: str, source: Path) -> dict:
     "`{'train': arrays, 'test': arrays}` of the archive at `source`; a `DataError` if none."
     spec = ARCHIVES[name]
@@ -183,17 +180,18 @@ def official_splits(name: str, source: Path) -> dict:
             split: split_arrays(name, [batches[member] for member, _ in listed], meta)
             for split, listed in (("train", spec.train_list), ("test", spec.test_list))
         }
-    except NOT_AN_ARCHIVE as e:
+    except NOT_AN_ARCHIVE as err:
         raise DataError(
             f"{source} is not the official {spec.__name__} python archive "
-            f"({type(e).__name__}: {e}); delete it and rerun with --download"
+            f"({type(err).__name__}: {err}); delete it and rerun with --download"
         ) from None
 
 # %% ../nbs/05_datafiles.ipynb #236280e3
 def _batch(name: str, arrays: dict, rows: np.ndarray) -> dict:
+    "The archive's batch of the images at `rows`, as the official pickles hold it."
     batch = {
         b"data": arrays["x"][rows].transpose(0, 3, 1, 2).reshape(len(rows), -1),
-        b"filenames": [f.encode() for f in arrays["filenames"][rows]],
+        b"filenames": [file.encode() for file in arrays["filenames"][rows]],
     }
     if name == "cifar10":
         return {**batch, b"labels": arrays["y"][rows].tolist()}
@@ -203,7 +201,7 @@ def _batch(name: str, arrays: dict, rows: np.ndarray) -> dict:
         b"coarse_labels": arrays["y_coarse"][rows].tolist(),
     }
 
-
+# %% ../nbs/05_datafiles.ipynb #3c7f889f
 def write_archive(name: str, root, splits: dict, packed: bool = True) -> Path:
     "The archive of `name` holding `splits` (`{'train': arrays, ...}`), packed or a folder."
     spec, root = ARCHIVES[name], Path(root)
@@ -211,9 +209,11 @@ def write_archive(name: str, root, splits: dict, packed: bool = True) -> Path:
         Path(tempfile.mkdtemp(dir=root)) / spec.base_folder if packed else root / spec.base_folder
     )
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {spec.meta["key"].encode(): [c.encode() for c in splits["train"]["classes"]]}
+    meta = {spec.meta["key"].encode(): [label.encode() for label in splits["train"]["classes"]]}
     if name == "cifar100":
-        meta[b"coarse_label_names"] = [c.encode() for c in splits["train"]["coarse_classes"]]
+        meta[b"coarse_label_names"] = [
+            label.encode() for label in splits["train"]["coarse_classes"]
+        ]
     (folder / spec.meta["filename"]).write_bytes(pickle.dumps(meta))
     for split, listed in (("train", spec.train_list), ("test", spec.test_list)):
         chunks = np.array_split(np.arange(len(splits[split]["x"])), len(listed))
@@ -237,14 +237,15 @@ def select_rows(
 ) -> np.ndarray:
     "Each class's `per_class` lowest-ranked rows (None: all), ordered by (rank in class, class)."
     ranks, keep = selection_rank(split, filenames), []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
         if per_class is not None and len(members) < per_class:
             raise DataError(
-                f"class {c} has {len(members)} {split} images, fewer than the {per_class} kept"
+                f"class {label} has {len(members)} {split} images, fewer than the {per_class} kept"
             )
         keep.append(members[np.argsort(ranks[members], kind="stable")][:per_class])
-    rows, position = np.concatenate(keep), np.concatenate([np.arange(len(k)) for k in keep])
+    rows = np.concatenate(keep)
+    position = np.concatenate([np.arange(len(kept)) for kept in keep])
     return rows[np.lexsort((labels[rows], position))]
 
 # %% ../nbs/05_datafiles.ipynb #45479d8b
@@ -254,12 +255,13 @@ ROW_KEYS = ("x", "y", "y_coarse", "filenames")  # one entry per image; the rest 
 def take_rows(arrays: dict, rows: np.ndarray) -> dict:
     "The arrays of the images at `rows` (strings as wide as their longest); class tables kept."
 
-    def take(key: str, a: np.ndarray) -> np.ndarray:
+    def take(key: str, array: np.ndarray) -> np.ndarray:
+        "One array, its rows taken where it holds one entry per image."
         if key not in ROW_KEYS:
-            return a
-        return _text(a[rows]) if a.dtype.kind == "U" else np.ascontiguousarray(a[rows])
+            return array
+        return _text(array[rows]) if array.dtype.kind == "U" else np.ascontiguousarray(array[rows])
 
-    return {key: take(key, a) for key, a in arrays.items()}
+    return {key: take(key, array) for key, array in arrays.items()}
 
 # %% ../nbs/05_datafiles.ipynb #0da8ae58
 CONTENT_SHA256 = {  # the content of the files every committed CIFAR reference was trained on
@@ -285,7 +287,7 @@ def build_cifar_files(name: str, source: Path, files=None) -> dict:
 class DownloadFailed(RuntimeError):
     "The official archive could not be fetched (network, checksum); no data file was written."
 
-
+# %% ../nbs/05_datafiles.ipynb #f68d00bc
 def fetch_archive(name: str, root: Path, download: bool = False) -> Path:
     "The official archive in `root`; with `download`, fetched first by torchvision (MD5 checked)."
     spec = ARCHIVES[name]
@@ -298,9 +300,10 @@ def fetch_archive(name: str, root: Path, download: bool = False) -> Path:
         )
     try:
         download_url(spec.url, str(root), spec.filename, spec.tgz_md5)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError) as err:
         raise DownloadFailed(
-            f"could not fetch {spec.url} ({type(e).__name__}: {e}); check the connection and rerun"
+            f"could not fetch {spec.url} ({type(err).__name__}: {err}); "
+            "check the connection and rerun"
         ) from None
     return root / spec.filename
 
@@ -309,12 +312,13 @@ def save_npz(path: Path, arrays: dict) -> None:
     "Write `arrays` to `path` as a compressed `.npz`, in one step."
 
     def write(tmp: Path):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        "The arrays, compressed, into the temporary file."
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
 
     atomic_write(path, write)
 
-
+# %% ../nbs/05_datafiles.ipynb #e332afef
 def rebuild_cifar(
     name: str, root, download: bool = False, files=None, expected=CONTENT_SHA256, log=print
 ) -> dict:
@@ -340,6 +344,7 @@ def rebuild_cifar(
 
 # %% ../nbs/05_datafiles.ipynb #6965f944
 def data_parser() -> argparse.ArgumentParser:
+    "The command line of `tse-data`."
     parser = argparse.ArgumentParser(
         prog="tse-data",
         description="Build the CIFAR array files of the CPU profiles from the "
@@ -365,8 +370,10 @@ def data_parser() -> argparse.ArgumentParser:
     )
     return parser
 
-
+# %% ../nbs/05_datafiles.ipynb #4d5eebb5
 def main(argv=None) -> int:
+    """`tse-data`: rebuild a dataset's CIFAR files; exit status 2 for bad input, 1 for a failed
+    fetch."""
     parser = data_parser()
     args = parser.parse_args(argv)
     root = data_root(args.data_path)
@@ -376,133 +383,11 @@ def main(argv=None) -> int:
         if args.download:
             root.mkdir(parents=True, exist_ok=True)
         rebuild_cifar(args.dataset, root, args.download)
-    except DataError as e:
-        parser.exit(2, f"tse-data: error: {e}\n")
-    except (DownloadFailed, OSError) as e:
-        parser.exit(1, f"tse-data: error: {e}\n")
+    except DataError as err:
+        parser.exit(2, f"tse-data: error: {err}\n")
+    except (DownloadFailed, OSError) as err:
+        parser.exit(1, f"tse-data: error: {err}\n")
     return 0
-
-# %% ../nbs/05_datafiles.ipynb #4deb4368
-@lru_cache(maxsize=8)
-def _official_digest(name: str, folder: str, split: str, stamp: tuple) -> str:
-    return content_digest(official_splits(name, Path(folder))[split])
-
-
-def official_digest(name: str, folder: Path, split: str) -> str:
-    "`content_digest` of one split of the official arrays in torchvision's folder (cached)."
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
-    stamp = tuple((p.name, stat.st_size, stat.st_mtime_ns) for p in files for stat in [p.stat()])
-    return _official_digest(name, str(Path(folder).resolve()), split, stamp)
-
-
-@lru_cache(maxsize=1)
-def digits_digest() -> str:
-    "`content_digest` of sklearn's bundled digits (images and targets)."
-    digits = load_digits()
-    return content_digest({"images": digits.images, "target": digits.target})
-
-# %% ../nbs/05_datafiles.ipynb #f757f981
-def cifar_content(name: str, root: Path, train_file: str | None = None) -> dict:
-    "Split -> content digest of what a CIFAR run reads from `root` (a split with no data: none)."
-    content = {}
-    for split in ("train", "test"):
-        try:
-            source = cifar_source(name, root, split == "train", train_file=train_file)
-        except DataMissing:
-            continue
-        content[split] = (
-            npz_digest(source) if source.suffix == ".npz" else official_digest(name, source, split)
-        )
-    return content
-
-# %% ../nbs/05_datafiles.ipynb #086c953a
-def imagenet_signature(base: Path) -> dict:
-    "Per split: (its class and image counts, total bytes); a digest of train's class list."
-    if not (base / "train").is_dir():
-        return {"files": []}
-    files, classes = [], {}
-    for split in IMAGENET_SPLITS:
-        folders = (
-            sorted((e.name, e.path) for e in os.scandir(base / split) if e.is_dir())
-            if (base / split).is_dir()
-            else []
-        )
-        images = [
-            f
-            for _, path in folders
-            for f in os.scandir(path)
-            if f.is_file() and has_file_allowed_extension(f.name, IMG_EXTENSIONS)
-        ]
-        files.append(
-            [
-                f"{IMAGENET_FOLDER}/{split}: {len(folders)} classes, {len(images):,} images",
-                sum(f.stat().st_size for f in images),
-            ]
-        )
-        classes[split] = [name for name, _ in folders]
-    return {
-        "files": files,
-        "classes": hashlib.sha256("\n".join(classes["train"]).encode()).hexdigest()[:16],
-    }
-
-
-def _count_by_folder(root: Path, names, pattern: str) -> list:
-    "Each folder's name and file count, under the first of `names` that exists."
-    base = next((root / n for n in names if (root / n).is_dir()), None)
-    if base is None:
-        return []
-    counts = {}
-    for f in base.glob(pattern):
-        counts.setdefault(f.parent, [f, 0])[1] += 1
-    return [
-        [f"{f.parent.parent.name}/{f.parent.name}", n]
-        for f, n in (v for _, v in sorted(counts.items()))
-    ]
-
-# %% ../nbs/05_datafiles.ipynb #5d1f9493
-def data_signature(name: str, root=None, train_file: str | None = None) -> dict:
-    "What a run of `name` reads from `root` (`train_file`: its training file): content or listing."
-    root, key = data_root(root), name.lower().replace("_", "-")
-    if key == "digits":
-        return {"dataset": key, "content": {"digits": digits_digest()}}
-    if key in CIFAR:
-        return {"dataset": key, "content": cifar_content(key, root, train_file)}
-    if key in ("nmnist", "n-mnist"):
-        if (events := root / "nmnist_small_events.npz").is_file():
-            return {"dataset": key, "content": {"events": npz_digest(events)}}
-        return {
-            "dataset": key,
-            "files": _count_by_folder(root, ("NMNIST", "N-MNIST", "nmnist"), "*/*/*.bin"),
-        }
-    if key == "imagenet":
-        return {"dataset": key, **imagenet_signature(imagenet_base(root))}
-    return {
-        "dataset": key,
-        "files": _count_by_folder(root, ("dvs-cifar10", "CIFAR10DVS"), "*/*.*"),
-    }
-
-# %% ../nbs/05_datafiles.ipynb #82dc9612
-def signature_text(signature: dict) -> str:
-    "A data signature in words: its content digests (shortened), or the files it lists."
-    if "content" in signature:
-        return "content sha256 " + ", ".join(
-            f"{part} {digest[:12]}" for part, digest in signature["content"].items()
-        )
-    return "files " + ", ".join(f"{name} ({size:,})" for name, size in signature["files"])
-
-# %% ../nbs/05_datafiles.ipynb #4806c153
-def require_data(
-    name: str, root=None, train_file: str | None = None, download: bool = False
-) -> None:
-    "A `DataMissing` naming the fix when a run of `name` finds no data in `root` to read or fetch."
-    root, key = data_root(root), name.lower().replace("_", "-")
-    if key in CIFAR:
-        for train in (True, False):
-            cifar_source(key, root, train, download, train_file=train_file)
-    elif not download and not any(
-        data_signature(key, root, train_file).get(part) for part in ("content", "files")
-    ):
-        raise DataMissing(f"no {key} data in {root}; {how_to_get(key, root)}")
 
 # %% ../nbs/05_datafiles.ipynb #772501ee
 # python -m tse_repro.datafiles, not this notebook

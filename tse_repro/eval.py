@@ -5,7 +5,7 @@
 # %% ../nbs/12_eval.ipynb #b95f61f6
 from __future__ import annotations
 import argparse, json, os, sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,12 +17,15 @@ from .checks import SettingError, check_number
 from tse_repro.config import (
     EVALUATION_DEFAULTS,
     TrainConfig,
-    build_model,
     check_data_path,
     check_evaluation,
 )
-from .data import DATASET_INFO, DataError, get_datasets, make_loaders, pixel_normalization
-from .losses import METHODS, compute_loss, true_class_maps, tse_masks
+from .data import DATASET_INFO, DataError
+from .datasets import get_datasets
+from .loaders import make_loaders
+from .losses import true_class_maps, tse_masks
+from .lossmodel import compute_loss
+from .methods import METHODS
 from .neurons import LIF
 from tse_repro.runs import (
     RunFolder,
@@ -32,36 +35,30 @@ from tse_repro.runs import (
     read_checkpoint,
     write_json,
 )
-from .train import Dist, autocast, bf16_autocast, evaluate, last_line
+from .distributed import Dist
+from .precision import autocast, bf16_autocast
+from .epoch import evaluate
+from .train import last_line
+from .spikes import SpikeStats
+from .robustness import model_device, robustness, robustness_images
 
 # %% auto #0
-__all__ = ['PJ_PER_SYNOP', 'PJ_PER_MAC', 'ROBUSTNESS_DEFAULTS', 'PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'eval_device',
-           'load_trained', 'load_trained_state', 'SpikeStats', 'eval_loader', 'evaluate_run', 'mask_sample',
-           'PixelSpace', 'fgsm', 'pgd', 'gaussian_noise', 'robustness_images', 'robustness', 'membrane_in',
-           'lif_outputs', 'precision_agreement', 'step_overlap', 'overlap', 'analyze_run', 'build_parser', 'describe',
-           'check_writable', 'checkpoint_note', 'main']
+__all__ = ['PRECISION_VARIANTS', 'OVERLAP_DEFAULTS', 'eval_device', 'load_trained_state', 'load_trained', 'eval_loader',
+           'evaluate_run', 'mask_sample', 'membrane_in', 'lif_outputs', 'precision_agreement', 'step_overlap',
+           'overlap', 'analyze_run', 'build_parser', 'describe', 'check_writable', 'checkpoint_note', 'main']
 
 # %% ../nbs/12_eval.ipynb #d80e3699
 def eval_device() -> torch.device:
-    "Where a run is evaluated: the GPU when there is one (the attacks' backward passes are most of the work), else the CPU."
+    """Where a run is evaluated: the GPU when there is one (the attacks' backward passes are most of
+    the work), else the CPU."""
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def load_trained(
-    target: str | Path, checkpoint: str | Path | None = None, device="cpu"
-) -> tuple[nn.Module, TrainConfig]:
-    "The trained model (eval mode) and settings of a run folder, of a checkpoint file, or of a folder with another checkpoint."
-    return load_trained_state(target, checkpoint, device)[:2]
-
-
+# %% ../nbs/12_eval.ipynb #b0ad5049
 def load_trained_state(
     target: str | Path, checkpoint: str | Path | None = None, device="cpu"
 ) -> tuple[nn.Module, TrainConfig, dict]:
-    "`load_trained`'s model and settings, and the checkpoint's state (its `epoch`, 0-based, and `history`)."
+    """`load_trained`'s model and settings, and the checkpoint's state (its `epoch`, 0-based, and
+    `history`)."""
     target = Path(target)
     if not target.exists():
         raise RunRefused(
@@ -78,7 +75,8 @@ def load_trained_state(
     saved = RunFolder(target).config() if target.is_dir() else state.get("config")
     if saved is None:
         raise RunRefused(
-            f"{ckpt_path} holds no settings and has no config.json beside it; evaluate its run folder instead"
+            f"{ckpt_path} holds no settings and has no config.json beside it; "
+            "evaluate its run folder instead"
         )
     try:
         cfg = TrainConfig(**saved).validate()
@@ -86,92 +84,20 @@ def load_trained_state(
         raise RunRefused(f"the settings of {ckpt_path} are not this version's ({e})") from None
     return model_from_state(cfg, state, str(ckpt_path), device), cfg, state
 
-# %% ../nbs/12_eval.ipynb #c5c06051
-# 45 nm, Horowitz (ISSCC 2014), as in Spikformer and the Spike-driven Transformer
-PJ_PER_SYNOP, PJ_PER_MAC = 0.9, 4.6
-
-
-def _macs(module: nn.Module, out: torch.Tensor) -> int:
-    if isinstance(module, nn.Conv2d):
-        return (
-            out.numel()
-            * (module.in_channels // module.groups)
-            * module.kernel_size[0]
-            * module.kernel_size[1]
-        )
-    return out.numel() * module.in_features
-
-
-class SpikeStats:
-    """Firing rates of every spiking neuron layer and SynOps / MACs of every conv and linear layer, while open
-    (`with SpikeStats(model):`). `neurons`: the neuron classes to count (a model of your own names its own)."""
-
-    def __init__(self, model: nn.Module, neurons: tuple = (LIF,)):
-        self.model, self.handles, self.neuron_classes = model, [], tuple(neurons)
-        self.spikes, self.neurons, self.synops, self.macs, self.images = {}, {}, 0.0, 0.0, 0
-
-    def __enter__(self):
-        # else a firing rate of 0 and SynOps from it
-        if not any(isinstance(m, self.neuron_classes) for m in self.model.modules()):
-            names = ", ".join(c.__name__ for c in self.neuron_classes)
-            raise ValueError(
-                f"SpikeStats found no spiking neuron ({names}) in {type(self.model).__name__}: "
-                "name your neuron class, SpikeStats(model, neurons=(MyNeuron,))"
-            )
-        self.handles.append(self.model.register_forward_pre_hook(self._count_images))
-        for name, m in self.model.named_modules():
-            if isinstance(m, self.neuron_classes):
-                self.handles.append(m.register_forward_hook(self._lif_hook(name)))
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                self.handles.append(m.register_forward_hook(self._op_hook))
-        return self
-
-    def __exit__(self, *exc):
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-
-    def _count_images(self, module, args):
-        self.images += len(args[0])
-
-    def _lif_hook(self, name):
-        def hook(module, args, out):
-            # a bf16 sum would round the count
-            self.spikes[name] = self.spikes.get(name, 0.0) + float(
-                out.detach().sum(dtype=torch.float64)
-            )
-            self.neurons[name] = self.neurons.get(name, 0) + out.numel()
-
-        return hook
-
-    def _op_hook(self, module, args, out):
-        x = args[0].detach()
-        macs = _macs(module, out)
-        # spikes, or rates of spikes
-        if x.min() >= 0 and x.max() <= 1:
-            self.synops += float(x.mean(dtype=torch.float64)) * macs
-        else:
-            self.macs += macs
-
-    def summary(self) -> dict:
-        "Firing rate per LIF layer and overall (spikes per neuron per step), SynOps, MACs and energy per image."
-        n = max(self.images, 1)
-        rates = {k: self.spikes[k] / self.neurons[k] for k in self.spikes}
-        overall = sum(self.spikes.values()) / max(sum(self.neurons.values()), 1)
-        synops, macs = self.synops / n, self.macs / n
-        return {
-            "firing_rate": rates,
-            "mean_firing_rate": overall,
-            "synops_per_image": synops,
-            "macs_per_image": macs,
-            "energy_uj_per_image": (PJ_PER_SYNOP * synops + PJ_PER_MAC * macs) * 1e-6,
-        }
+# %% ../nbs/12_eval.ipynb #486f53d8
+def load_trained(
+    target: str | Path, checkpoint: str | Path | None = None, device="cpu"
+) -> tuple[nn.Module, TrainConfig]:
+    """The trained model (eval mode) and settings of a run folder, of a checkpoint file, or of a
+    folder with another checkpoint."""
+    return load_trained_state(target, checkpoint, device)[:2]
 
 # %% ../nbs/12_eval.ipynb #4673f5e9
 def eval_loader(
     cfg: TrainConfig, dataset: str | None = None, data_path: str | None = None, batch_size: int = 64
 ):
-    "The test loader of the run's dataset, or of `dataset` (which must have the same classes and input channels)."
+    """The test loader of the run's dataset, or of `dataset` (which must have the same classes and
+    input channels)."""
     name = dataset or cfg.dataset
     if name not in DATASET_INFO:
         raise SettingError("dataset", f"must be one of {', '.join(DATASET_INFO)}, got {name!r}")
@@ -179,8 +105,9 @@ def eval_loader(
     if (want.num_classes, want.in_channels) != (have.num_classes, have.in_channels):
         raise SettingError(
             "dataset",
-            f"{name!r} has {have.num_classes} classes of {have.in_channels}-channel inputs, the run "
-            f"was trained on {want.num_classes} of {want.in_channels}: choose a dataset like {cfg.dataset}",
+            f"{name!r} has {have.num_classes} classes of {have.in_channels}-channel inputs, "
+            f"the run was trained on {want.num_classes} of {want.in_channels}: choose a dataset "
+            f"like {cfg.dataset}",
         )
     per_class = cfg.test_per_class if name == cfg.dataset else None
     _, test_ds, _ = get_datasets(
@@ -193,33 +120,26 @@ def eval_loader(
     )
     return make_loaders(test_ds, test_ds, batch_size)[1]
 
-
+# %% ../nbs/12_eval.ipynb #52092c21
 def evaluate_run(model: nn.Module, cfg: TrainConfig, loader, spikes: bool = True) -> dict:
     "Top-1 (%) by number of steps used and, with `spikes`, the spike statistics, on `loader`."
-    with SpikeStats(model) if spikes else _Null() as stats:
-        by_t = evaluate(model, loader, cfg, Dist(device=_device_of(model)))
+    with SpikeStats(model) if spikes else nullcontext() as stats:
+        by_t = evaluate(model, loader, cfg, Dist(device=model_device(model)))
     out = {"images": len(loader.dataset), "amp": cfg.amp, "top1": by_t[-1], "top1_by_t": by_t}
     if spikes:
         out["spikes"] = stats.summary()
     return out
 
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
 # %% ../nbs/12_eval.ipynb #861092d9
 def mask_sample(
     model: nn.Module, cfg: TrainConfig, loader, n: int = 4, state: dict | None = None
 ) -> dict:
-    "Arrays for the mask figure: `images` [n,...], `labels`, `Q` and `keep` [n,T-1,H,W] at the run's thresholds (those its checkpoint `state` ended with)."
-    ds = loader.dataset
-    idx = np.linspace(0, len(ds) - 1, n).astype(int)
-    x = torch.stack([torch.as_tensor(ds[i][0]) for i in idx]).to(_device_of(model))
-    y = torch.tensor([int(ds[i][1]) for i in idx], device=x.device)
+    """Arrays for the mask figure: `images` [n,...], `labels`, `Q` and `keep` [n,T-1,H,W] at the
+    run's thresholds (those its checkpoint `state` ended with)."""
+    dataset = loader.dataset
+    picks = np.linspace(0, len(dataset) - 1, n).astype(int)
+    x = torch.stack([torch.as_tensor(dataset[i][0]) for i in picks]).to(model_device(model))
+    y = torch.tensor([int(dataset[i][1]) for i in picks], device=x.device)
     # a schedule's last tau_f, a learned kappa
     tau_f, kappa = loss_state_from(cfg, state).thresholds()
     with torch.no_grad(), autocast(cfg, x.device):
@@ -235,179 +155,28 @@ def mask_sample(
         "kappa": kappa,
     }
 
-# %% ../nbs/12_eval.ipynb #58548e0a
-# eps in /255; with their rules in 08_config (check_evaluation)
-ROBUSTNESS_DEFAULTS = EVALUATION_DEFAULTS["robustness"]
-
-
-class PixelSpace:
-    "Maps between a dataset's pixels in [0, 1] and the model's normalised inputs (`[B,C,H,W]`)."
-
-    def __init__(self, mean, std, device="cpu"):
-        self.mean, self.std = (
-            torch.tensor(mean, device=device).view(1, -1, 1, 1),
-            torch.tensor(std, device=device).view(1, -1, 1, 1),
-        )
-
-    def to_pixels(self, x):
-        return x * self.std + self.mean
-
-    def to_inputs(self, p):
-        return (p - self.mean) / self.std
-
-
-def _loss_and_grad(
-    model: nn.Module, pixels: torch.Tensor, y: torch.Tensor, space: PixelSpace, amp: bool = False
-):
-    "The inference loss and its gradient in pixel space; `amp`: the model runs under bf16 autocast, the loss in fp32."
-    pixels = pixels.detach().requires_grad_()
-    with bf16_autocast(pixels.device, amp):
-        out = model(space.to_inputs(pixels))
-    loss = nn.functional.cross_entropy(out.float().mean(1), y)
-    return loss.detach(), torch.autograd.grad(loss, pixels)[0]
-
-
-def fgsm(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    space: PixelSpace,
-    amp: bool = False,
-) -> torch.Tensor:
-    "FGSM inputs: one signed-gradient step of `eps` (pixel units) on the inference cross-entropy, clipped to [0, 1]."
-    pixels = space.to_pixels(x)
-    _, grad = _loss_and_grad(model, pixels, y, space, amp)
-    return space.to_inputs((pixels + eps * grad.sign()).clamp(0, 1)).detach()
-
-
-def pgd(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float,
-    space: PixelSpace,
-    steps: int = 5,
-    generator: torch.Generator | None = None,
-    amp: bool = False,
-) -> torch.Tensor:
-    "PGD inputs (L-inf, `eps` in pixel units): a random start in the ball, `steps` steps of 2.5 eps / steps, projected."
-    clean = space.to_pixels(x)
-    if eps == 0:
-        return x.clone()
-    # drawn on the CPU: one start on every device
-    start = torch.empty(clean.shape).uniform_(-eps, eps, generator=generator).to(clean.device)
-    pixels, alpha = (clean + start).clamp(0, 1), 2.5 * eps / steps
-    for _ in range(steps):
-        _, grad = _loss_and_grad(model, pixels, y, space, amp)
-        pixels = torch.min(torch.max(pixels + alpha * grad.sign(), clean - eps), clean + eps).clamp(
-            0, 1
-        )
-    return space.to_inputs(pixels).detach()
-
-
-def gaussian_noise(
-    x: torch.Tensor, sigma: float, space: PixelSpace, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    "Inputs with N(0, sigma^2) added to every pixel, clipped to [0, 1]."
-    # drawn on the CPU, as the PGD start
-    noise = torch.randn(x.shape, generator=generator).to(x.device) * sigma
-    return space.to_inputs((space.to_pixels(x) + noise).clamp(0, 1))
-
-# %% ../nbs/12_eval.ipynb #59b12745
-def robustness_images(
-    cfg: TrainConfig, images_per_class: int, data_path: str | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    "The fixed balanced subset of the run's test set the robustness evaluation uses."
-    _, test_ds, _ = get_datasets(
-        cfg.dataset,
-        root=data_path or cfg.data_path,
-        T=cfg.T,
-        train_per_class=1,
-        test_per_class=images_per_class,
-        train_file=cfg.train_file,
-    )
-    loader = make_loaders(test_ds, test_ds, 512)[1]
-    xs, ys = zip(*loader)
-    return torch.cat(xs), torch.cat(ys)
-
-
-def _top1(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 100, amp: bool = False
-) -> float:
-    with torch.no_grad(), bf16_autocast(x.device, amp):
-        correct = sum(
-            (model(x[i : i + batch]).float().mean(1).argmax(1) == y[i : i + batch]).sum().item()
-            for i in range(0, len(x), batch)
-        )
-    return 100.0 * correct / len(x)
-
-
-def robustness(
-    model: nn.Module,
-    cfg: TrainConfig,
-    settings: dict | None = None,
-    data_path: str | None = None,
-    batch: int = 100,
-) -> dict:
-    "Top-1 (%) clean and under FGSM, PGD (eps in /255) and Gaussian noise (sigma in pixels), in the run's precision (`cfg.amp`)."
-    s = {**ROBUSTNESS_DEFAULTS, **(settings or {})}
-    norm = pixel_normalization(cfg.dataset)
-    if norm is None:
-        return {
-            "settings": s,
-            "skipped": f"{cfg.dataset} is event data: no pixel scale to attack in",
-        }
-    device = _device_of(model)
-    space, gen = PixelSpace(*norm, device), torch.Generator().manual_seed(s["seed"])
-    x, y = (t.to(device) for t in robustness_images(cfg, s["images_per_class"], data_path))
-
-    def under(attack) -> float:
-        adv = torch.cat(
-            [attack(x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch)]
-        )
-        return _top1(model, adv, y, batch, cfg.amp)
-
-    return {
-        "settings": s,
-        "images": len(x),
-        "amp": cfg.amp,
-        "clean": _top1(model, x, y, batch, cfg.amp),
-        "fgsm": {
-            str(e): under(lambda a, b: fgsm(model, a, b, e / 255, space, cfg.amp))
-            for e in s["fgsm_eps"]
-        },
-        "pgd": {
-            str(e): under(
-                lambda a, b: pgd(model, a, b, e / 255, space, s["pgd_steps"], gen, cfg.amp)
-            )
-            for e in s["pgd_eps"]
-        },
-        "noise": {
-            str(g): under(lambda a, b: gaussian_noise(a, g, space, gen)) for g in s["noise_sigma"]
-        },
-    }
-
 # %% ../nbs/12_eval.ipynb #55f1dc96
 @contextmanager
 def membrane_in(model: nn.Module, fp32_membrane: bool):
-    """Every LIF of `model` on the exact eager node with its membrane in fp32 or not, restored after. (With an fp32
-    membrane the eager node gives the fused kernel's bits; a bf16 membrane only the eager node rounds.)"""
+    """Every LIF of `model` on the exact eager node with its membrane in fp32 or not, restored
+    after. (With an fp32 membrane the eager node gives the fused kernel's bits; a bf16 membrane only
+    the eager node rounds.)"""
     lifs = [m for m in model.modules() if isinstance(m, LIF)]
     saved = [(m.fp32_membrane, m.fused) for m in lifs]
-    for m in lifs:
-        m.fp32_membrane, m.fused = fp32_membrane, False
+    for lif in lifs:
+        lif.fp32_membrane, lif.fused = fp32_membrane, False
     try:
         yield
     finally:
-        for m, (fp32, fused) in zip(lifs, saved):
-            m.fp32_membrane, m.fused = fp32, fused
+        for lif, (fp32, fused) in zip(lifs, saved):
+            lif.fp32_membrane, lif.fused = fp32, fused
 
-
+# %% ../nbs/12_eval.ipynb #27077263
 def lif_outputs(
     model: nn.Module, x: torch.Tensor, amp: bool, fp32_membrane: bool = True
 ) -> tuple[dict, torch.Tensor]:
-    "Every LIF layer's spikes (bool) and the fp32 logits of `model(x)`, in fp32 or under bf16 autocast, membrane as asked."
+    """Every LIF layer's spikes (bool) and the fp32 logits of `model(x)`, in fp32 or under bf16
+    autocast, membrane as asked."""
     spikes = {}
     handles = [
         m.register_forward_hook(
@@ -420,14 +189,32 @@ def lif_outputs(
         with membrane_in(model, fp32_membrane), torch.no_grad(), bf16_autocast(x.device, amp):
             logits = model(x).float()
     finally:
-        for h in handles:
-            h.remove()
+        for handle in handles:
+            handle.remove()
     return spikes, logits
 
-
+# %% ../nbs/12_eval.ipynb #a6214e84
 def _method_loss(model, cfg: TrainConfig, x, y, amp: bool, fp32_membrane: bool = True) -> float:
     with membrane_in(model, fp32_membrane), torch.no_grad(), bf16_autocast(x.device, amp):
         return compute_loss(model, x, y, cfg.loss_config())[0].float().item()
+
+
+def _agreement(spikes, logits, ref_spikes, ref_logits, y) -> dict:
+    "How far one run's `spikes` and `logits` stray from the fp32 reference's."
+    pred, ref_pred = logits.mean(1).argmax(1), ref_logits.mean(1).argmax(1)
+    return {
+        "spike_disagreement": {
+            layer: (spikes[layer] != ref).float().mean().item() for layer, ref in ref_spikes.items()
+        },
+        "spike_disagreement_overall": sum(
+            (spikes[layer] != ref).sum().item() for layer, ref in ref_spikes.items()
+        )
+        / sum(ref.numel() for ref in ref_spikes.values()),
+        "logits_max_abs_diff": (logits - ref_logits).abs().max().item(),
+        "logits_relative_diff": ((logits - ref_logits).norm() / ref_logits.norm()).item(),
+        "top1": 100.0 * (pred == y).float().mean().item(),
+        "prediction_agreement": (pred == ref_pred).float().mean().item(),
+    }
 
 
 PRECISION_VARIANTS = {"bf16, fp32 membrane": True, "bf16, bf16 membrane": False}
@@ -436,7 +223,8 @@ PRECISION_VARIANTS = {"bf16, fp32 membrane": True, "bf16, bf16 membrane": False}
 def precision_agreement(
     model: nn.Module, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor
 ) -> dict:
-    "bf16 autocast against fp32 on the same inputs (eval mode): spike disagreement per LIF layer, logits, loss, predictions."
+    """bf16 autocast against fp32 on the same inputs (eval mode): spike disagreement per LIF layer,
+    logits, loss, predictions."""
     ref_spikes, ref_logits = lif_outputs(model, x, amp=False)
     ref_pred = ref_logits.mean(1).argmax(1)
     out = {
@@ -448,28 +236,18 @@ def precision_agreement(
     }
     for name, fp32_membrane in PRECISION_VARIANTS.items():
         spikes, logits = lif_outputs(model, x, True, fp32_membrane)
-        differ = {
-            layer: (spikes[layer] != ref).float().mean().item() for layer, ref in ref_spikes.items()
-        }
-        pred = logits.mean(1).argmax(1)
+        figures = _agreement(spikes, logits, ref_spikes, ref_logits, y)
         out[name] = {
-            "spike_disagreement": differ,
-            "spike_disagreement_overall": sum(
-                (spikes[l] != r).sum().item() for l, r in ref_spikes.items()
-            )
-            / sum(r.numel() for r in ref_spikes.values()),
-            "logits_max_abs_diff": (logits - ref_logits).abs().max().item(),
-            "logits_relative_diff": ((logits - ref_logits).norm() / ref_logits.norm()).item(),
+            **{k: figures[k] for k in list(figures)[:4]},
             "loss": _method_loss(model, cfg, x, y, True, fp32_membrane),
-            "top1": 100.0 * (pred == y).float().mean().item(),
-            "prediction_agreement": (pred == ref_pred).float().mean().item(),
+            **{k: figures[k] for k in ("top1", "prediction_agreement")},
         }
     return out
 
 # %% ../nbs/12_eval.ipynb #2004217e
 OVERLAP_DEFAULTS = EVALUATION_DEFAULTS["overlap"]
 
-
+# %% ../nbs/12_eval.ipynb #b58f127c
 def _topk_iou(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
     "Per row, the IoU of the index sets of the k largest entries of `a` and of `b` ([N, L] each)."
     hot_a = torch.zeros_like(a, dtype=torch.bool).scatter_(1, a.topk(k, 1).indices, True)
@@ -478,7 +256,8 @@ def _topk_iou(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def step_overlap(maps: torch.Tensor) -> dict:
-    "For maps `[B,T,H,W]`: mean top-k IoU (k = L/4) and cosine similarity for every pair of steps `s < t` (keys 's-t')."
+    """For maps `[B,T,H,W]`: mean top-k IoU (k = L/4) and cosine similarity for every pair of steps
+    `s < t` (keys 's-t')."""
     B, T = maps.shape[:2]
     flat = maps.flatten(2).double()
     k = max(1, flat.shape[-1] // 4)
@@ -493,14 +272,15 @@ def step_overlap(maps: torch.Tensor) -> dict:
         out[f"mean_{key}"] = float(np.mean(list(out[key].values()))) if out[key] else float("nan")
     return out
 
-
+# %% ../nbs/12_eval.ipynb #14db4a5e
 def overlap(
     model: nn.Module, cfg: TrainConfig, settings: dict | None = None, data_path: str | None = None
 ) -> dict:
     "How much the steps' true-class location maps overlap, on a fixed balanced set of test images."
-    s = {**OVERLAP_DEFAULTS, **(settings or {})}
+    settings = {**OVERLAP_DEFAULTS, **(settings or {})}
     x, y = (
-        t.to(_device_of(model)) for t in robustness_images(cfg, s["images_per_class"], data_path)
+        t.to(model_device(model))
+        for t in robustness_images(cfg, settings["images_per_class"], data_path)
     )
     with torch.no_grad(), autocast(cfg, x.device):
         maps = torch.cat(
@@ -509,15 +289,17 @@ def overlap(
                 for i in range(0, len(x), 100)
             ]
         )
-    return {"settings": s, "images": len(x), **step_overlap(maps)}
+    return {"settings": settings, "images": len(x), **step_overlap(maps)}
 
 # %% ../nbs/12_eval.ipynb #f5e72150
 def analyze_run(run_dir: str | Path, evaluation: dict | None = None, batch_size: int = 64) -> dict:
-    """Evaluate a finished run and write `eval.json` (and `masks.npz` for TSE) into its folder; returns the evaluation.
+    """Evaluate a finished run and write `eval.json` (and `masks.npz` for TSE) into its folder;
+    returns the evaluation.
 
     Always: top-1 by steps, spike statistics, step overlap (`evaluation["overlap"]` settings); with
-    `evaluation["robustness"]` (settings, `{}` for the defaults), the robustness evaluation too. On the GPU when there
-    is one (`eval_device`): the same random draws (PGD starts, noise) come from the CPU's generator on either."""
+    `evaluation["robustness"]` (settings, `{}` for the defaults), the robustness evaluation too. On
+    the GPU when there is one (`eval_device`): the same random draws (PGD starts, noise) come from
+    the CPU's generator on either."""
     # before the model and data are read: a bad setting costs nothing
     evaluation = check_evaluation(evaluation) or {}
     model, cfg, state = load_trained_state(run_dir, device=eval_device())
@@ -538,54 +320,66 @@ def analyze_run(run_dir: str | Path, evaluation: dict | None = None, batch_size:
 
 # %% ../nbs/12_eval.ipynb #abd96930
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    "`tse-eval`'s parser; every error is one line."
+    parser = argparse.ArgumentParser(
         prog="tse-eval",
         description="Evaluate a trained run: top-1 by time steps and spike statistics.",
     )
-    p.add_argument(
+    parser.add_argument(
         "run", help="a run folder (with config.json and checkpoint.pt) or a checkpoint file"
     )
-    p.add_argument(
+    parser.add_argument(
         "--checkpoint", default=None, help="another checkpoint file for the run folder's model"
     )
-    p.add_argument(
+    parser.add_argument(
         "--dataset",
         default=None,
         help="evaluate on this dataset instead of the run's (same classes and channels)",
     )
-    p.add_argument(
+    parser.add_argument(
         "--data-path", default=None, help="data folder (default: the run's, else $TSE_DATA)"
     )
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
-    p.add_argument(
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    parser.add_argument(
         "--precision",
         choices=("run", "fp32", "bf16"),
         default="run",
-        help="run: the precision the run trained in (its amp setting, the default); fp32; or bf16 autocast",
+        help="run: the precision the run trained in (its amp setting, the default); fp32; "
+        "or bf16 autocast",
     )
-    p.add_argument("--no-spikes", action="store_true", help="skip the spike statistics")
-    p.add_argument("--write", action="store_true", help="write eval.json into the run folder")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.error = lambda message: p.exit(2, f"tse-eval: error: {message}\n")
-    return p
+    parser.add_argument("--no-spikes", action="store_true", help="skip the spike statistics")
+    parser.add_argument("--write", action="store_true", help="write eval.json into the run folder")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
+    def one_line_error(message):
+        parser.exit(2, f"tse-eval: error: {message}\n")
 
+    parser.error = one_line_error
+    return parser
+
+# %% ../nbs/12_eval.ipynb #dc676297
 def describe(result: dict, cfg: TrainConfig) -> str:
+    "`tse-eval`'s report of an evaluation: top-1 by steps and the spike statistics."
+    precision = "bf16" if cfg.amp else "fp32"
     lines = [
-        f"top-1 {result['top1']:.2f}% on {result['images']} test images ({cfg.dataset}, {'bf16' if cfg.amp else 'fp32'}); using the first t steps: "
+        f"top-1 {result['top1']:.2f}% on {result['images']} test images ({cfg.dataset}, "
+        f"{precision}); using the first t steps: "
         + ", ".join(f"t={t} {a:.2f}%" for t, a in enumerate(result["top1_by_t"], 1))
     ]
-    if s := result.get("spikes"):
+    if spikes := result.get("spikes"):
         lines.append(
-            f"firing rate {s['mean_firing_rate']:.4f} spikes/neuron/step; {s['synops_per_image'] / 1e6:.2f} M SynOps and "
-            f"{s['macs_per_image'] / 1e6:.2f} M MACs per image; {s['energy_uj_per_image']:.2f} uJ per image (45 nm estimate)"
+            f"firing rate {spikes['mean_firing_rate']:.4f} spikes/neuron/step; "
+            f"{spikes['synops_per_image'] / 1e6:.2f} M SynOps and "
+            f"{spikes['macs_per_image'] / 1e6:.2f} M MACs per image; "
+            f"{spikes['energy_uj_per_image']:.2f} uJ per image (45 nm estimate)"
         )
-        lines += [f"  {name or 'lif'}: {rate:.4f}" for name, rate in s["firing_rate"].items()]
+        lines += [f"  {name or 'lif'}: {rate:.4f}" for name, rate in spikes["firing_rate"].items()]
     return "\n".join(lines)
 
-
+# %% ../nbs/12_eval.ipynb #43c8c57c
 def check_writable(run: Path) -> None:
-    "Refuse `--write` before evaluating: a checkpoint file, a folder this process cannot write, a run still training."
+    """Refuse `--write` before evaluating: a checkpoint file, a folder this process cannot write, a
+    run still training."""
     if not run.is_dir():
         raise SettingError("--write", "needs a run folder to write into, not a checkpoint file")
     if not os.access(run, os.W_OK, effective_ids=True):
@@ -593,9 +387,10 @@ def check_writable(run: Path) -> None:
     if RunFolder(run).is_live():
         raise RunRefused(f"{run} is still training; wait for it to finish or drop --write")
 
-
+# %% ../nbs/12_eval.ipynb #35bdfc98
 def checkpoint_note(run: Path, state: dict, cfg: TrainConfig) -> str | None:
-    "One line when a run folder's checkpoint is not its finished run's: the run is still training, was interrupted or failed."
+    """One line when a run folder's checkpoint is not its finished run's: the run is still training,
+    was interrupted or failed."""
     folder = RunFolder(run)
     # a live process comes first
     status = "complete" if not run.is_dir() else "live" if folder.is_live() else folder.status()
@@ -613,41 +408,48 @@ def checkpoint_note(run: Path, state: dict, cfg: TrainConfig) -> str | None:
     }[status]
     return f"tse-eval: note: evaluating the checkpoint of {which} of {run_is} in {run}"
 
+# %% ../nbs/12_eval.ipynb #30ddd88d
+def _evaluate_command(args) -> tuple[dict, TrainConfig]:
+    "What `tse-eval` does between its checks and its output: evaluate, write when asked."
+    model, cfg, state = load_trained_state(args.run, args.checkpoint, eval_device())
+    if args.checkpoint is None and (note := checkpoint_note(Path(args.run), state, cfg)):
+        print(note, file=sys.stderr, flush=True)
+    if args.precision != "run":
+        cfg = replace(cfg, amp=args.precision == "bf16")
+    result = evaluate_run(
+        model,
+        cfg,
+        eval_loader(cfg, args.dataset, args.data_path, args.batch_size),
+        spikes=not args.no_spikes,
+    )
+    if args.write:
+        write_json(Path(args.run) / "eval.json", result)
+        if METHODS[cfg.method].erases:
+            np.savez_compressed(
+                Path(args.run) / "masks.npz",
+                **mask_sample(model, cfg, eval_loader(cfg), state=state),
+            )
+    return result, cfg
+
 
 def main(argv=None) -> None:
+    "`tse-eval`: evaluate a run folder or a checkpoint file and print the results."
     args = build_parser().parse_args(argv)
     try:
         check_number("--batch-size", args.batch_size, integer=True, low=1)
         check_data_path(args.data_path, "--data-path")
         if args.write:
             check_writable(Path(args.run))
-        model, cfg, state = load_trained_state(args.run, args.checkpoint, eval_device())
-        if args.checkpoint is None and (note := checkpoint_note(Path(args.run), state, cfg)):
-            print(note, file=sys.stderr, flush=True)
-        if args.precision != "run":
-            cfg = replace(cfg, amp=args.precision == "bf16")
-        result = evaluate_run(
-            model,
-            cfg,
-            eval_loader(cfg, args.dataset, args.data_path, args.batch_size),
-            spikes=not args.no_spikes,
-        )
-        if args.write:
-            write_json(Path(args.run) / "eval.json", result)
-            if METHODS[cfg.method].erases:
-                np.savez_compressed(
-                    Path(args.run) / "masks.npz",
-                    **mask_sample(model, cfg, eval_loader(cfg), state=state),
-                )
+        result, cfg = _evaluate_command(args)
     except SettingError as e:
         print(
             f"tse-eval: error: {e.named('--' + e.field.lstrip('-').replace('_', '-'))}",
             file=sys.stderr,
         )
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     except (RunRefused, DataError) as e:
         print(f"tse-eval: error: {last_line(e)}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     print(json.dumps(result, indent=1) if args.json else describe(result, cfg))
 
 # %% ../nbs/12_eval.ipynb #5aa00a74

@@ -4,43 +4,26 @@
 
 # %% ../nbs/03_losses.ipynb #462cabfa
 from __future__ import annotations
-import math
-from dataclasses import dataclass, asdict, fields
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 
-from .checks import SettingError, check_choice, check_number
+from .checks import check_choice, check_number
 
 # %% auto #0
-__all__ = ['HISTORIES', 'STD_FLAVOURS', 'TSE_REDUCTIONS', 'TSE_SWITCHES', 'METHODS', 'METHOD_ALIASES', 'TAU_F_SCHEDULES',
-           'WAITS_ON', 'BRING_YOUR_OWN', 'check_label_range', 'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss',
-           'linear_location_logits', 'folded_location_logits', 'true_class_history', 'check_thresholds',
-           'check_tse_forms', 'erase_threshold', 'erase_mask', 'soft_keep_mask', 'TSEMasks', 'location_logits',
-           'history_confidence', 'tse_masks', 'true_class_maps', 'TSEResult', 'check_head_dtype', 'erased_pooling',
-           'tse_loss', 'sdt_step', 'tet_step', 'tse_step', 'tse_tet_step', 'Method', 'resolve_method', 'kappa_logit',
-           'inert_settings', 'LossConfig', 'scheduled_tau_f', 'LossState', 'TimeFirst', 'multi_step_layers',
-           'is_global_average_pool', 'SplitAtPool', 'model_name', 'check_model', 'compute_loss', 'LossModel']
+__all__ = ['HISTORIES', 'STD_FLAVOURS', 'TSE_REDUCTIONS', 'check_label_range', 'check_batch_first', 'check_label_tensor',
+           'checked_labels', 'per_step_ce', 'sdt_loss', 'tet_loss', 'linear_location_logits', 'folded_location_logits',
+           'true_class_history', 'check_thresholds', 'check_tse_forms', 'erase_threshold', 'erase_mask',
+           'soft_keep_mask', 'TSEMasks', 'location_logits', 'history_confidence', 'tse_masks', 'true_class_maps',
+           'TSEResult', 'check_head_dtype', 'erased_pooling', 'later_keep_masks', 'tse_loss']
 
 # %% ../nbs/03_losses.ipynb #a46e6bab
-_LAYOUT_HINTS = {
-    (
-        "outputs",
-        2,
-    ): " (one logit vector per sample: the losses need every step's, the model's output before the mean over time)",
-    (
-        "features",
-        3,
-    ): " (pooled features: TSE needs the map before global average pooling, model.features(x))",
-    ("features", 4): " (one step: the map of every step is needed)",
-}
-
-
 def check_label_range(labels: Tensor, num_classes: int | None = None) -> None:
-    """Labels inside `[0, num_classes)` (`[0, inf)` when the class count is not known yet): -100, cross-entropy's
-    `ignore_index`, would silently drop its sample. Read on the CPU only, so a GPU step never waits for it."""
+    """Labels inside `[0, num_classes)` (`[0, inf)` when the class count is not known yet): -100,
+    cross-entropy's `ignore_index`, would silently drop its sample. Read on the CPU only, so a GPU
+    step never waits for it."""
     if labels.device.type != "cpu":
         return
     low, high = int(labels.min()), int(labels.max())
@@ -55,44 +38,70 @@ def check_label_range(labels: Tensor, num_classes: int | None = None) -> None:
             f"give the model's head {high + 1} or more outputs, or check the labels"
         )
 
+# %% ../nbs/03_losses.ipynb #53711f98
+_LAYOUT_HINTS = {
+    ("outputs", 2): (
+        " (one logit vector per sample: the losses need every step's, the model's output before the"
+        " mean over time)"
+    ),
+    ("features", 3): (
+        " (pooled features: TSE needs the map before global average pooling, model.features(x))"
+    ),
+    ("features", 4): " (one step: the map of every step is needed)",
+}
 
-def checked_labels(tensor: Tensor, labels: Tensor, name: str, layout: str) -> Tensor:
-    "`labels` as int64 class indices `[B]` after checking that `tensor` is batch-first `layout` (e.g. 'B,T,K') for them."
-    if not isinstance(labels, Tensor):
-        raise TypeError(
-            f"labels must be a tensor of class indices [B], got {type(labels).__name__}"
-        )
+
+def check_batch_first(tensor: Tensor, batch: int, name: str, layout: str) -> None:
+    "`tensor` is a tensor with the dims of `layout` (e.g. 'B,T,K') and a batch of `batch` first."
     if not isinstance(tensor, Tensor):
         raise TypeError(
-            f"{name} must be a tensor [{layout}], got a {type(tensor).__name__}: a forward that returns "
-            f"several things (outputs, state)? return the {name} alone, or wrap the model to"
+            f"{name} must be a tensor [{layout}], got a {type(tensor).__name__}: a forward that "
+            "returns several things (outputs, state)? return the "
+            f"{name} alone, or wrap the model to"
         )
-    n, dims = (len(labels) if labels.dim() else 0), layout.split(",")
-    if tensor.dim() != len(dims):
-        raise ValueError(
-            f"{name} must be [{layout}], got shape {list(tensor.shape)}{_LAYOUT_HINTS.get((name, tensor.dim()), '')}"
-        )
-    if tensor.shape[0] != n:
+    if tensor.dim() != len(layout.split(",")):
+        hint = _LAYOUT_HINTS.get((name, tensor.dim()), "")
+        raise ValueError(f"{name} must be [{layout}], got shape {list(tensor.shape)}{hint}")
+    if tensor.shape[0] != batch:
         flipped = (
-            tensor.shape[1] == n
-            and " (time first, [T,B,...]?): wrap the model as TimeFirst(model) or pass .transpose(0, 1)"
+            tensor.shape[1] == batch
+            and " (time first, [T,B,...]?): wrap the model as TimeFirst(model) or pass"
+            " .transpose(0, 1)"
         )
         raise ValueError(
-            f"{name} must be batch-first [{layout}] for {n} labels, got shape {list(tensor.shape)}{flipped or ''}"
+            f"{name} must be batch-first [{layout}] for {batch} labels, got shape "
+            f"{list(tensor.shape)}{flipped or ''}"
         )
+
+# %% ../nbs/03_losses.ipynb #f372426d
+def check_label_tensor(labels: Tensor) -> None:
+    "`labels` is a non-empty `[B]` tensor of class indices of an integer dtype."
     if labels.dim() == 2 and labels.shape[1] > 1:
         raise ValueError(
-            f"labels must be class indices [B], got shape {list(labels.shape)} (one-hot or scores?): pass labels.argmax(1)"
+            f"labels must be class indices [B], got shape {list(labels.shape)} (one-hot or "
+            "scores?): pass labels.argmax(1)"
         )
     if labels.dim() != 1:
         raise ValueError(f"labels must be class indices [B], got shape {list(labels.shape)}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise ValueError(
-            f"labels must be class indices of an integer dtype, got {labels.dtype}: pass labels.long() if they hold whole numbers"
+            f"labels must be class indices of an integer dtype, got {labels.dtype}: pass "
+            "labels.long() if they hold whole numbers"
         )
-    if n == 0:
+    if len(labels) == 0:
         raise ValueError("the batch is empty (0 labels): a loss needs at least one sample")
-    check_label_range(labels, tensor.shape[-1] if dims[-1] == "K" else None)
+
+# %% ../nbs/03_losses.ipynb #ad3ad277
+def checked_labels(tensor: Tensor, labels: Tensor, name: str, layout: str) -> Tensor:
+    """`labels` as int64 class indices `[B]` after checking that `tensor` is batch-first `layout`
+    (e.g. 'B,T,K') for them."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(
+            f"labels must be a tensor of class indices [B], got {type(labels).__name__}"
+        )
+    check_batch_first(tensor, len(labels) if labels.dim() else 0, name, layout)
+    check_label_tensor(labels)
+    check_label_range(labels, tensor.shape[-1] if layout.split(",")[-1] == "K" else None)
     return labels.long()
 
 # %% ../nbs/03_losses.ipynb #f22131c9
@@ -101,15 +110,16 @@ def per_step_ce(outputs: Tensor, labels: Tensor) -> Tensor:
     B, T, K = outputs.shape
     return F.cross_entropy(outputs.reshape(B * T, K), labels.repeat_interleave(T))
 
-
+# %% ../nbs/03_losses.ipynb #09329fd7
 def sdt_loss(outputs: Tensor, labels: Tensor) -> Tensor:
     "Baseline (SDT): cross-entropy of the time-averaged logits `mean_t o^t`; outputs `[B,T,K]`."
     labels = checked_labels(outputs, labels, "outputs", "B,T,K")
     return F.cross_entropy(outputs.mean(1), labels)
 
-
+# %% ../nbs/03_losses.ipynb #dfde1bae
 def tet_loss(outputs: Tensor, labels: Tensor, lamb: float = 0.0, means: float = 1.0) -> Tensor:
-    "TET: `(1-lamb) * mean_t CE(o^t, y) + lamb * MSE(o, means)`; the MSE term is skipped when `lamb == 0`."
+    """TET: `(1-lamb) * mean_t CE(o^t, y) + lamb * MSE(o, means)`; the MSE term is skipped when
+    `lamb == 0`."""
     labels = checked_labels(outputs, labels, "outputs", "B,T,K")
     loss = per_step_ce(outputs, labels)
     if lamb == 0:
@@ -123,9 +133,10 @@ def linear_location_logits(feats: Tensor, head: nn.Linear) -> Tensor:
     P = torch.bmm(head.weight.expand(B * T, -1, -1), feats.reshape(B * T, C, L)).view(B, T, -1, L)
     return P if head.bias is None else P + head.bias[:, None]
 
-
+# %% ../nbs/03_losses.ipynb #7bbc15a8
 def folded_location_logits(feats: Tensor, head: nn.Module) -> Tensor:
-    "`P` for any head `[N,T,C] -> [N,T,K]`: each location's sequence folded into the batch; `[B,T,C,L] -> [B,T,K,L]`."
+    """`P` for any head `[N,T,C] -> [N,T,K]`: each location's sequence folded into the batch;
+    `[B,T,C,L] -> [B,T,K,L]`."""
     B, T, C, L = feats.shape
     # the one copy: locations become batch rows
     P = head(feats.permute(0, 3, 1, 2).reshape(B * L, T, C))
@@ -137,7 +148,8 @@ HISTORIES = ("logits", "probs")
 
 
 def true_class_history(P: Tensor, labels: Tensor, history: str = "logits") -> Tensor:
-    "`Q^{t+1}` for each step `t` of `P` `[B,S,K,L]` -> `[B,S,L]`: `softmax_k(mean_{s<=t} P^s)[y]` ('logits'), or `mean_{s<=t} softmax_k(P^s)[y]` ('probs')."
+    """`Q^{t+1}` for each step `t` of `P` `[B,S,K,L]` -> `[B,S,L]`: `softmax_k(mean_{s<=t} P^s)[y]`
+    ('logits'), or `mean_{s<=t} softmax_k(P^s)[y]` ('probs')."""
     B, S, K, L = P.shape
     # bf16/fp16 logits: decide the mask in fp32
     P = P.to(torch.promote_types(P.dtype, torch.float32))
@@ -149,10 +161,6 @@ def true_class_history(P: Tensor, labels: Tensor, history: str = "logits") -> Te
     return history.log_softmax(2).gather(2, index).squeeze(2).exp()
 
 # %% ../nbs/03_losses.ipynb #e5e02c1d
-# Eq. 9's std over the H*W cells: / (H*W - 1) (torch's default), or / (H*W)
-STD_FLAVOURS = ("unbiased", "biased")
-
-
 def check_thresholds(tau_f, kappa) -> None:
     "TSE's thresholds: `0 < tau_f <= 1`, `kappa >= 0`, both finite (a `SettingError` otherwise)."
     check_number(
@@ -160,7 +168,9 @@ def check_thresholds(tau_f, kappa) -> None:
     )
     check_number("kappa", kappa, low=0, hint="TSE's std multiplier, default 1.0")
 
-
+# %% ../nbs/03_losses.ipynb #ef47dc6a
+# Eq. 9's std over the H*W cells: / (H*W - 1) (torch's default), or / (H*W)
+STD_FLAVOURS = ("unbiased", "biased")
 # Eq. 12 over the steps: a sum (the paper's), or a mean (TET's scale)
 TSE_REDUCTIONS = ("sum", "mean")
 
@@ -171,27 +181,30 @@ def check_tse_forms(std: str = "unbiased", history: str = "logits", steps: str =
     check_choice("tse_history", history, HISTORIES)
     check_choice("tse_steps", steps, TSE_REDUCTIONS)
 
-
+# %% ../nbs/03_losses.ipynb #83e62845
 def erase_threshold(
     Q: Tensor, tau_f: float = 0.5, kappa: float | Tensor = 1.0, std: str = "unbiased"
 ) -> Tensor:
-    "`max(tau_f, mean(Q) + kappa * std(Q))` over the last dim (kept, size 1); a tensor `kappa` keeps its gradient."
+    """`max(tau_f, mean(Q) + kappa * std(Q))` over the last dim (kept, size 1); a tensor `kappa`
+    keeps its gradient."""
     # a 1x1 map has no unbiased std: 0
     correction = 1 if std == "unbiased" and Q.shape[-1] > 1 else 0
     tau_d = Q.mean(-1, keepdim=True) + kappa * Q.std(-1, keepdim=True, correction=correction)
     return tau_d.clamp(min=tau_f)
 
-
+# %% ../nbs/03_losses.ipynb #06974f5a
 def erase_mask(Q: Tensor, tau_f: float = 0.5, kappa: float = 1.0, std: str = "unbiased") -> Tensor:
-    "Keep-mask `M` (1 keep, 0 erase): 0 where `Q >= max(tau_f, mean(Q) + kappa*std(Q))` over the last dim."
+    """Keep-mask `M` (1 keep, 0 erase): 0 where `Q >= max(tau_f, mean(Q) + kappa*std(Q))` over the
+    last dim."""
     check_thresholds(tau_f, kappa)
     return (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)
 
-
+# %% ../nbs/03_losses.ipynb #27d563c9
 def soft_keep_mask(
     Q: Tensor, tau_f: float, kappa: float | Tensor, std: str = "unbiased", temperature: float = 0.05
 ) -> Tensor:
-    "The relaxed keep-mask `sigmoid((threshold - Q) / temperature)`: near 1 below the threshold, near 0 above, differentiable in a tensor `kappa`."
+    """The relaxed keep-mask `sigmoid((threshold - Q) / temperature)`: near 1 below the threshold,
+    near 0 above, differentiable in a tensor `kappa`."""
     return torch.sigmoid((erase_threshold(Q, tau_f, kappa, std) - Q) / temperature)
 
 # %% ../nbs/03_losses.ipynb #13cf1b5f
@@ -201,14 +214,15 @@ class TSEMasks(NamedTuple):
     Q: Tensor  # [B,T-1,H,W] true-class confidence of the history, softmax(mean_{s<t} P^s)[y]
     keep: Tensor  # [B,T-1,H,W] 1 = kept, 0 = erased
 
-
+# %% ../nbs/03_losses.ipynb #17d67b74
 def location_logits(feats: Tensor, head: nn.Module, linear_fast_path: bool = True) -> Tensor:
-    "`P` `[B,T,K,L]` from features `[B,T,C,L]`: one matmul for a linear head, locations folded into the batch otherwise."
+    """`P` `[B,T,K,L]` from features `[B,T,C,L]`: one matmul for a linear head, locations folded
+    into the batch otherwise."""
     if linear_fast_path and isinstance(head, nn.Linear):
         return linear_location_logits(feats, head)
     return folded_location_logits(feats, head)
 
-
+# %% ../nbs/03_losses.ipynb #d16dc8f1
 @torch.no_grad()
 def history_confidence(
     features: Tensor,
@@ -217,11 +231,12 @@ def history_confidence(
     history: str = "logits",
     linear_fast_path: bool = True,
 ) -> Tensor:
-    "Eq. 7-8 for the steps t = 2..T of `features` `[B,T,C,H,W]` (T >= 2): the history's true-class confidence at each location, `[B,T-1,H*W]`."
+    """Eq. 7-8 for the steps t = 2..T of `features` `[B,T,C,H,W]` (T >= 2): the history's
+    true-class confidence at each location, `[B,T-1,H*W]`."""
     P = location_logits(features.flatten(3)[:, :-1], head, linear_fast_path)  # steps 1..T-1
     return true_class_history(P, labels, history)
 
-
+# %% ../nbs/03_losses.ipynb #1da71aaa
 def tse_masks(
     features: Tensor,
     head: nn.Module,
@@ -232,7 +247,8 @@ def tse_masks(
     std: str = "unbiased",
     history: str = "logits",
 ) -> TSEMasks:
-    "Eq. 7-10 from pre-GAP `features` `[B,T,C,H,W]`: the history confidence and keep-mask of every step t >= 2."
+    """Eq. 7-10 from pre-GAP `features` `[B,T,C,H,W]`: the history confidence and keep-mask of
+    every step t >= 2."""
     check_thresholds(tau_f, kappa)
     check_tse_forms(std, history)
     labels = checked_labels(features, labels, "features", "B,T,C,H,W")
@@ -248,7 +264,8 @@ def tse_masks(
 def true_class_maps(
     features: Tensor, head: nn.Module, labels: Tensor, linear_fast_path: bool = True
 ) -> Tensor:
-    "Per step, the true-class probability at every location, `softmax_k(P^t)[y]`: `[B,T,C,H,W]` features -> `[B,T,H,W]`."
+    """Per step, the true-class probability at every location, `softmax_k(P^t)[y]`: `[B,T,C,H,W]`
+    features -> `[B,T,H,W]`."""
     B, T, C, H, W = features.shape
     with torch.no_grad():
         P = location_logits(features.flatten(3), head, linear_fast_path)  # [B,T,K,L]
@@ -266,10 +283,10 @@ class TSEResult(NamedTuple):
     # [T-1] fraction of locations erased at t = 2..T over the batch (no grad)
     erased_fraction: Tensor
 
-
+# %% ../nbs/03_losses.ipynb #48e1bcf6
 def check_head_dtype(features: Tensor, head: nn.Module) -> None:
     "Features and head weights of one floating dtype (under autocast, torch casts them itself)."
-    weight = next((p for p in head.parameters() if p.is_floating_point()), None)
+    weight = next((param for param in head.parameters() if param.is_floating_point()), None)
     if (
         weight is None
         or weight.dtype == features.dtype
@@ -277,20 +294,46 @@ def check_head_dtype(features: Tensor, head: nn.Module) -> None:
     ):
         return
     raise TypeError(
-        f"features are {features.dtype} and the head's weights {weight.dtype}: cast the model to one dtype "
-        f"(model.to(torch.{str(weight.dtype).split('.')[-1]})) or run the step under torch.autocast"
+        f"features are {features.dtype} and the head's weights {weight.dtype}: cast the model to "
+        f"one dtype (model.to(torch.{str(weight.dtype).split('.')[-1]})) or run the step under "
+        "torch.autocast"
     )
 
-
+# %% ../nbs/03_losses.ipynb #c8d4ee0f
 def erased_pooling(feats: Tensor, keep: Tensor, rescale: bool = False) -> Tensor:
-    "GAP of the erased features, `[B,T,C,L]` and keep-mask `[B,T,L]` -> `[B,T,C]`: `sum_l M F / L`, or `/ sum_l M` when `rescale` (the kept features divided by the kept fraction)."
+    """GAP of the erased features, `[B,T,C,L]` and keep-mask `[B,T,L]` -> `[B,T,C]`: `sum_l M F /
+    L`, or `/ sum_l M` when `rescale` (the kept features divided by the kept fraction)."""
     pooled = torch.einsum("btcl,btl->btc", feats, keep)
     if not rescale:
         return pooled / feats.shape[-1]
     # all erased: 0, not NaN
     return pooled / keep.sum(-1, keepdim=True).clamp(min=torch.finfo(keep.dtype).tiny)
 
+# %% ../nbs/03_losses.ipynb #af636ca0
+def later_keep_masks(
+    features: Tensor,
+    head: nn.Module,
+    labels: Tensor,
+    tau_f: float,
+    kappa: float | Tensor,
+    std: str,
+    history: str,
+    temperature: float,
+    linear_fast_path: bool = True,
+) -> Tensor:
+    """The keep-masks of steps t = 2..T from `features` `[B,T,C,H,W]`, `[B,T-1,H*W]`: Eq. 10's hard
+    mask (no gradient), or the soft one when `temperature > 0`."""
+    B, T, C, H, W = features.shape
+    if T == 1:
+        return features.flatten(3).new_ones(B, 0, H * W)  # only step 1, which is never erased
+    Q = history_confidence(features, head, labels, history, linear_fast_path)
+    if temperature > 0:
+        return soft_keep_mask(Q, tau_f, kappa, std, temperature)
+    # Eq. 10, [B,T-1,L]
+    with torch.no_grad():
+        return (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)
 
+# %% ../nbs/03_losses.ipynb #a7fb2cf0
 def tse_loss(
     features: Tensor,
     head: nn.Module,
@@ -305,9 +348,14 @@ def tse_loss(
     temperature: float = 0.0,
     logits_grad: bool = False,
 ) -> TSEResult:
-    """TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]` and any `head` `[N,T,C] -> [N,T,K]`.
-    The switches (the paper's form by default): `std`, `history`, `rescale`, `steps`; `temperature > 0` erases with the soft mask `sigmoid((threshold - Q) / temperature)`, through which a tensor `kappa` gets its gradient.
-    `logits_grad` keeps the graph of the un-erased logits, for a method that also trains on them (TSE + TET)."""
+    """TSE loss (the paper's Eq. 7-12: erase where the history's true-class probability passes
+    max(tau_f, mean + kappa std), then a summed per-step CE) from pre-GAP `features` `[B,T,C,H,W]`
+    and any `head` `[N,T,C] -> [N,T,K]`.
+    The switches (the paper's form by default): `std`, `history`, `rescale`, `steps`;
+    `temperature > 0` erases with the soft mask `sigmoid((threshold - Q) / temperature)`, through
+    which a tensor `kappa` gets its gradient.
+    `logits_grad` keeps the graph of the un-erased logits, for a method that also trains on them
+    (TSE + TET)."""
     labels = checked_labels(features, labels, "features", "B,T,C,H,W")
     check_head_dtype(features, head)
     check_tse_forms(std, history, steps)
@@ -320,467 +368,12 @@ def tse_loss(
     with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()):
         logits = head(feats.mean(-1))
     check_label_range(labels, logits.shape[-1])
-    if T == 1:
-        keep_later = feats.new_ones(B, 0, H * W)  # only step 1, which is never erased
-    else:
-        Q = history_confidence(features, head, labels, history, linear_fast_path)
-        if temperature > 0:
-            keep_later = soft_keep_mask(Q, tau_f, kappa, std, temperature)
-        else:
-            # Eq. 10, [B,T-1,L]
-            with torch.no_grad():
-                keep_later = (Q < erase_threshold(Q, tau_f, kappa, std)).to(Q.dtype)
+    keep_later = later_keep_masks(
+        features, head, labels, tau_f, kappa, std, history, temperature, linear_fast_path
+    )
     # step 1 is never erased
     keep = torch.cat([keep_later.new_ones(B, 1, H * W), keep_later], 1).to(feats.dtype)
     supervised = head(erased_pooling(feats, keep, rescale))  # head(GAP(Ftilde))
     # Eq. 12: the sum over t of the batch-mean CE
     loss = (T if steps == "sum" else 1) * per_step_ce(supervised, labels)
     return TSEResult(loss, logits, 1 - keep_later.detach().mean((0, 2)))
-
-# %% ../nbs/03_losses.ipynb #03e00ff5
-def sdt_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
-    outputs = model(x)
-    return sdt_loss(outputs, y), outputs, {}
-
-
-def tet_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
-    outputs = model(x)
-    return tet_loss(outputs, y, loss.cfg.lamb, loss.cfg.means), outputs, {}
-
-
-def tse_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
-    res = tse_loss(model.features(x), model.head, y, **loss.tse_settings())
-    return res.loss, res.logits, {"erased_fraction": res.erased_fraction}
-
-
-def tse_tet_step(model: nn.Module, x: Tensor, y: Tensor, loss) -> tuple[Tensor, Tensor, dict]:
-    "TSE + TET: `(1 - tet_mix) L_TSE + tet_mix S L_TET(o)`, `S` = T when Eq. 12 sums over steps (1 for a mean), so both parts share one scale."
-    features, cfg = model.features(x), loss.cfg
-    # the un-erased o^t, with gradient
-    res = tse_loss(features, model.head, y, **loss.tse_settings(), logits_grad=True)
-    scale = features.shape[1] if cfg.tse_steps == "sum" else 1
-    total = (1 - cfg.tet_mix) * res.loss + cfg.tet_mix * scale * tet_loss(
-        res.logits, y, cfg.lamb, cfg.means
-    )
-    return total, res.logits, {"erased_fraction": res.erased_fraction}
-
-
-class Method(NamedTuple):
-    "A supervision method: what the trainer, the profiles and the report need to know of it."
-
-    name: str
-    label: str  # its name in tables
-    settings: tuple = ()  # the `LossConfig` fields it reads, always named beside it
-    # calls model.features and model.head (a head on globally pooled features)
-    needs_gap_head: bool = False
-    step: Callable = sdt_step  # (model, x, y, LossState) -> (loss, logits [B,T,K], stats)
-    # further `LossConfig` fields it reads, named only where they differ from the default
-    switches: tuple = ()
-    erases: bool = False  # erases features as TSE does: logs erased fractions, has masks
-
-    @property
-    def reads(self) -> tuple:
-        "Every `LossConfig` field it reads: its settings and its switches."
-        return (*self.settings, *self.switches)
-
-
-TSE_SWITCHES = (
-    "tse_std",
-    "tse_history",
-    "tse_steps",
-    "tse_rescale",
-    "tau_f_schedule",
-    "tau_f_start",
-    "tau_f_epochs",
-    "mask_temperature",
-    "learn_kappa",
-    "kappa_max",
-)
-METHODS = {
-    m.name: m
-    for m in (
-        Method("sdt", "baseline (SDT)", (), False, sdt_step),
-        Method("tet", "TET", ("lamb", "means"), False, tet_step),
-        Method("tse", "TSE", ("tau_f", "kappa"), True, tse_step, TSE_SWITCHES, True),
-        Method(
-            "tse_tet",
-            "TSE + TET",
-            ("tau_f", "kappa", "tet_mix"),
-            True,
-            tse_tet_step,
-            ("lamb", "means", *TSE_SWITCHES),
-            True,
-        ),
-    )
-}
-METHOD_ALIASES = {"baseline": "sdt"}
-
-# %% ../nbs/03_losses.ipynb #bd256193
-def resolve_method(method: str | None = None, **switches) -> str:
-    "The method's registry name from `method` (a name or alias) and per-method switches (`tse=True`, `tet=False`)."
-    for name in switches:
-        check_choice("method switch", name, tuple(METHODS))
-    on = [name for name, value in switches.items() if value]
-    if len(on) > 1:
-        raise ValueError(
-            f"{' and '.join(n.upper() for n in on)} are mutually exclusive: choose one method"
-        )
-    name = None if method is None else METHOD_ALIASES.get(method, method)
-    if name is not None:
-        check_choice("method", name, (*METHODS, *METHOD_ALIASES))
-    if on and name not in (None, on[0]):
-        raise ValueError(
-            f"method {method!r} contradicts the {on[0].upper()} switch: choose one method"
-        )
-    name = name or (on[0] if on else "sdt")
-    if switches.get(name) is False:
-        raise ValueError(f"method {name!r} contradicts the 'no {name.upper()}' switch: choose one")
-    return name
-
-# %% ../nbs/03_losses.ipynb #6e9b60e6
-TAU_F_SCHEDULES = ("constant", "linear", "cosine")
-
-
-def kappa_logit(kappa: float, kappa_max: float) -> float:
-    "The parameter of a learnable kappa (`kappa = kappa_max * sigmoid(logit)`), in float32 as it is trained."
-    return float(torch.logit(torch.tensor(kappa / kappa_max, dtype=torch.float32)))
-
-
-# a switch that acts only when the one it names is away from its default (a schedule that moves, a
-# learned kappa)
-WAITS_ON = {
-    "tau_f_start": "tau_f_schedule",
-    "tau_f_epochs": "tau_f_schedule",
-    "kappa_max": "learn_kappa",
-}
-
-
-def inert_settings(settings: dict) -> set:
-    """The loss settings that cannot change a run with these `settings` (a dict of `LossConfig` fields; missing ones at
-    their defaults): those its method does not read, and those whose `WAITS_ON` switch is at its default. They stay out
-    of a run's label and identity."""
-    method = METHODS[resolve_method(settings.get("method", "sdt"))]
-    unread = {f.name for f in fields(LossConfig)} - {"method", *method.reads}
-    waiting = {
-        name
-        for name, switch in WAITS_ON.items()
-        if settings.get(switch, getattr(LossConfig, switch)) == getattr(LossConfig, switch)
-    }
-    return unread | waiting
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    "Which loss the trainer minimises, validated on construction; the one home of the loss settings' defaults."
-
-    method: str = "sdt"  # a name of METHODS (or an alias)
-    # TET: weight of the MSE term (0 turns it off); the TET code's CIFAR default (its DVS script:
-    # 1e-3)
-    lamb: float = 0.0
-    means: float = 1.0  # TET: target of the MSE term
-    tau_f: float = 0.5  # TSE: fixed threshold floor, in (0, 1]
-    kappa: float = 1.0  # TSE: std multiplier of the dynamic threshold, >= 0
-    # beyond the paper: each default is the paper's form (or our reading of its silence), so a run
-    # that sets none is TSE as before
-    tse_std: str = "unbiased"  # Eq. 9's std: unbiased (/ (H*W - 1)) or biased (/ (H*W))
-    # Eq. 7's history: a mean of logits, or of probabilities (probs)
-    tse_history: str = "logits"
-    tse_steps: str = "sum"  # Eq. 12 over steps: sum, or mean (TET's scale)
-    # divide the kept features by the kept fraction (dropout's and TRE's rescaling)
-    tse_rescale: bool = False
-    # constant, linear or cosine from tau_f_start (first epoch) to tau_f
-    tau_f_schedule: str = "constant"
-    # the schedule's first tau_f, in (0, 1]; 1.0 erases only certainties at first
-    tau_f_start: float = 1.0
-    tau_f_epochs: int = 0  # epochs the schedule takes to reach tau_f (0: the whole run)
-    # > 0: the soft mask sigmoid((threshold - Q) / temperature); 0: the hard mask
-    mask_temperature: float = 0.0
-    # kappa a parameter, learned through the soft mask, inside (0, kappa_max)
-    learn_kappa: bool = False
-    kappa_max: float = 4.0  # learnable kappa's ceiling
-    tet_mix: float = 0.5  # TSE + TET: weight of TET's loss (0: TSE alone)
-
-    def __post_init__(self):
-        object.__setattr__(self, "method", resolve_method(self.method))
-        check_number("lamb", self.lamb, low=0, high=1, hint="TET's MSE weight; 0 turns it off")
-        check_number("means", self.means, hint="TET's MSE target, default 1.0")
-        check_thresholds(self.tau_f, self.kappa)
-        check_tse_forms(self.tse_std, self.tse_history, self.tse_steps)
-        for name in ("tse_rescale", "learn_kappa"):
-            if not isinstance(getattr(self, name), bool):
-                raise SettingError(name, f"must be true or false, got {getattr(self, name)!r}")
-        check_choice("tau_f_schedule", self.tau_f_schedule, TAU_F_SCHEDULES)
-        check_number(
-            "tau_f_start",
-            self.tau_f_start,
-            low=0,
-            high=1,
-            low_open=True,
-            hint="the schedule's first tau_f, default 1.0",
-        )
-        check_number(
-            "tau_f_epochs", self.tau_f_epochs, integer=True, low=0, hint="0: the whole run"
-        )
-        if self.tau_f_schedule != "constant" and self.tau_f_epochs == 1:
-            raise SettingError(
-                "tau_f_epochs",
-                "of 1 reaches tau_f in the first epoch, the constant schedule: give 2 or more (0: the whole run)",
-            )
-        check_number(
-            "mask_temperature",
-            self.mask_temperature,
-            low=0,
-            hint="0: the hard mask; e.g. 0.05 for a soft one",
-        )
-        check_number(
-            "kappa_max",
-            self.kappa_max,
-            low=0,
-            low_open=True,
-            hint="learnable kappa's ceiling, default 4.0",
-        )
-        check_number(
-            "tet_mix",
-            self.tet_mix,
-            low=0,
-            high=1,
-            hint="TSE + TET: weight of TET's loss, default 0.5",
-        )
-        if self.learn_kappa and not self.mask_temperature:
-            raise SettingError(
-                "learn_kappa",
-                "needs the soft mask (the hard one gives kappa no gradient): set mask_temperature above 0, e.g. 0.05 (--mask-temperature 0.05)",
-            )
-        if self.learn_kappa and not self.kappa < self.kappa_max:
-            raise SettingError(
-                "kappa",
-                f"is learnable kappa's start and must be below kappa_max ({self.kappa_max}), got {self.kappa}",
-            )
-        if self.learn_kappa and not self.kappa > 0:
-            raise SettingError(
-                "kappa",
-                f"is learnable kappa's start and must be above 0 (its logit is finite there), got {self.kappa}",
-            )
-        if self.learn_kappa and not math.isfinite(kappa_logit(self.kappa, self.kappa_max)):
-            raise SettingError(
-                "kappa",
-                f"{self.kappa} is too close to 0 or to kappa_max ({self.kappa_max}) to learn: its logit "
-                f"is infinite in float32 and would never move; start it inside, e.g. {self.kappa_max / 4:g}",
-            )
-
-    def changed(self) -> dict:
-        "The settings of its method that differ from their defaults, switches included (inert ones left out)."
-        inert = inert_settings(asdict(self))
-        return {
-            k: getattr(self, k)
-            for k in METHODS[self.method].reads
-            if k not in inert and getattr(self, k) != getattr(LossConfig, k)
-        }
-
-
-def scheduled_tau_f(cfg: LossConfig, epoch: int, epochs: int) -> float:
-    "The floor in force in `epoch` (0-based) of a run of `epochs`: `tau_f_start` in the first, `tau_f` from epoch N (`tau_f_epochs`, or the run's) on."
-    if cfg.tau_f_schedule == "constant":
-        return cfg.tau_f
-    progress = min(1.0, epoch / max((cfg.tau_f_epochs or epochs) - 1, 1))
-    if cfg.tau_f_schedule == "cosine":
-        progress = (1 - math.cos(math.pi * progress)) / 2
-    return cfg.tau_f_start + (cfg.tau_f - cfg.tau_f_start) * progress
-
-
-class LossState(nn.Module):
-    "A loss as the trainer runs it: its settings, the tau_f in force (`set_epoch`) and kappa (a parameter under `learn_kappa`)."
-
-    def __init__(self, cfg: LossConfig):
-        super().__init__()
-        self.cfg, self.tau_f = cfg, scheduled_tau_f(cfg, 0, 1)
-        # kappa = kappa_max * sigmoid(logit): inside (0, kappa_max) by construction, whatever the
-        # optimiser does
-        if cfg.learn_kappa:
-            self.kappa_logit = nn.Parameter(torch.tensor(kappa_logit(cfg.kappa, cfg.kappa_max)))
-
-    def set_epoch(self, epoch: int, epochs: int) -> None:
-        self.tau_f = scheduled_tau_f(self.cfg, epoch, epochs)
-
-    def kappa(self) -> float | Tensor:
-        return (
-            self.cfg.kappa_max * torch.sigmoid(self.kappa_logit)
-            if self.cfg.learn_kappa
-            else self.cfg.kappa
-        )
-
-    def tse_settings(self) -> dict:
-        "`tse_loss`'s keyword arguments now."
-        c = self.cfg
-        return dict(
-            tau_f=self.tau_f,
-            kappa=self.kappa(),
-            std=c.tse_std,
-            history=c.tse_history,
-            rescale=c.tse_rescale,
-            steps=c.tse_steps,
-            temperature=c.mask_temperature,
-        )
-
-    def thresholds(self) -> tuple[float, float]:
-        "The tau_f and kappa in force now, as numbers (for masks drawn outside the loss)."
-        return self.tau_f, float(torch.as_tensor(self.kappa()).detach())
-
-    def epoch_log(self) -> dict:
-        "What moves during a run, for its metrics line: the scheduled tau_f, the learned kappa."
-        log = {"tau_f": self.tau_f} if self.cfg.tau_f_schedule != "constant" else {}
-        if self.cfg.learn_kappa:
-            log["kappa"] = self.thresholds()[1]
-        return log
-
-# %% ../nbs/03_losses.ipynb #fa35129e
-class _TimeFirstHead(nn.Module):
-    "A time-first head `[T,N,C] -> [T,N,K]` seen batch-first, `[N,T,C] -> [N,T,K]`."
-
-    def __init__(self, head: nn.Module):
-        super().__init__()
-        self.head = head
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.head(z.transpose(0, 1)).transpose(0, 1)
-
-
-class TimeFirst(nn.Module):
-    """A time-first model (`model(x) -> [T,B,K]`, `features(x) -> [T,B,C,H,W]`, `head` on `[T,N,C]`: spikingjelly's
-    multi-step layout) seen batch-first, as the losses and the trainer expect. `transpose_input`: inputs with a time
-    axis (events) arrive `[B,T,...]` and are handed to `model` as `[T,B,...]`."""
-
-    def __init__(self, model: nn.Module, transpose_input: bool = False):
-        super().__init__()
-        self.model, self.transpose_input, self.gap_head = (
-            model,
-            transpose_input,
-            getattr(model, "gap_head", False),
-        )
-        # a linear head acts on the last axis alone: it keeps its fast TSE path
-        if hasattr(model, "head"):
-            self.head = (
-                model.head if isinstance(model.head, nn.Linear) else _TimeFirstHead(model.head)
-            )
-
-    def _input(self, x: Tensor) -> Tensor:
-        return x.transpose(0, 1) if self.transpose_input else x
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(self._input(x)).transpose(0, 1)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.model.features(self._input(x)).transpose(0, 1)
-
-
-def multi_step_layers(model: nn.Module) -> list[str]:
-    "Names of the layers that declare spikingjelly's multi-step mode (`step_mode == 'm'`): time-first tensors."
-    return [name for name, m in model.named_modules() if getattr(m, "step_mode", None) == "m"]
-
-# %% ../nbs/03_losses.ipynb #5a1b2c02
-class _ReachedPool(Exception):
-    "Raised by the pool's pre-hook once the map is in hand: the rest of the forward is not needed."
-
-
-def is_global_average_pool(module: nn.Module) -> bool:
-    "Whether `module` averages each map to 1x1 (`AdaptiveAvgPool2d(1)`, spikingjelly's multi-step one included)."
-    return isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size in (1, (1, 1))
-
-
-class SplitAtPool(nn.Module):
-    "A model with a named global pool and a named head, in TSE's contract: `features` is the pool's input, `head` the head."
-
-    gap_head = True
-
-    def __init__(self, model: nn.Module, pool: str = "avgpool", head: str = "fc"):
-        super().__init__()
-        modules, name = dict(model.named_modules()), type(model).__name__
-        for role, key in (("pool", pool), ("head", head)):
-            if not key or key not in modules:
-                known = ", ".join(n for n, _ in model.named_children())
-                raise ValueError(
-                    f"{name} has no module {key!r} to use as the {role}; name one of its modules ({known})"
-                )
-        if not is_global_average_pool(modules[pool]):
-            raise ValueError(
-                f"{name}.{pool} is {modules[pool]!r}, not a global average pool (AdaptiveAvgPool2d(1)): "
-                "name the module that pools each map to 1x1"
-            )
-        self.model, self.head, self.pool_name = model, modules[head], pool
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
-
-    def features(self, x: Tensor) -> Tensor:
-        "The pool's input: the model's forward, stopped there."
-        grabbed = []
-
-        def grab(module, args):
-            grabbed.append(args[0])
-            raise _ReachedPool
-
-        hook = self.model.get_submodule(self.pool_name).register_forward_pre_hook(grab)
-        try:
-            self.model(x)
-        except _ReachedPool:
-            pass
-        finally:
-            hook.remove()
-        return grabbed[0]
-
-# %% ../nbs/03_losses.ipynb #2e13d60f
-BRING_YOUR_OWN = (
-    "give your model features(x) -> [B,T,C,H,W] (the map before global average pooling), head on [N,T,C] "
-    "and gap_head = True, or wrap one laid out as torchvision's as SplitAtPool(model, pool='avgpool', "
-    "head='fc') (see 'Bring your own model' in nbs/03_losses.ipynb); for VGGSNN use 'vggsnn_gap'"
-)
-
-
-def model_name(model: nn.Module) -> str:
-    "The class name of the user's model inside our wrappers (TimeFirst, SplitAtPool)."
-    while isinstance(model, (TimeFirst, SplitAtPool)):
-        model = model.model
-    return type(model).__name__
-
-
-def check_model(model: nn.Module, method: Method) -> None:
-    "Refuse, in one line, a model that `method` cannot train as it is: DDP around TSE, no GAP head, a time-first model unwrapped."
-    if method.needs_gap_head and isinstance(model, nn.parallel.DistributedDataParallel):
-        raise ValueError(
-            f"{method.label} calls model.features and model.head, which bypass DDP's gradient sync: "
-            "wrap as DistributedDataParallel(LossModel(model, cfg)) and call that"
-        )
-    if method.needs_gap_head and not (
-        getattr(model, "gap_head", False) and hasattr(model, "features") and hasattr(model, "head")
-    ):
-        raise ValueError(
-            f"{method.label} needs a head on globally pooled features, which {model_name(model)} lacks: {BRING_YOUR_OWN}"
-        )
-    if not isinstance(model, TimeFirst) and (layers := multi_step_layers(model)):
-        raise ValueError(
-            f"{model_name(model)} has multi-step layers ({layers[0]}: step_mode='m'), whose tensors are time-first "
-            "[T,B,...]: wrap it as TimeFirst(model)"
-        )
-
-
-def compute_loss(
-    model: nn.Module, x: Tensor, y: Tensor, cfg: LossConfig | LossState
-) -> tuple[Tensor, Tensor, dict]:
-    "One training step's `(loss, logits [B,T,K], stats)` by the method of `cfg` (a `LossState` carries a schedule's tau_f and a learned kappa); the backbone runs once."
-    loss = cfg if isinstance(cfg, LossState) else LossState(cfg)
-    method = METHODS[loss.cfg.method]
-    check_model(model, method)
-    return method.step(model, x, y, loss)
-
-
-class LossModel(nn.Module):
-    "`model` and its loss in one forward, `(x, y) -> compute_loss(...)`, so DDP can wrap TSE's two-part call (and sync a learned kappa)."
-
-    def __init__(self, model: nn.Module, cfg: LossConfig):
-        super().__init__()
-        check_model(model, METHODS[cfg.method])  # refused when built, not at the first step
-        # the model first: its parameters keep their order
-        self.model, self.cfg, self.loss = model, cfg, LossState(cfg)
-
-    def forward(self, x: Tensor, y: Tensor):
-        return compute_loss(self.model, x, y, self.loss)

@@ -4,17 +4,15 @@
 
 # %% ../nbs/02_models.ipynb #007c8783
 from __future__ import annotations
-import re
 import torch
 from torch import nn
 from .neurons import LIF, SeqToANNContainer, encode_static
 
 # %% auto #0
-__all__ = ['VGG_LAYOUT', 'MODELS', 'WITHOUT_GAP_HEAD', 'INITS', 'TET_KEY_RULES', 'as_sequence', 'SpikingModel', 'SpikingHead',
-           'make_head', 'scaled', 'conv3x3', 'conv1x1', 'unfold', 'BasicBlock', 'Bottleneck', 'SpikingResNet',
+__all__ = ['VGG_LAYOUT', 'MODELS', 'WITHOUT_GAP_HEAD', 'INITS', 'as_sequence', 'SpikingModel', 'SpikingHead', 'make_head',
+           'scaled', 'conv3x3', 'conv1x1', 'unfold', 'BasicBlock', 'Bottleneck', 'stem_conv', 'SpikingResNet',
            'resnet19', 'resnet18', 'resnet34', 'resnet50', 'resnet_tiny', 'ConvBNLIF', 'VGGSNN', 'vggsnn', 'vggsnn_gap',
-           'SEWBlock', 'sew_resnet34', 'initialise', 'get_model', 'tet_key', 'collapse_tet_aliases',
-           'load_tet_checkpoint']
+           'SEWBlock', 'sew_resnet34', 'initialise', 'get_model']
 
 # %% ../nbs/02_models.ipynb #b82750c2
 def as_sequence(x: torch.Tensor, T: int) -> torch.Tensor:
@@ -25,24 +23,26 @@ def as_sequence(x: torch.Tensor, T: int) -> torch.Tensor:
         raise ValueError(f"expected [B,C,H,W] or [B,T,C,H,W] input, got shape {tuple(x.shape)}")
     if x.shape[1] != T:
         raise ValueError(
-            f"input has {x.shape[1]} time steps but the model was built with T={T}; build it with T={x.shape[1]}"
+            f"input has {x.shape[1]} time steps but the model was built with T={T}; "
+            f"build it with T={x.shape[1]}"
         )
     return x
 
-
+# %% ../nbs/02_models.ipynb #073fe63c
 class SpikingModel(nn.Module):
     "Base of the models: `T`, `features` (subclasses), `head`, `gap_head` and `forward`."
 
     gap_head: bool = True
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The spiking map before GAP, `[B,T,C,H,W]` (subclasses)."
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(x)
         return self.head(maps.mean((3, 4)) if self.gap_head else maps.flatten(2))
 
-
+# %% ../nbs/02_models.ipynb #82c97014
 class SpikingHead(nn.Module):
     "TET's ResNet19 classifier on `[N,T,C]`: `fc1 -> LIF -> fc2`."
 
@@ -57,7 +57,7 @@ class SpikingHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.spike(self.fc1(x)))
 
-
+# %% ../nbs/02_models.ipynb #1a1b1a05
 def make_head(kind: str, in_features: int, num_classes: int, hidden: int = 256) -> nn.Module:
     "A `SpikingHead` (`kind='spiking'`) or a plain `nn.Linear` (`kind='linear'`)."
     if kind == "spiking":
@@ -66,7 +66,7 @@ def make_head(kind: str, in_features: int, num_classes: int, hidden: int = 256) 
         return nn.Linear(in_features, num_classes)
     raise ValueError(f"head must be 'spiking' or 'linear', got {kind!r}")
 
-
+# %% ../nbs/02_models.ipynb #dfb774c7
 def scaled(channels: int, width: float) -> int:
     "A channel count times the width multiplier (at least 1)."
     if width <= 0:
@@ -75,18 +75,20 @@ def scaled(channels: int, width: float) -> int:
 
 # %% ../nbs/02_models.ipynb #14de3879
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    "A 3x3 convolution without bias, padding 1."
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
 
-
+# %% ../nbs/02_models.ipynb #c30c4a7c
 def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    "A 1x1 convolution without bias."
     return nn.Conv2d(cin, cout, kernel_size=1, stride=stride, bias=False)
 
-
+# %% ../nbs/02_models.ipynb #8c053948
 def unfold(y: torch.Tensor, B: int) -> torch.Tensor:
     "`[B*T,...]` -> `[B,T,...]`."
     return y.reshape(B, -1, *y.shape[1:])
 
-
+# %% ../nbs/02_models.ipynb #d1936177
 class BasicBlock(nn.Module):
     "Spiking basic block (TET): conv-BN-LIF, conv-BN, + shortcut, LIF."
 
@@ -109,9 +111,10 @@ class BasicBlock(nn.Module):
         identity = flat if self.downsample is None else self.downsample(flat)
         return self.spike2(unfold(out + identity, B))
 
-
+# %% ../nbs/02_models.ipynb #e8973401
 class Bottleneck(nn.Module):
-    "Spiking bottleneck block (ResNet50): 1x1, 3x3 (strided), 1x1 x4, each conv-BN, LIF after each stage."
+    """Spiking bottleneck block (ResNet50): 1x1, 3x3 (strided), 1x1 x4, each conv-BN, LIF after each
+    stage."""
 
     expansion = 4
 
@@ -135,6 +138,15 @@ class Bottleneck(nn.Module):
         return self.spike3(unfold(out + identity, B))
 
 # %% ../nbs/02_models.ipynb #8d86dcc4
+def stem_conv(stem: str, in_channels: int, channels: int) -> nn.Conv2d:
+    "The first convolution: TET's CIFAR stem (3x3, stride 1) or the ImageNet one (7x7, stride 2)."
+    if stem == "cifar":
+        return conv3x3(in_channels, channels)
+    if stem == "imagenet":
+        return nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False)
+    raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+
+# %% ../nbs/02_models.ipynb #23d4f6c4
 class SpikingResNet(SpikingModel):
     "Spiking ResNet in the TET layout: stem, residual stages, GAP, head."
 
@@ -157,16 +169,13 @@ class SpikingResNet(SpikingModel):
         if len(layers) != len(widths) or len(layers) != len(strides):
             raise ValueError("layers, widths and strides need one entry per stage")
         self.T, self.cin = T, scaled(stem_width, width)
-        if stem == "cifar":
-            self.conv1 = conv3x3(in_channels, self.cin)
-        elif stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, self.cin, 7, stride=2, padding=3, bias=False)
-        else:
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+        self.conv1 = stem_conv(stem, in_channels, self.cin)
         self.bn1, self.spike = nn.BatchNorm2d(self.cin), LIF()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else None
-        for i, (n, w, s) in enumerate(zip(layers, widths, strides), 1):
-            setattr(self, f"layer{i}", self._make_layer(block, scaled(w, width), n, s))
+        for i, (blocks, planes, stride) in enumerate(zip(layers, widths, strides), 1):
+            setattr(
+                self, f"layer{i}", self._make_layer(block, scaled(planes, width), blocks, stride)
+            )
         self.num_stages, self.num_features = len(layers), self.cin
         self.head = make_head(head, self.num_features, num_classes, scaled(hidden, width))
 
@@ -183,6 +192,7 @@ class SpikingResNet(SpikingModel):
         return nn.Sequential(*layers)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The spiking map of the last stage, `[B,T,C,H,W]`."
         x = as_sequence(x, self.T)
         B, y = x.shape[0], self.bn1(self.conv1(x.flatten(0, 1)))
         x = self.spike(unfold(y, B))
@@ -208,10 +218,11 @@ def resnet19(num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", **kw
         **kw,
     )
 
-
+# %% ../nbs/02_models.ipynb #caf02b01
 def resnet18(
     num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw
 ) -> SpikingResNet:
+    "Spiking ResNet18: basic blocks, stages of 2, 2, 2, 2."
     return SpikingResNet(
         BasicBlock,
         (2, 2, 2, 2),
@@ -226,10 +237,11 @@ def resnet18(
         **kw,
     )
 
-
+# %% ../nbs/02_models.ipynb #7e93610c
 def resnet34(
     num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw
 ) -> SpikingResNet:
+    "Spiking ResNet34: basic blocks, stages of 3, 4, 6, 3."
     return SpikingResNet(
         BasicBlock,
         (3, 4, 6, 3),
@@ -244,10 +256,11 @@ def resnet34(
         **kw,
     )
 
-
+# %% ../nbs/02_models.ipynb #cb03ad01
 def resnet50(
     num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", stem="cifar", **kw
 ) -> SpikingResNet:
+    "Spiking ResNet50: bottleneck blocks, stages of 3, 4, 6, 3."
     return SpikingResNet(
         Bottleneck,
         (3, 4, 6, 3),
@@ -262,7 +275,7 @@ def resnet50(
         **kw,
     )
 
-
+# %% ../nbs/02_models.ipynb #626a659c
 def resnet_tiny(
     num_classes=10, T=4, in_channels=3, width=1.0, head="spiking", **kw
 ) -> SpikingResNet:
@@ -298,7 +311,7 @@ class ConvBNLIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.fwd(x))
 
-
+# %% ../nbs/02_models.ipynb #8afd1fbb
 VGG_LAYOUT = (64, 128, "pool", 256, 256, "pool", 512, 512, "pool", 512, 512, "pool")
 
 
@@ -335,21 +348,23 @@ class VGGSNN(SpikingModel):
         )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The last map, `[B,T,C,H,W]` (3x3 for 48x48 inputs)."
         return self.body(as_sequence(x, self.T))
 
-
+# %% ../nbs/02_models.ipynb #a053ccd9
 def vggsnn(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **kw) -> VGGSNN:
     "TET's VGGSNN for 48x48 DVS frames: flatten + `Linear(4608, K)`, no GAP."
     return VGGSNN(num_classes, T, in_channels, width, head, gap=False, **kw)
 
-
+# %% ../nbs/02_models.ipynb #13c1d93a
 def vggsnn_gap(num_classes=10, T=4, in_channels=2, width=1.0, head="linear", **kw) -> VGGSNN:
     "VGGSNN with GAP + `Linear(512, K)`: the variant TSE can train."
     return VGGSNN(num_classes, T, in_channels, width, head, gap=True, **kw)
 
 # %% ../nbs/02_models.ipynb #667930e3
 class SEWBlock(nn.Module):
-    "SEW basic block, ADD connection (Fang et al. 2021): conv-BN-LIF, conv-BN-LIF, + the shortcut's spikes (conv1x1-BN-LIF when it downsamples)."
+    """SEW basic block, ADD connection (Fang et al. 2021): conv-BN-LIF, conv-BN-LIF, + the
+    shortcut's spikes (conv1x1-BN-LIF when it downsamples)."""
 
     expansion = 1
 
@@ -373,11 +388,12 @@ class SEWBlock(nn.Module):
         )
         return out + identity
 
-
+# %% ../nbs/02_models.ipynb #2ee06f31
 def sew_resnet34(
     num_classes=1000, T=4, in_channels=3, width=1.0, head="linear", stem="imagenet", **kw
 ) -> SpikingResNet:
-    "SEW-ResNet-34 with the ADD connection and the ImageNet stem (21.79 M parameters for 1000 classes, as in the SEW paper)."
+    """SEW-ResNet-34 with the ADD connection and the ImageNet stem (21.79 M parameters for 1000
+    classes, as in the SEW paper)."""
     return SpikingResNet(
         SEWBlock,
         (3, 4, 6, 3),
@@ -405,23 +421,26 @@ MODELS = {
 }
 # flatten before the head (TET's VGGSNN); every other model pools globally first
 WITHOUT_GAP_HEAD = {"vggsnn"}
+
+# %% ../nbs/02_models.ipynb #2ef81360
 INITS = ("tet", "kaiming", "default")
 
 
 def initialise(model: nn.Module, rule: str = "tet") -> nn.Module:
-    """Initial weights by `rule` (in place; returns the model). `tet`: as the TET code (models/resnet_models.py keeps
-    PyTorch's default for ResNet19; models/VGG_models.py draws VGGSNN's convolutions from Kaiming, fan_out, ReLU);
-    `kaiming`: Kaiming for every convolution; `default`: PyTorch's default everywhere."""
+    """Initial weights by `rule` (in place; returns the model). `tet`: as the TET code
+    (models/resnet_models.py keeps PyTorch's default for ResNet19; models/VGG_models.py draws
+    VGGSNN's convolutions from Kaiming, fan_out, ReLU); `kaiming`: Kaiming for every convolution;
+    `default`: PyTorch's default everywhere."""
     if rule not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, got {rule!r}")
     if rule == "default" or (rule == "tet" and not isinstance(model, VGGSNN)):
         return model
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     return model
 
-
+# %% ../nbs/02_models.ipynb #6563fa74
 def get_model(
     name: str,
     num_classes: int = 10,
@@ -432,7 +451,8 @@ def get_model(
     init: str = "tet",
     **kw,
 ) -> SpikingModel:
-    "Build the model `name` of `MODELS`; `head` is 'spiking', 'linear' or None (the model's TET default); `init` a rule of `initialise`."
+    """Build the model `name` of `MODELS`; `head` is 'spiking', 'linear' or None (the model's TET
+    default); `init` a rule of `initialise`."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     if head is not None:
@@ -440,65 +460,3 @@ def get_model(
     return initialise(
         MODELS[name](num_classes=num_classes, T=T, in_channels=in_channels, width=width, **kw), init
     )
-
-# %% ../nbs/02_models.ipynb #3e3613bd
-TET_KEY_RULES = [  # (pattern, replacement), applied in order to every checkpoint key
-    (r"^module\.", ""),  # saved from DataParallel / DDP
-    (r"(^|\.)(conv\d+|fc\d+)_s\.layer\.module\.", r"\1\2."),  # tdLayer(conv) alias of conv
-    (r"(^|\.)conv(\d+)_s\.bn\.", r"\1bn\2."),  # tdLayer's BN alias of bnN
-    (r"(^|\.)downsample\.layer\.module\.", r"\1downsample.0."),
-    (r"(^|\.)downsample\.bn\.", r"\1downsample.1."),
-    # tdBatchNorm
-    (
-        r"\.(?:bn|seqbn\.module)\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
-        r".\1",
-    ),
-    (r"^(fc\d+)\.", r"head.\1."),  # ResNet19's classifier lives in our SpikingHead
-    (r"^classifier\.module\.", "head."),  # VGGSNN's SeqToANNContainer(Linear)
-    (r"^features\.", "body."),  # VGGSNN's layers
-]
-
-
-def tet_key(key: str) -> str:
-    "Our parameter name for a key of a TET checkpoint."
-    for pattern, replacement in TET_KEY_RULES:
-        key = re.sub(pattern, replacement, key)
-    return key
-
-
-def collapse_tet_aliases(state_dict: dict) -> dict:
-    "One tensor per parameter: TET's aliases mapped to our names, checked to be equal."
-    out, source = {}, {}
-    for key, value in state_dict.items():
-        name = tet_key(key)
-        if name in out and not (out[name].shape == value.shape and torch.equal(out[name], value)):
-            raise ValueError(
-                f"checkpoint aliases {source[name]!r} and {key!r} of {name!r} differ; the checkpoint is corrupt"
-            )
-        out.setdefault(name, value)
-        source.setdefault(name, key)
-    return out
-
-
-def load_tet_checkpoint(model: nn.Module, state_dict: dict) -> nn.Module:
-    "Load a TET-code checkpoint (aliases collapsed) into `model`, strictly; returns the model."
-    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
-        state_dict = state_dict["state_dict"]
-    ours, theirs = model.state_dict(), collapse_tet_aliases(state_dict)
-    missing, unexpected = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint does not fit {type(model).__name__}: missing {missing[:5]} ({len(missing)}), "
-            f"unexpected {unexpected[:5]} ({len(unexpected)}); check the model name, width and head"
-        )
-    wrong = [
-        f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
-        for k, v in ours.items()
-        if theirs[k].shape != v.shape
-    ]
-    if wrong:
-        raise ValueError(
-            f"checkpoint shapes differ from the model (checkpoint vs model): {wrong[:5]}; check num_classes and width"
-        )
-    model.load_state_dict(theirs)
-    return model

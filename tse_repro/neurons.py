@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_neurons.ipynb #d45d9fda
 from __future__ import annotations
-import functools
+import functools, statistics, time
 import torch
 from torch import nn
 
@@ -32,10 +32,11 @@ class ZIF(torch.autograd.Function):
 
 # %% ../nbs/01_neurons.ipynb #4e77ee92
 def membrane_dtype(dtype: torch.dtype, fp32_membrane: bool = True) -> torch.dtype:
-    "The dtype the membrane accumulates in for input currents of `dtype`: at least fp32 when `fp32_membrane`."
+    """The dtype the membrane accumulates in for input currents of `dtype`: at least fp32 when
+    `fp32_membrane`."""
     return torch.promote_types(dtype, torch.float32) if fp32_membrane else dtype
 
-
+# %% ../nbs/01_neurons.ipynb #8e04be76
 def lif_sequence(
     x: torch.Tensor,
     thresh: float = 1.0,
@@ -43,7 +44,8 @@ def lif_sequence(
     gamma: float = 1.0,
     fp32_membrane: bool = True,
 ) -> torch.Tensor:
-    "Spikes `[B,T,...]` (in `x`'s dtype) of TET's LIF neuron driven by the input currents `x` `[B,T,...]` (eager loop)."
+    """Spikes `[B,T,...]` (in `x`'s dtype) of TET's LIF neuron driven by the input currents `x`
+    `[B,T,...]` (eager loop)."""
     dtype = membrane_dtype(x.dtype, fp32_membrane)
     mem, spikes = 0, []  # python 0, as TET: the first step is exactly x_0
     for t in range(x.shape[1]):
@@ -55,7 +57,8 @@ def lif_sequence(
 
 # %% ../nbs/01_neurons.ipynb #24ce3af9
 class LIFSequence(torch.autograd.Function):
-    "`lif_sequence` as one autograd node: the backward repeats autograd's arithmetic through the loop, step by step."
+    """`lif_sequence` as one autograd node: the backward repeats autograd's arithmetic through the
+    loop, step by step."""
 
     @staticmethod
     def forward(
@@ -71,16 +74,16 @@ class LIFSequence(torch.autograd.Function):
         spikes, mems = torch.empty_like(x), torch.empty_like(x, dtype=dtype)
         mem = u = None
         for t in range(x.shape[1]):
-            m, s = mems.select(1, t), spikes.select(1, t)
+            before, spike = mems.select(1, t), spikes.select(1, t)
             if mem is None:
-                torch.add(x.select(1, t), 0 * tau, out=m)  # mem_0 = 0: `0*tau + x_0`
+                torch.add(x.select(1, t), 0 * tau, out=before)  # mem_0 = 0: `0*tau + x_0`
             else:
-                torch.mul(mem, tau, out=m).add_(x.select(1, t))
-            u = torch.sub(m, thresh, out=u)
-            torch.gt(u, 0, out=s)
-            # (1 - s) * m: `u <= 0` equals 1 - s except where u is NaN, and there m is NaN, so is
-            # the product
-            mem = torch.le(u, 0, out=torch.empty_like(m) if mem is None else mem).mul_(m)
+                torch.mul(mem, tau, out=before).add_(x.select(1, t))
+            u = torch.sub(before, thresh, out=u)
+            torch.gt(u, 0, out=spike)
+            # (1 - spike) * before: `u <= 0` equals 1 - spike except where u is NaN, and there
+            # before is NaN, so is the product
+            mem = torch.le(u, 0, out=torch.empty_like(before) if mem is None else mem).mul_(before)
         ctx.save_for_backward(mems, spikes)
         ctx.consts = (thresh, tau, gamma)
         return spikes
@@ -112,16 +115,18 @@ class LIFSequence(torch.autograd.Function):
 
 # %% ../nbs/01_neurons.ipynb #4f9a589b
 def _membrane_steps(x: torch.Tensor, thresh: float, tau: float, dtype: torch.dtype):
-    "Per step t of `x` `[B,T,N]`: the membrane before the reset and `u = mem - thresh`, as `LIFSequence` computes them."
+    """Per step t of `x` `[B,T,N]`: the membrane before the reset and `u = mem - thresh`, as
+    `LIFSequence` computes them."""
     mem = None
     for t in range(x.shape[1]):
-        xt = x[:, t].to(dtype)
-        m = xt + 0 * tau if mem is None else mem * tau + xt  # mem_0 = 0: `0*tau + x_0`
-        u = m - thresh
-        yield m, u
-        mem = (u <= 0).to(dtype) * m
+        current = x[:, t].to(dtype)
+        # mem_0 = 0: `0*tau + x_0`
+        before = current + 0 * tau if mem is None else mem * tau + current
+        u = before - thresh
+        yield before, u
+        mem = (u <= 0).to(dtype) * before
 
-
+# %% ../nbs/01_neurons.ipynb #b536b339
 def lif_kernel_forward(
     x: torch.Tensor, thresh: float, tau: float, fp32_membrane: bool
 ) -> torch.Tensor:
@@ -135,7 +140,7 @@ def lif_kernel_forward(
         1,
     )
 
-
+# %% ../nbs/01_neurons.ipynb #7cd5c4fd
 def lif_kernel_backward(
     x: torch.Tensor,
     grad_spikes: torch.Tensor,
@@ -144,14 +149,15 @@ def lif_kernel_backward(
     gamma: float,
     fp32_membrane: bool,
 ) -> torch.Tensor:
-    "The fused backward: the gradient reaching `x` `[B,T,N]`, membranes recomputed, `LIFSequence.backward`'s arithmetic."
+    """The fused backward: the gradient reaching `x` `[B,T,N]`, membranes recomputed,
+    `LIFSequence.backward`'s arithmetic."""
     dtype = membrane_dtype(x.dtype, fp32_membrane)
-    mems, us = zip(*_membrane_steps(x, thresh, tau, dtype))
+    mems, u_steps = zip(*_membrane_steps(x, thresh, tau, dtype))
     scale = (1 / gamma) * (1 / gamma)
     # grad_mem: gradient reaching mem after step t's reset
     grads, grad_mem = [None] * x.shape[1], None
     for t in reversed(range(x.shape[1])):
-        surrogate = (gamma - us[t].abs()).clamp(min=0)
+        surrogate = (gamma - u_steps[t].abs()).clamp(min=0)
         if scale != 1:
             surrogate = surrogate * scale
         g_spike = grad_spikes[:, t].to(dtype)
@@ -159,17 +165,18 @@ def lif_kernel_backward(
             g_spike = g_spike - grad_mem * mems[t]
         g_m = g_spike * surrogate
         if grad_mem is not None:
-            g_m = g_m + grad_mem * (us[t] <= 0).to(dtype)
+            g_m = g_m + grad_mem * (u_steps[t] <= 0).to(dtype)
         grad_mem = g_m * tau
         # rounded as it is stored: a stack of fp32 steps would be written and read again
         grads[t] = g_m.to(x.dtype)
     return torch.stack(grads, 1)
 
-
+# %% ../nbs/01_neurons.ipynb #6590e411
 def _stable_call(fn):
-    """`fn` called so that dynamo keeps one graph per dtype: float constants specialised (dynamic=True would trace them
-    symbolically), autocast off (the kernels state their dtypes), and tensors detached from the views they came from
-    (dynamo guards a view on its base's sizes and strides, and would recompile for every layer and layout)."""
+    """`fn` called so that dynamo keeps one graph per dtype: float constants specialised
+    (dynamic=True would trace them symbolically), autocast off (the kernels state their dtypes),
+    and tensors detached from the views they came from (dynamo guards a view on its base's sizes
+    and strides, and would recompile for every layer and layout)."""
 
     def call(*tensors):
         device = tensors[0].device.type
@@ -177,7 +184,7 @@ def _stable_call(fn):
             torch._dynamo.config.patch(specialize_float=True),
             torch.autocast(device, enabled=False),
         ):
-            return fn(*(t.detach() for t in tensors))
+            return fn(*(tensor.detach() for tensor in tensors))
 
     return call
 
@@ -186,18 +193,21 @@ def _stable_call(fn):
 def compiled_lif_kernels(
     thresh: float = 1.0, tau: float = 0.5, gamma: float = 1.0, fp32_membrane: bool = True
 ):
-    "The fused forward and backward kernels for these constants, compiled once (dynamic shapes) for `[B, T, N]`."
+    """The fused forward and backward kernels for these constants, compiled once (dynamic shapes)
+    for `[B, T, N]`."""
     forward = torch.compile(
         lambda x: lif_kernel_forward(x, thresh, tau, fp32_membrane), dynamic=True
     )
     backward = torch.compile(
-        lambda x, g: lif_kernel_backward(x, g, thresh, tau, gamma, fp32_membrane), dynamic=True
+        lambda x, grad: lif_kernel_backward(x, grad, thresh, tau, gamma, fp32_membrane),
+        dynamic=True,
     )
     return _stable_call(forward), _stable_call(backward)
 
-
+# %% ../nbs/01_neurons.ipynb #69b7568a
 class FusedLIF(torch.autograd.Function):
-    "The LIF on `[B,T,N]` as two compiled kernels; the same bits as `LIFSequence` (fp32, and bf16 with an fp32 membrane)."
+    """The LIF on `[B,T,N]` as two compiled kernels; the same bits as `LIFSequence` (fp32, and bf16
+    with an fp32 membrane)."""
 
     @staticmethod
     def forward(
@@ -220,26 +230,29 @@ class FusedLIF(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         return ctx.kernel_backward(x, grad_spikes.contiguous()), None, None, None, None
 
-
+# %% ../nbs/01_neurons.ipynb #427e3e07
 _fused_default = False
 
 
 def set_fused_lif(enabled: bool) -> bool:
-    "Make LIF neurons built with `fused=None` use the compiled fast path; returns the previous setting."
+    """Make LIF neurons built with `fused=None` use the compiled fast path; returns the previous
+    setting."""
     global _fused_default
     previous, _fused_default = _fused_default, bool(enabled)
     return previous
 
-
+# %% ../nbs/01_neurons.ipynb #81ba60cc
 def memory_order(x: torch.Tensor) -> list[int]:
-    "The permutation of `x` `[B,T,...]` that keeps B and T first and puts the other dims in the order they lie in memory."
+    """The permutation of `x` `[B,T,...]` that keeps B and T first and puts the other dims in the
+    order they lie in memory."""
     # sorted is stable: ties keep their order
-    return [0, 1, *sorted(range(2, x.dim()), key=lambda d: -x.stride(d))]
+    return [0, 1, *sorted(range(2, x.dim()), key=lambda dim: -x.stride(dim))]
 
 # %% ../nbs/01_neurons.ipynb #6a59a43b
 class LIF(nn.Module):
-    """TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None: `set_fused_lif`);
-    `fp32_membrane`: under bf16 autocast the membrane accumulates in fp32 (the spikes stay in the input's dtype)."""
+    """TET's LIF spiking neuron on `[B,T,...]`; `fused` picks the compiled fast path (None:
+    `set_fused_lif`); `fp32_membrane`: under bf16 autocast the membrane accumulates in fp32 (the
+    spikes stay in the input's dtype)."""
 
     def __init__(
         self,
@@ -259,7 +272,10 @@ class LIF(nn.Module):
         )
 
     def extra_repr(self):
-        return f"thresh={self.thresh}, tau={self.tau}, gamma={self.gamma}, fused={self.fused}, fp32_membrane={self.fp32_membrane}"
+        return (
+            f"thresh={self.thresh}, tau={self.tau}, gamma={self.gamma}, fused={self.fused}, "
+            f"fp32_membrane={self.fp32_membrane}"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
@@ -282,9 +298,8 @@ class LIF(nn.Module):
 def time_lif(
     shape=(32, 4, 64, 16, 16), repeats: int = 7, fused_modes=(False, True), loop: bool = False
 ) -> dict:
-    "Median seconds of LIF forward+backward on a random `shape` per mode (`loop`: also `lif_sequence`), interleaved."
-    import statistics, time
-
+    """Median seconds of LIF forward+backward on a random `shape` per mode (`loop`: also
+    `lif_sequence`), interleaved."""
     x = (1.5 * torch.randn(shape)).requires_grad_()
     runs = {("fused" if mode else "eager"): LIF(fused=mode) for mode in fused_modes}
     if loop:
@@ -297,11 +312,12 @@ def time_lif(
             start = time.perf_counter()
             run(x).sum().backward()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 # %% ../nbs/01_neurons.ipynb #bad1600d
 class SeqToANNContainer(nn.Module):
-    "Apply `modules` to `[B,T,...]` by folding time into the batch: `[B*T,...]` in, `[B,T,...]` out."
+    """Apply `modules` to `[B,T,...]` by folding time into the batch: `[B*T,...]` in, `[B,T,...]`
+    out."""
 
     def __init__(self, *modules: nn.Module):
         super().__init__()

@@ -4,24 +4,23 @@
 
 # %% ../nbs/10_runs.ipynb #16b86dd5
 from __future__ import annotations
-import contextlib, fcntl, hashlib, io, json, math, os, signal
+import contextlib, fcntl, io, json, os
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from fastcore.basics import patch
 from torch import nn
 
 from .checks import SettingError
 from .config import TrainConfig, build_model
-from .datafiles import atomic_write, data_signature
-from .losses import METHODS, LossState, inert_settings
+from .datafiles import atomic_write
+from .methods import METHODS, LossState
 
 # %% auto #0
-__all__ = ['FILES', 'RUN_FILES', 'RESUME_FIX', 'RESUME_FREE', 'ADDED', 'RunRefused', 'write_json', 'RunFolder', 'try_lock',
-           'Terminated', 'stop_on_sigterm', 'interruption', 'read_checkpoint', 'epoch_record', 'summarize',
-           'result_settings', 'check_run_folder', 'run_identity', 'run_key', 'model_from_state', 'loss_state_from',
-           'fake_run']
+__all__ = ['FILES', 'RUN_FILES', 'RESUME_FIX', 'RunRefused', 'write_json', 'RunFolder', 'try_lock', 'read_checkpoint',
+           'epoch_record', 'summarize', 'model_from_state', 'loss_state_from', 'fake_run']
 
 # %% ../nbs/10_runs.ipynb #63600b8f
 FILES = {
@@ -38,15 +37,24 @@ FILES = {
 # what only a run writes: never overwritten by another one
 RUN_FILES = ("config", "metrics", "summary", "checkpoint")
 
-
+# %% ../nbs/10_runs.ipynb #b5b3cb30
 class RunRefused(ValueError):
-    "The folder cannot take this run (another run's, a live one, an unreadable one); nothing was written."
+    """The folder cannot take this run (another run's, a live one, an unreadable one); nothing was
+    written."""
 
-
+# %% ../nbs/10_runs.ipynb #a4344423
 def write_json(path: Path, obj) -> None:
+    "Write `obj` as indented JSON with sorted keys, atomically."
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n"))
 
 # %% ../nbs/10_runs.ipynb #4b8fb094
+def _unreadable(path: Path, e: Exception) -> RunRefused:
+    return RunRefused(
+        f"{path} is unreadable ({type(e).__name__}: {e}); "
+        "move it away (or the whole folder) and rerun"
+    )
+
+
 class RunFolder:
     "The folder of one run: its files, its status, its owner."
 
@@ -57,66 +65,82 @@ class RunFolder:
         return f"RunFolder({str(self.path)!r})"
 
     def file(self, name: str) -> Path:
+        "The path of the file `name` (a key of `FILES`)."
         return self.path / FILES[name]
 
     def read_json(self, name: str):
-        "The JSON file `name` (a key of FILES), `None` when absent; one line naming the file when unreadable."
+        """The JSON file `name` (a key of FILES), `None` when absent; one line naming the file when
+        unreadable."""
         path = self.file(name)
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RunRefused(
-                f"{path} is unreadable ({type(e).__name__}: {e}); move it away (or the whole folder) and rerun"
-            )
+            raise _unreadable(path, e) from e
 
-    def config(self) -> dict | None:
-        return self.read_json("config")
+# %% ../nbs/10_runs.ipynb #0472db40
+@patch
+def config(self: RunFolder) -> dict | None:
+    "The saved settings (`config.json`)."
+    return self.read_json("config")
 
-    def summary(self) -> dict | None:
-        return self.read_json("summary")
+# %% ../nbs/10_runs.ipynb #b3bc646c
+@patch
+def summary(self: RunFolder) -> dict | None:
+    "The finished run's summary (`summary.json`)."
+    return self.read_json("summary")
 
-    def identity(self) -> dict:
-        return self.read_json("identity") or {}
+# %% ../nbs/10_runs.ipynb #5f8c2eee
+@patch
+def identity(self: RunFolder) -> dict:
+    "What the sweep driver recorded of the run (`run.json`): variant, method, seed, profile."
+    return self.read_json("identity") or {}
 
-    def error(self) -> str:
-        return self.file("error").read_text().strip() if self.file("error").exists() else ""
+# %% ../nbs/10_runs.ipynb #f6cbf75a
+@patch
+def error(self: RunFolder) -> str:
+    "The sweep driver's record of a failed run (`error.txt`)."
+    return self.file("error").read_text().strip() if self.file("error").exists() else ""
 
-    def history(self) -> list[dict]:
-        "The per-epoch metrics, one dict per epoch."
-        path = self.file("metrics")
-        if not path.exists():
-            return []
-        try:
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RunRefused(
-                f"{path} is unreadable ({type(e).__name__}: {e}); move it away (or the whole folder) and rerun"
-            )
+# %% ../nbs/10_runs.ipynb #ffb5de45
+@patch
+def history(self: RunFolder) -> list[dict]:
+    "The per-epoch metrics, one dict per epoch."
+    path = self.file("metrics")
+    if not path.exists():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _unreadable(path, e) from e
 
-    def train_config(self) -> TrainConfig:
-        "The saved settings as a validated `TrainConfig`."
-        saved = self.config()
-        if saved is None:
-            raise RunRefused(f"{self.file('config')} not found: {self.path} holds no run")
-        known = {f.name for f in fields(TrainConfig)}
-        if set(saved) - known:
-            raise RunRefused(
-                f"{self.file('config')} has settings this version does not know ({', '.join(sorted(set(saved) - known))}); "
-                "use the tse-repro version that wrote it"
-            )
-        try:
-            return TrainConfig(**saved).validate()
-        except SettingError as e:
-            raise RunRefused(f"{self.file('config')}: {e}") from None
+# %% ../nbs/10_runs.ipynb #b5bc2c70
+@patch
+def train_config(self: RunFolder) -> TrainConfig:
+    "The saved settings as a validated `TrainConfig`."
+    saved = self.config()
+    if saved is None:
+        raise RunRefused(f"{self.file('config')} not found: {self.path} holds no run")
+    known = {f.name for f in fields(TrainConfig)}
+    if set(saved) - known:
+        unknown = ", ".join(sorted(set(saved) - known))
+        raise RunRefused(
+            f"{self.file('config')} has settings this version does not know ({unknown}); "
+            "use the tse-repro version that wrote it"
+        )
+    try:
+        return TrainConfig(**saved).validate()
+    except SettingError as e:
+        raise RunRefused(f"{self.file('config')}: {e}") from None
 
 # %% ../nbs/10_runs.ipynb #6d499554
 _held_locks: set[int] = set()  # this process's owner locks: a forked child must not keep them alive
 
 
 def _close_inherited_locks():
-    "Run in a forked child: close its copies of the owner locks; closing a copy leaves the owner's lock in force."
+    """Run in a forked child: close its copies of the owner locks; closing a copy leaves the owner's
+    lock in force."""
     for fd in _held_locks:
         os.close(fd)
     _held_locks.clear()
@@ -124,9 +148,10 @@ def _close_inherited_locks():
 
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
-
+# %% ../nbs/10_runs.ipynb #e5275cf7
 def try_lock(path: Path):
-    "An exclusive, non-blocking flock on `path` (created if needed), or None when another process holds it."
+    """An exclusive, non-blocking flock on `path` (created if needed), or None when another process
+    holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -135,7 +160,7 @@ def try_lock(path: Path):
         return None
     return fd
 
-
+# %% ../nbs/10_runs.ipynb #2bbc9e3c
 @patch
 def is_live(self: RunFolder) -> bool:
     "Whether a process holds this folder (a run is training in it now)."
@@ -147,11 +172,12 @@ def is_live(self: RunFolder) -> bool:
     os.close(fd)
     return False
 
-
+# %% ../nbs/10_runs.ipynb #a3b38dd1
 @patch
 @contextlib.contextmanager
 def claim(self: RunFolder):
-    "Own the folder while the block runs (created if needed); refuses a folder another process owns."
+    """Own the folder while the block runs (created if needed); refuses a folder another process
+    owns."""
     try:
         self.path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -161,7 +187,8 @@ def claim(self: RunFolder):
     fd = try_lock(self.file("owner"))
     if fd is None:
         raise RunRefused(
-            f"{self.path} is owned by a live run (another process is training in it); wait for it or choose another --out"
+            f"{self.path} is owned by a live run (another process is training in it); wait for it "
+            "or choose another --out"
         )
     _held_locks.add(fd)
     try:
@@ -187,94 +214,79 @@ def status(self: RunFolder) -> str:
         return "interrupted"
     return "pending"
 
-# %% ../nbs/10_runs.ipynb #c11161cb
-class Terminated(KeyboardInterrupt):
-    "SIGTERM, raised where it lands as Ctrl-C's `KeyboardInterrupt` is, so it stops a run the same way."
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
-def stop_on_sigterm() -> None:
-    "From now on SIGTERM raises `Terminated` in this process (its main thread) instead of ending it without a word."
-    signal.signal(signal.SIGTERM, _terminate)
-
-
-def interruption(e: KeyboardInterrupt) -> tuple[int, str]:
-    "The exit code and the word for a stop: 130 and 'interrupted' for Ctrl-C, 143 and 'interrupted by SIGTERM' for SIGTERM."
-    return (
-        (128 + signal.SIGTERM, "interrupted by SIGTERM")
-        if isinstance(e, Terminated)
-        else (130, "interrupted")
-    )
-
 # %% ../nbs/10_runs.ipynb #fcdab168
 @patch
 def write_config(self: RunFolder, cfg: TrainConfig) -> None:
+    "Write the run's settings (`config.json`)."
     write_json(self.file("config"), asdict(cfg))
 
-
+# %% ../nbs/10_runs.ipynb #f4c037dc
 @patch
 def write_metrics(self: RunFolder, history: list[dict]) -> None:
+    "Write the per-epoch metrics (`metrics.jsonl`), one line per epoch."
     atomic_write(
         self.file("metrics"), lambda p: p.write_text("".join(json.dumps(h) + "\n" for h in history))
     )
 
-
+# %% ../nbs/10_runs.ipynb #f2654972
 @patch
 def write_summary(self: RunFolder, summary: dict) -> None:
+    "Write a finished run's summary (`summary.json`)."
     write_json(self.file("summary"), summary)
 
-
+# %% ../nbs/10_runs.ipynb #635b9820
 @patch
 def write_identity(self: RunFolder, identity: dict) -> None:
+    "Write what the sweep driver knows of the run (`run.json`)."
     write_json(self.file("identity"), identity)
 
-
+# %% ../nbs/10_runs.ipynb #ea95e6e4
 @patch
 def write_error(self: RunFolder, text: str) -> None:
+    "Record why the run failed (`error.txt`)."
     atomic_write(self.file("error"), lambda p: p.write_text(text))
 
-
+# %% ../nbs/10_runs.ipynb #3ffbd19a
 @patch
 def save_checkpoint(self: RunFolder, state: dict) -> None:
-    "Write the checkpoint atomically; serialised in memory first, so a full disk is a plain `OSError` (ENOSPC, EFBIG) of the write."
+    """Write the checkpoint atomically; serialised in memory first, so a full disk is a plain
+    `OSError` (ENOSPC, EFBIG) of the write."""
     # torch's own file writer turns a failed write into 'unexpected pos' tracebacks
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(self.file("checkpoint"), lambda p: p.write_bytes(buffer.getbuffer()))
 
-
+# %% ../nbs/10_runs.ipynb #d2b350d8
 RESUME_FIX = "move it away to start the run over, or restore a good copy"
 
 
 def read_checkpoint(path: Path, fix: str = RESUME_FIX) -> dict:
-    "A checkpoint file's state; one line naming the file and `fix` when it is missing or unreadable."
+    """A checkpoint file's state; one line naming the file and `fix` when it is missing or
+    unreadable."""
     path = Path(path)
     if not path.exists():
         raise RunRefused(f"{path} not found: the run saved no checkpoint yet")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise RunRefused(
-            f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {fix}"
-        ) from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise RunRefused(f"{path} is unreadable ({type(e).__name__}: {first}); {fix}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise RunRefused(f"{path} is unreadable (not a tse-repro checkpoint); {fix}")
     return state
 
-
+# %% ../nbs/10_runs.ipynb #4479a367
 @patch
 def load_checkpoint(self: RunFolder) -> dict:
     "This run's checkpoint (`read_checkpoint`)."
     return read_checkpoint(self.file("checkpoint"))
 
-
+# %% ../nbs/10_runs.ipynb #54ea08e7
 def epoch_record(
     epoch: int, step: int, train_stats: dict, test_acc_by_t: list, history: list
 ) -> dict:
-    "One line of metrics.jsonl: the epoch (1-based), the global step, the training statistics and the test top-1 by t."
+    """One line of metrics.jsonl: the epoch (1-based), the global step, the training statistics and
+    the test top-1 by t."""
     best = max([h["test_acc"] for h in history] + [test_acc_by_t[-1]])
     return {
         "epoch": epoch,
@@ -285,9 +297,10 @@ def epoch_record(
         "best_acc": best,
     }
 
-
+# %% ../nbs/10_runs.ipynb #5bd351a8
 def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
-    "summary.json of a finished run: its settings, final and best top-1 (and the best epoch), time, and `extra`."
+    """summary.json of a finished run: its settings, final and best top-1 (and the best epoch),
+    time, and `extra`."""
     best = max(history, key=lambda h: h["test_acc"])
     return {
         "config": asdict(cfg),
@@ -301,109 +314,34 @@ def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
         **extra,
     }
 
-# %% ../nbs/10_runs.ipynb #b848997e
-# settings that leave the result unchanged
-RESUME_FREE = {
-    "resume",
-    "progress",
-    "workers",
-    "pin_memory",
-    "persistent_workers",
-    "prefetch_factor",
-    "out",
-    "tensorboard",
-    "tensorboard_masks_every",
-    # a mid-epoch checkpoint resumes bit for bit (11_train), so where a run saves does not change
-    # its result
-    "save_every_steps",
-}
-
-# settings younger than committed runs: their defaults are what those runs did
-ADDED = {f.name: f.default for f in fields(TrainConfig) if f.metadata["added"]}
-
-
-def result_settings(cfg: TrainConfig | dict) -> dict:
-    """The settings that determine a run's result: all but `RESUME_FREE` and the loss settings that cannot act
-    (`inert_settings`: an SDT run's `lamb`, say), and an `ADDED` setting only away from its default (a run older than it has none)."""
-    settings = asdict(cfg) if isinstance(cfg, TrainConfig) else cfg
-    free = RESUME_FREE | inert_settings(settings)
-    return {
-        k: v for k, v in settings.items() if k not in free and not (k in ADDED and v == ADDED[k])
-    }
-
-
-def _check_out(out: str) -> Path:
-    if not str(out).strip():
-        raise SettingError("out", "must name a folder, got an empty path")
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise SettingError("out", f"{out} is a file, not a folder; choose another")
-    existing = next(p for p in [path, *path.absolute().parents] if p.exists())
-    if not existing.is_dir():
-        raise SettingError(
-            "out", f"{out} cannot be created: {existing} is a file, not a folder; choose another"
-        )
-    if not os.access(existing, os.W_OK):
-        raise SettingError(
-            "out", f"{out} cannot be written ({existing} is read-only); choose another"
-        )
-    return path
-
-
-def check_run_folder(cfg: TrainConfig, owned: bool = False) -> None:
-    "Raise `RunRefused` (or a `SettingError` on `out`) unless `cfg` may start or resume its run in `cfg.out` (`owned`: we hold it)."
-    folder = RunFolder(_check_out(cfg.out))
-    if not owned and folder.is_live():
-        raise RunRefused(
-            f"--out {cfg.out} is owned by a live run; wait for it or choose a new --out"
-        )
-    saved, present = folder.config(), [FILES[f] for f in RUN_FILES if folder.file(f).exists()]
-    if saved is None:
-        if present:
-            raise RunRefused(
-                f"--out {cfg.out} holds run files ({', '.join(present)}) but no config.json; choose a new --out"
-            )
-        if cfg.resume:
-            raise RunRefused(
-                f"--out {cfg.out} holds no run to resume; drop --resume to start one there"
-            )
-        return
-    old, new = result_settings(saved), result_settings(cfg)
-    if old != new:
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise RunRefused(
-            f"--out {cfg.out} holds another run (differs in {', '.join(diff)}); choose a new --out"
-        )
-    if not cfg.resume:
-        raise RunRefused(
-            f"--out {cfg.out} already holds this run; pass --resume to continue it or choose a new --out"
-        )
-
-# %% ../nbs/10_runs.ipynb #2cc080a8
-def run_identity(cfg: TrainConfig | dict, nproc: int = 1) -> dict:
-    "Everything that determines a run's result: settings (the data folder replaced by the data's signature) and process count."
-    settings = result_settings(cfg)
-    return {
-        "settings": {k: v for k, v in settings.items() if k != "data_path"},
-        "data": data_signature(
-            settings["dataset"], settings.get("data_path"), settings.get("train_file")
-        ),
-        "nproc": nproc,
-    }
-
-
-def run_key(identity: dict) -> str:
-    "A short, stable hash of a run's identity."
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-
 # %% ../nbs/10_runs.ipynb #9ca3d678
 def _erases(method) -> bool:
     return method in METHODS and METHODS[method].erases
 
 
+def _failed_record(folder: RunFolder, error: str) -> dict:
+    "The record of a run whose files cannot be read: failed, with the reason."
+    return {
+        "name": folder.path.name,
+        "dir": str(folder.path),
+        "variant": folder.path.name,
+        "method": "sdt",
+        "seed": None,
+        "tau_f": None,
+        "kappa": None,
+        "status": "failed",
+        "config": {},
+        "summary": None,
+        "history": [],
+        "error": error,
+        "eval": None,
+    }
+
+
 @patch
 def record(self: RunFolder) -> dict:
-    "The run as a record: name, variant, method, seed, loss settings, status, config, summary, history, error."
+    """The run as a record: name, variant, method, seed, loss settings, status, config, summary,
+    history, error."""
     try:
         summary, ident, config, history, evaluation = (
             self.summary(),
@@ -414,21 +352,7 @@ def record(self: RunFolder) -> dict:
         )
     # an unreadable file: the run shows as failed, with the reason, and the others still report
     except RunRefused as e:
-        return {
-            "name": self.path.name,
-            "dir": str(self.path),
-            "variant": self.path.name,
-            "method": "sdt",
-            "seed": None,
-            "tau_f": None,
-            "kappa": None,
-            "status": "failed",
-            "config": {},
-            "summary": None,
-            "history": [],
-            "error": str(e),
-            "eval": None,
-        }
+        return _failed_record(self, str(e))
     config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
     return {
@@ -447,9 +371,10 @@ def record(self: RunFolder) -> dict:
         "eval": evaluation,
     }
 
-
+# %% ../nbs/10_runs.ipynb #8ce3d058
 def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") -> nn.Module:
-    "The model of `cfg` with the weights of a checkpoint `state` (eval mode); one line naming `where` when they do not fit."
+    """The model of `cfg` with the weights of a checkpoint `state` (eval mode); one line naming
+    `where` when they do not fit."""
     model = build_model(replace(cfg, channels_last=False), device)
     try:
         model.load_state_dict(state["model"])
@@ -464,21 +389,23 @@ def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") ->
     # else a NaN model 'evaluates' to chance
     if bad := [k for k, v in tensors.items() if not torch.isfinite(v).all()]:
         raise RunRefused(
-            f"{where} holds non-finite weights ({len(bad)} of {len(tensors)} tensors: {', '.join(bad[:3])}"
-            f"{', ...' if len(bad) > 3 else ''}): its run diverged; retrain it (lower --lr) or use an earlier checkpoint"
+            f"{where} holds non-finite weights ({len(bad)} of {len(tensors)} tensors: "
+            f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): its run diverged; retrain it "
+            "(lower --lr) or use an earlier checkpoint"
         )
     return model.eval()
 
-
+# %% ../nbs/10_runs.ipynb #ad2b6daa
 def loss_state_from(cfg: TrainConfig, state: dict | None = None) -> LossState:
-    "The loss as a checkpoint `state` left it: the tau_f of its last epoch done (the run's last without a state), a learned kappa."
+    """The loss as a checkpoint `state` left it: the tau_f of its last epoch done (the run's last
+    without a state), a learned kappa."""
     loss = LossState(cfg.loss_config())
     if state and "loss" in state:
         loss.load_state_dict(state["loss"])
     loss.set_epoch(max((state or {}).get("epoch", cfg.epochs - 1), 0), cfg.epochs)
     return loss
 
-
+# %% ../nbs/10_runs.ipynb #9577dc7c
 @patch
 def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:
     "The trained model of this run (eval mode) and its settings."
@@ -486,6 +413,27 @@ def load_model(self: RunFolder, device="cpu") -> tuple[nn.Module, TrainConfig]:
     return model_from_state(cfg, self.load_checkpoint(), str(self.file("checkpoint")), device), cfg
 
 # %% ../nbs/10_runs.ipynb #252c4e38
+def _fake_history(cfg: TrainConfig, acc: float) -> list[dict]:
+    "Made-up metrics of `cfg.epochs` epochs, rising to about `acc`, seeded by the run's seed."
+    rng, history = np.random.default_rng(cfg.seed), []
+    for epoch in range(1, cfg.epochs + 1):
+        final = acc * epoch / cfg.epochs + rng.normal(0, 1)
+        stats = {
+            "train_loss": 2.0 / epoch,
+            "train_acc": final + 5,
+            "img_per_s": 500.0,
+            "epoch_seconds": 2.0,
+            "lr": 1e-3,
+        }
+        if _erases(cfg.method):
+            stats["erased_fraction"] = [
+                min(1.0, 0.1 * epoch * t / cfg.T) for t in range(2, cfg.T + 1)
+            ]
+        accs = [final - 3.0 * (cfg.T - t) / cfg.T for t in range(1, cfg.T + 1)]
+        history.append(epoch_record(epoch, 10 * epoch, stats, accs, history))
+    return history
+
+
 def fake_run(
     path: str | os.PathLike,
     variant: str | None = None,
@@ -498,31 +446,14 @@ def fake_run(
     error: str = "",
     **settings,
 ) -> RunFolder:
-    "A run folder with made-up metrics, written as the trainer writes one; `settings` are other `TrainConfig` fields."
-    import numpy as np
-
+    """A run folder with made-up metrics, written as the trainer writes one; `settings` are other
+    `TrainConfig` fields."""
     folder = RunFolder(path)
     folder.path.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(
         T=T, epochs=epochs, seed=seed, method=method, out=str(folder.path), **settings
     ).validate()
-    rng, history = np.random.default_rng(seed), []
-    for e in range(1, epochs + 1):
-        final = acc * e / epochs + rng.normal(0, 1)
-        stats = {
-            "train_loss": 2.0 / e,
-            "train_acc": final + 5,
-            "img_per_s": 500.0,
-            "epoch_seconds": 2.0,
-            "lr": 1e-3,
-        }
-        if _erases(cfg.method):
-            stats["erased_fraction"] = [min(1.0, 0.1 * e * t / T) for t in range(2, T + 1)]
-        history.append(
-            epoch_record(
-                e, 10 * e, stats, [final - 3.0 * (T - t) / T for t in range(1, T + 1)], history
-            )
-        )
+    history = _fake_history(cfg, acc)
     folder.write_config(cfg)
     folder.write_metrics(history)
     folder.write_identity({"variant": variant or cfg.method, "method": cfg.method, "seed": seed})

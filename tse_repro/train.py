@@ -4,109 +4,62 @@
 
 # %% ../nbs/11_train.ipynb #84323f3f
 from __future__ import annotations
-import contextlib, errno, functools, json, math, os, random, re, shutil, sys, time
+import contextlib, errno, functools, json, math, random, re, shutil, sys
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn import functional as F
-from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves, tree_map
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm  # the plain bar: tqdm.auto warns about widgets inside notebooks
 
 from .checks import SettingError
-from .config import TrainConfig, build_model, flag_name, parse_command
-from .losses import METHODS, LossModel, LossState, tse_masks
-from tse_repro.data import (
-    CIFAR,
-    DataError,
-    check_full_splits,
-    data_root,
-    get_datasets,
-    make_loaders,
-    rank_seed,
+from .config import TrainConfig, build_model
+from .cli import flag_name, parse_command
+from .lossmodel import LossModel
+from .methods import METHODS, LossState
+from .data import DataError
+from .loaders import make_loaders, rank_seed
+from .runs import RunFolder, RunRefused, epoch_record, summarize
+from .stopping import interruption, stop_on_sigterm
+from .identity import check_run_folder
+from .precision import bf16_kernels
+from .distributed import Dist, gather_to_main, ranks_in_sync, setup_distributed
+from tse_repro.resume import (
+    NonFiniteTraining,
+    check_resumable,
+    checkpoint_state,
+    nonfinite_state,
+    restore_rng_states,
+    rng_states,
 )
-from .datafiles import data_signature, signature_text
-from tse_repro.runs import (
-    RunFolder,
-    RunRefused,
-    check_run_folder,
-    epoch_record,
-    interruption,
-    stop_on_sigterm,
-    summarize,
-)
+from .epoch import build_optimizer, build_scheduler, evaluate, trained_parameters
+from .epoch import train_one_epoch  # looked up here at each epoch: a test may patch it
+from .tensorboard import TensorBoardLog
+from .preflight import batch_per_rank, dry_run, load_data
 
 # %% auto #0
-__all__ = ['DISK_FULL', 'Dist', 'setup_distributed', 'ranks_in_sync', 'all_sum', 'seed_everything', 'epoch_seed', 'reseed_epoch',
-           'rng_states', 'restore_rng_states', 'trained_parameters', 'build_optimizer', 'build_scheduler', 'autocast',
-           'Bf16ByFp32', 'native_bf16', 'bf16_autocast', 'bf16_kernels', 'evaluate', 'NonFiniteTraining',
-           'nonfinite_state', 'checkpoint_state', 'gather_to_main', 'train_one_epoch', 'TensorBoardLog', 'load_data',
-           'batch_per_rank', 'out_of_memory', 'removed_if_out_of_memory', 'check_resumable', 'train', 'resume_command',
-           'last_line', 'downloads', 'dry_run', 'main']
+__all__ = ['DISK_FULL', 'seed_everything', 'epoch_seed', 'reseed_epoch', 'out_of_memory', 'removed_if_out_of_memory', 'RunData',
+           'build_run_data', 'Training', 'build_training', 'resume_point', 'save_step_checkpoint', 'train_epoch',
+           'end_epoch', 'train', 'resume_command', 'last_line', 'disk_full_line', 'out_of_memory_line', 'main']
 
-# %% ../nbs/11_train.ipynb #3c77ae92
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
-    return Dist(int(os.environ.get("RANK", "0")), world, local_rank, device)
-
-
-def ranks_in_sync(model: nn.Module, d: Dist) -> bool:
-    "Whether every rank holds the same parameters (compared through per-tensor sums)."
-    if d.world == 1:
-        return True
-    sums = torch.stack([p.detach().double().sum() for p in model.parameters()])
-    lo, hi = sums.clone(), sums.clone()
-    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-    return bool(torch.equal(lo, hi))
-
-
-def all_sum(values: list[float], d: Dist) -> list[float]:
-    "Sum a list of numbers over ranks (identity on one process)."
-    if d.world == 1:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=d.device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-# %% ../nbs/11_train.ipynb #debc4d23
+# %% ../nbs/11_train.ipynb #80bb39fe
 def seed_everything(seed: int) -> None:
+    "Seed Python's, numpy's and torch's global random streams."
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
-
+# %% ../nbs/11_train.ipynb #b7e76e49
 def epoch_seed(seed: int, epoch: int) -> int:
+    "The seed of epoch `epoch` (0-based) of a run seeded `seed`."
     return seed * 100_003 + epoch
 
-
+# %% ../nbs/11_train.ipynb #2c646496
 def reseed_epoch(seed: int, rank: int, loader, dataset) -> None:
-    "Derive every random stream of an epoch (global, shuffling, the workers' batch seeds, the dataset's augmentation) from `seed` and the rank."
+    """Derive every random stream of an epoch (global, shuffling, the workers' batch seeds, the
+    dataset's augmentation) from `seed` and the rank."""
     seed_everything(seed)
     stream = rank_seed(seed, rank)
     if getattr(loader, "generator", None) is not None:
@@ -117,415 +70,24 @@ def reseed_epoch(seed: int, rank: int, loader, dataset) -> None:
     if hasattr(dataset, "reseed"):
         dataset.reseed(stream)
 
-
-def rng_states(dataset) -> dict:
-    "Every random stream the rest of an epoch may draw from, as it stands: torch's (and CUDA's), numpy's, `random`'s and the training set's augmentation stream."
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
-        "random": random.getstate(),
-        "dataset": getattr(dataset, "rng_state", None),
-    }
-
-
-def restore_rng_states(states: dict, dataset) -> None:
-    "Put back what `rng_states` saved."
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["random"])
-    if states["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(states["cuda"])
-    if states["dataset"] is not None:
-        dataset.rng_state = states["dataset"]
-
-# %% ../nbs/11_train.ipynb #85d5fb86
-def trained_parameters(model: nn.Module, loss: nn.Module):
-    "What the optimiser trains: the model's parameters, and the loss's own (a learned kappa) in a group of their own, never weight-decayed."
-    own = list(loss.parameters())
-    return (
-        model.parameters()
-        if not own
-        else [{"params": list(model.parameters())}, {"params": own, "weight_decay": 0.0}]
-    )
-
-
-def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
-        )
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs - cfg.warmup_epochs)
-    if not cfg.warmup_epochs:
-        return cosine
-    warm = torch.optim.lr_scheduler.LinearLR(
-        opt, start_factor=1 / (cfg.warmup_epochs + 1), total_iters=cfg.warmup_epochs
-    )
-    return torch.optim.lr_scheduler.SequentialLR(
-        opt, [warm, cosine], milestones=[cfg.warmup_epochs]
-    )
-
-# %% ../nbs/11_train.ipynb #5567a79c
-def autocast(cfg: TrainConfig, device: torch.device):
-    "bf16 autocast where the run asks (`amp`), on GPU or CPU alike; a no-op context otherwise."
-    return bf16_autocast(device, cfg.amp)
-
-# %% ../nbs/11_train.ipynb #c4e8d9b2
-_AUTOCAST_PRODUCTS = {
-    F.conv1d,
-    F.conv2d,
-    F.conv3d,
-    F.conv_transpose1d,
-    F.conv_transpose2d,
-    F.conv_transpose3d,
-    F.linear,
-    torch.mm,
-    torch.bmm,
-    torch.matmul,
-    torch.addmm,
-    torch.baddbmm,
-    torch.addbmm,
-    # CPU autocast's bf16 list, as we use it
-    torch.Tensor.mm,
-    torch.Tensor.bmm,
-    torch.Tensor.matmul,
-    torch.Tensor.__matmul__,
-}
-_PRODUCTS = _AUTOCAST_PRODUCTS | {torch.einsum, torch.tensordot}
-
-
-def _to_bf16_values(a):
-    return (
-        a.to(torch.bfloat16).float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-    )
-
-
-class Bf16ByFp32(TorchFunctionMode):
-    "bf16 products computed by fp32 kernels on bf16-rounded operands, the result rounded to bf16 (see above)."
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in _PRODUCTS:
-            return func(*args, **kwargs)
-        floats = [
-            a
-            for a in tree_leaves((args, kwargs))
-            if isinstance(a, torch.Tensor) and a.is_floating_point()
-        ]
-        lowered = func in _AUTOCAST_PRODUCTS and torch.is_autocast_enabled("cpu")
-        if not floats or not (lowered or all(a.dtype == torch.bfloat16 for a in floats)):
-            return func(*args, **kwargs)
-        with torch.autocast("cpu", enabled=False):
-            out = func(*tree_map(_to_bf16_values, args), **tree_map(_to_bf16_values, kwargs))
-        return out.to(torch.bfloat16)
-
-
-@functools.cache  # asked on every training step; the answer is the machine's
-def _cpu_has_bf16() -> bool:
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(supported and supported())
-
-
-def native_bf16(device: torch.device) -> bool:
-    "Whether `device` has bf16 kernels of its own: a GPU, or a CPU with oneDNN's bf16 instructions."
-    return device.type != "cpu" or _cpu_has_bf16()
-
-
-def bf16_autocast(
-    device: torch.device, enabled: bool = True, emulate: bool | None = None
-) -> contextlib.ExitStack:
-    "bf16 autocast (`enabled`), with `Bf16ByFp32` where `emulate` (None: where `device` lacks `native_bf16`)."
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled))
-    if (
-        enabled
-        and device.type == "cpu"
-        and (not native_bf16(device) if emulate is None else emulate)
-    ):
-        stack.enter_context(Bf16ByFp32())
-    return stack
-
-
-def bf16_kernels(device: torch.device, amp: bool = True) -> str | None:
-    "What `summary.json` and the bench record of bf16 products on `device`: native, emulated (`Bf16ByFp32`), or None without `amp`."
-    return ("native" if native_bf16(device) else "emulated") if amp else None
-
-# %% ../nbs/11_train.ipynb #8636352f
-@torch.no_grad()
-def evaluate(model: nn.Module, loader, cfg: TrainConfig, d: Dist) -> list[float]:
-    "Top-1 accuracy (%) using the first t steps, for t = 1..T."
-    model.eval()
-    correct, seen = torch.zeros(cfg.T, dtype=torch.float64), 0
-    for x, y in loader:
-        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-        with autocast(cfg, d.device):
-            out = model(x).float()
-        anytime = out.cumsum(1) / torch.arange(1, out.shape[1] + 1, device=out.device).view(
-            1, -1, 1
-        )
-        correct += (anytime.argmax(-1) == y[:, None]).sum(0).double().cpu()
-        seen += len(y)
-    sums = all_sum(correct.tolist() + [seen], d)
-    return [100.0 * c / max(sums[-1], 1) for c in sums[:-1]]
-
-# %% ../nbs/11_train.ipynb #f37d2c76
-class NonFiniteTraining(RuntimeError):
-    "The loss or the weights became NaN or inf: the run stops and the last good checkpoint stays."
-
-
-def nonfinite_state(model: nn.Module) -> list[str]:
-    "Names of the parameters and buffers that hold NaN or inf."
-    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    return [
-        name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()
-    ]
-
-
-def checkpoint_state(
-    model,
-    opt,
-    sched,
-    epoch: int,
-    step: int,
-    history: list,
-    cfg: TrainConfig,
-    within: dict | None = None,
-    loss: nn.Module | None = None,
-) -> dict:
-    """What a checkpoint holds; its settings too, so that the file alone rebuilds its model (`tse-eval`). `epoch`: the last
-    epoch done (0-based; -1 before the first); `within`: where a step checkpoint stands in the next one (`within_epoch`);
-    `loss`: the loss's own parameters (a learned kappa), kept only when it has some."""
-    loss_state = loss.state_dict() if loss is not None else {}
-    return {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "epoch": epoch,
-        "step": step,
-        "history": history,
-        "config": asdict(cfg),
-        **({"within_epoch": within} if within else {}),
-        **({"loss": loss_state} if loss_state else {}),
-    }
-
-
-def gather_to_main(obj, d: Dist) -> list | None:
-    "Every rank's `obj`, in rank order, on rank 0 (None on the others)."
-    if d.world == 1:
-        return [obj]
-    out = [None] * d.world if d.main else None
-    dist.gather_object(obj, out, dst=0)
-    return out
-
-# %% ../nbs/11_train.ipynb #3c55ba37
-def train_one_epoch(
-    step_fn,
-    model,
-    loader,
-    opt,
-    cfg: TrainConfig,
-    d: Dist,
-    epoch: int,
-    log_every: int = 10,
-    first_step: int = 0,
-    running: dict | None = None,
-    save_steps=None,
-) -> dict:
-    """Train one epoch; the statistics of its metrics line. `first_step`: the run's optimizer steps before this epoch;
-    `running`: this rank's statistics of the batches a step checkpoint says are done (the loader skips them);
-    `save_steps(running)`: called every `cfg.save_every_steps` steps of the run (but an epoch's last) with them."""
-    model.train()
-    dev = d.device
-    running = running or {}
-    loss_sum = running.get("loss_sum", torch.zeros((), dtype=torch.float64)).to(dev).clone()
-    correct = running.get("correct", torch.zeros(())).to(dev).clone()
-    erased_sum = (
-        None if running.get("erased_sum") is None else running["erased_sum"].to(dev).clone()
-    )
-    seen, steps, seconds_before = (
-        running.get("seen", 0),
-        running.get("steps", 0),
-        running.get("seconds", 0.0),
-    )
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        leave=False,
-        initial=steps,
-        disable=not (d.main and cfg.progress),
-    )
-    kill_at = os.environ.get("TSE_TEST_KILL_AT")  # read once, not on every step
-    start = time.perf_counter()
-    for x, y in bar:
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        if cfg.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(cfg, dev):
-            loss, logits, step_stats = step_fn(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach().double() * len(y)
-        correct += (logits.detach().float().mean(1).argmax(-1) == y).sum()
-        seen += len(y)
-        steps += 1
-        if "erased_fraction" in step_stats:
-            erased = step_stats["erased_fraction"].double()
-            erased_sum = erased if erased_sum is None else erased_sum + erased
-        if steps % log_every == 0:
-            if not math.isfinite(loss_sum.item()):
-                break
-            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}")
-        if (
-            save_steps
-            and cfg.save_every_steps
-            and (first_step + steps) % cfg.save_every_steps == 0
-            and steps < len(loader)
-        ):
-            save_steps(
-                {
-                    "loss_sum": loss_sum.detach().cpu().clone(),
-                    "correct": correct.cpu().clone(),
-                    "seen": seen,
-                    "steps": steps,
-                    "erased_sum": None if erased_sum is None else erased_sum.cpu().clone(),
-                    "seconds": seconds_before + time.perf_counter() - start,
-                }
-            )
-        if kill_at:
-            _test_kill_hook(kill_at, epoch, steps)
-    seconds = seconds_before + time.perf_counter() - start
-    totals = all_sum([loss_sum.item(), correct.item(), seen, seconds], d)
-    if not math.isfinite(totals[0]):
-        raise NonFiniteTraining(
-            f"the loss became {totals[0]} in epoch {epoch + 1}; lower --lr (or drop --amp); "
-            f"the last good checkpoint is kept in {cfg.out}"
-        )
-    stats = {
-        "train_loss": totals[0] / totals[2],
-        "train_acc": 100.0 * totals[1] / totals[2],
-        "img_per_s": totals[2] / (totals[3] / d.world),
-        "epoch_seconds": totals[3] / d.world,
-        "lr": opt.param_groups[0]["lr"],
-    }
-    if erased_sum is not None:  # DistributedSampler gives every rank the same number of steps
-        stats["erased_fraction"] = [v / (steps * d.world) for v in all_sum(erased_sum.tolist(), d)]
-    return stats
-
-
-def _test_kill_hook(at: str, epoch: int, steps: int) -> None:
-    "For the resume tests only: SIGKILL this process at `TSE_TEST_KILL_AT=epoch:step` (0-based epoch, steps done in it)."
-    if at == f"{epoch}:{steps}":
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-# %% ../nbs/11_train.ipynb #5a2703dd
-class TensorBoardLog:
-    "Rank 0's TensorBoard events: an epoch's metrics as scalars, TSE's masks as images."
-
-    def __init__(self, path: Path):
-        # imported only when logging: it loads tensorboard
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(str(path))
-
-    def epoch(self, record: dict) -> None:
-        step = record["epoch"]
-        for key, value in record.items():
-            if key == "epoch":
-                continue
-            if isinstance(value, list):
-                first = 2 if key == "erased_fraction" else 1  # TSE erases from step 2 on
-                for t, v in enumerate(value, first):
-                    self.writer.add_scalar(f"{key}/t={t}", v, step)
-            else:
-                self.writer.add_scalar(key, value, step)
-        self.writer.flush()
-
-    @torch.no_grad()
-    def masks(self, model, x: torch.Tensor, y: torch.Tensor, loss: LossState, epoch: int) -> None:
-        was_training = model.training
-        model.eval()
-        c = loss.cfg  # the thresholds in force now: a schedule's tau_f, a learned kappa
-        # [N,T-1,H,W]
-        keep = tse_masks(
-            model.features(x),
-            model.head,
-            y,
-            *loss.thresholds(),
-            std=c.tse_std,
-            history=c.tse_history,
-        ).keep
-        model.train(was_training)
-        # event frames: summed over time
-        images = x if x.dim() == 4 else x.sum(1)
-        images = (images - images.amin((1, 2, 3), keepdim=True)) / (
-            images.amax((1, 2, 3), keepdim=True) - images.amin((1, 2, 3), keepdim=True) + 1e-8
-        )
-        self.writer.add_images(
-            "tse_masks/images", images[:, :3] if images.shape[1] >= 3 else images[:, :1], epoch
-        )
-        for t in range(keep.shape[1]):
-            self.writer.add_images(f"tse_masks/t={t + 2}", keep[:, t : t + 1].float(), epoch)
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-# %% ../nbs/11_train.ipynb #d209eda0
-def load_data(cfg: TrainConfig):
-    "The run's `(train_ds, test_ds, info)`; the full official splits checked when the run asks for them."
-    train_ds, test_ds, info = get_datasets(
-        cfg.dataset,
-        root=cfg.data_path,
-        T=cfg.T,
-        download=cfg.download,
-        train_per_class=cfg.train_per_class,
-        test_per_class=cfg.test_per_class,
-        train_file=cfg.train_file,
-        augment=cfg.augment,
-        cutout=cfg.cutout,
-    )
-    if cfg.full_splits:
-        check_full_splits(cfg.dataset, len(train_ds), len(test_ds), cfg.data_path)
-    return train_ds, test_ds, info
-
-
-def batch_per_rank(cfg: TrainConfig, world: int) -> int:
-    "Each process's share of the global batch."
-    if cfg.batch_size % world:
-        raise SettingError(
-            "batch_size",
-            f"{cfg.batch_size} is a global batch that {world} processes cannot share evenly; "
-            f"use a multiple of {world}",
-        )
-    return cfg.batch_size // world
-
-# %% ../nbs/11_train.ipynb #7b251f3b
-def _log(d: Dist, msg: str) -> None:
-    if d.main:
+# %% ../nbs/11_train.ipynb #0b6d8993
+def _log(dist_ctx: Dist, msg: str) -> None:
+    if dist_ctx.main:
         print(msg, flush=True)
 
-
+# %% ../nbs/11_train.ipynb #d1db1fee
 def out_of_memory(e: BaseException) -> bool:
-    "Whether `e` is an allocation that failed: Python's `MemoryError`, CUDA's `OutOfMemoryError` or the CPU allocator's `RuntimeError`."
+    """Whether `e` is an allocation that failed: Python's `MemoryError`, CUDA's `OutOfMemoryError`
+    or the CPU allocator's `RuntimeError`."""
     return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or (
         isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
     )
 
-
+# %% ../nbs/11_train.ipynb #3af5532c
 @contextlib.contextmanager
 def removed_if_out_of_memory(folder: RunFolder):
-    "Remove the folders the block creates for `folder` when it runs out of memory before a checkpoint: a run too big leaves nothing to resume."
+    """Remove the folders the block creates for `folder` when it runs out of memory before a
+    checkpoint: a run too big leaves nothing to resume."""
     path = folder.path.absolute()
     # the topmost folder the claim makes
     created = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)
@@ -536,35 +98,20 @@ def removed_if_out_of_memory(folder: RunFolder):
             shutil.rmtree(created, ignore_errors=True)
         raise
 
+# %% ../nbs/11_train.ipynb #c179563f
+@dataclass
+class RunData:
+    "A run's datasets and loaders; `sampler`: DDP's `DistributedSampler` (None on one process)."
 
-def check_resumable(state: dict, cfg: TrainConfig, d: Dist, folder: RunFolder) -> None:
-    "Refuse a resume its checkpoint cannot continue exactly: a step checkpoint under another number of processes, or loader workers on the other side of zero."
-    within, saved = state.get("within_epoch"), state.get("config", {})
-    if within and within["world"] != d.world:
-        raise RunRefused(
-            f"{folder.file('checkpoint')} was written within epoch {within['epoch'] + 1} by {within['world']} processes, "
-            f"which resume it only together; rerun with {within['world']} (torchrun --nproc_per_node, --nnodes), not {d.world}"
-        )
-    # 04_data, Loaders: the two draw different augmentations
-    if (saved.get("workers", 0) > 0) != (cfg.workers > 0):
-        raise RunRefused(
-            f"{folder.path} was trained with --workers {saved.get('workers', 0)}, whose augmentation draws differ from "
-            f"--workers {cfg.workers}'s; resume it with --workers {'0' if not saved.get('workers') else '1 or more'}"
-        )
+    train_ds: object
+    test_ds: object
+    train_loader: object
+    test_loader: object
+    sampler: object = None
 
 
-def train(cfg: TrainConfig, datasets=None) -> dict:
-    """Train one run described by `cfg`; returns the summary (also written to `cfg.out/summary.json`).
-
-    `datasets` is an optional `(train_ds, test_ds, info)` triple used instead of `get_datasets`."""
-    cfg.validate()
-    d = setup_distributed()
-    check_run_folder(cfg)
-    per_rank = batch_per_rank(cfg, d.world)
-    if d.world > 1:
-        dist.barrier()  # every rank checks the folder before rank 0 claims it
-    folder = RunFolder(cfg.out)
-    seed_everything(cfg.seed)
+def build_run_data(cfg: TrainConfig, datasets, per_rank: int, dist_ctx: Dist) -> RunData:
+    "The datasets (`datasets`, else `load_data`'s) and their loaders, `per_rank` images per batch."
     train_ds, test_ds, info = datasets or load_data(cfg)
     train_loader, test_loader, sampler = make_loaders(
         train_ds,
@@ -572,165 +119,293 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
         per_rank,
         workers=cfg.workers,
         seed=cfg.seed,
-        distributed=d.world > 1,
+        distributed=dist_ctx.world > 1,
         pin_memory=cfg.pin_memory,
         persistent_workers=cfg.persistent_workers,
         prefetch_factor=cfg.prefetch_factor,
     )
-    model = build_model(cfg, d.device)
+    return RunData(train_ds, test_ds, train_loader, test_loader, sampler)
+
+# %% ../nbs/11_train.ipynb #60ef9897
+@dataclass
+class Training:
+    """What a run trains: the `model`, its loss (`loss_state`), the step (`step_fn`), optimiser and
+    schedule."""
+
+    model: nn.Module
+    loss_state: LossState
+    step_fn: object
+    opt: torch.optim.Optimizer
+    sched: object
+
+
+def build_training(cfg: TrainConfig, dist_ctx: Dist) -> Training:
+    """The fresh model of `cfg` with its loss in one step module (DDP-wrapped, compiled as asked),
+    its optimiser and schedule."""
+    model = build_model(cfg, dist_ctx.device)
     step_module = LossModel(model, cfg.loss_config())
     loss_state = step_module.loss  # the tau_f in force, a learned kappa
-    if d.world > 1:
+    if dist_ctx.world > 1:
         step_module = DistributedDataParallel(
-            step_module, device_ids=[d.device.index] if d.device.type == "cuda" else None
+            step_module,
+            device_ids=[dist_ctx.device.index] if dist_ctx.device.type == "cuda" else None,
         )
     step_fn = torch.compile(step_module) if cfg.compile else step_module
     opt = build_optimizer(trained_parameters(model, loss_state), cfg)
     sched = build_scheduler(opt, cfg)
-    mask_batch = (
-        next(iter(test_loader))
-        if METHODS[cfg.method].erases and cfg.tensorboard_masks_every
-        else None
+    return Training(model, loss_state, step_fn, opt, sched)
+
+# %% ../nbs/11_train.ipynb #7f66eff4
+def resume_point(cfg: TrainConfig, dist_ctx: Dist, folder: RunFolder, training: Training) -> tuple:
+    """`(history, start_epoch, step, within)`: where the run starts, its checkpoint loaded into
+    `training` on `--resume`."""
+    history, start_epoch, step, within = [], 0, 0, None
+    if cfg.resume and folder.file("checkpoint").exists():
+        state = folder.load_checkpoint()
+        check_resumable(state, cfg, dist_ctx, folder)
+        training.model.load_state_dict(state["model"])
+        training.opt.load_state_dict(state["optimizer"])
+        training.sched.load_state_dict(state["scheduler"])
+        if "loss" in state:
+            training.loss_state.load_state_dict(state["loss"])
+        history, start_epoch, within = (
+            state["history"],
+            state["epoch"] + 1,
+            state.get("within_epoch"),
+        )
+        # the run's steps before the epoch it resumes in
+        step = state["step"] - (within["steps"] if within else 0)
+    return history, start_epoch, step, within
+
+# %% ../nbs/11_train.ipynb #7c238680
+def save_step_checkpoint(
+    running: dict,
+    *,
+    epoch: int,
+    first_step: int,
+    cfg: TrainConfig,
+    dist_ctx: Dist,
+    folder: RunFolder,
+    training: Training,
+    history: list,
+    train_ds,
+) -> None:
+    """A step checkpoint: every rank's running statistics and random streams, written by rank 0 when
+    all are finite."""
+    # every rank takes part
+    ranks = gather_to_main({"running": running, "rng": rng_states(train_ds)}, dist_ctx)
+    if (
+        not dist_ctx.main
+        or not all(math.isfinite(r["running"]["loss_sum"]) for r in ranks)
+        or nonfinite_state(training.model)
+    ):
+        return
+    folder.save_checkpoint(
+        checkpoint_state(
+            training.model,
+            training.opt,
+            training.sched,
+            epoch - 1,
+            first_step + running["steps"],
+            history,
+            cfg,
+            within={
+                "epoch": epoch,
+                "steps": running["steps"],
+                "world": dist_ctx.world,
+                "ranks": ranks,
+            },
+            loss=training.loss_state,
+        )
     )
+
+# %% ../nbs/11_train.ipynb #c2db4df1
+def train_epoch(
+    cfg: TrainConfig,
+    dist_ctx: Dist,
+    folder: RunFolder,
+    training: Training,
+    data: RunData,
+    epoch: int,
+    step: int,
+    history: list,
+    within: dict | None,
+) -> dict:
+    """Epoch `epoch` reseeded (the rest of it after a step checkpoint `within`) and trained; its
+    statistics."""
+    reseed_epoch(epoch_seed(cfg.seed, epoch), dist_ctx.rank, data.train_loader, data.train_ds)
+    if data.sampler is not None:
+        data.sampler.set_epoch(epoch)
+    training.loss_state.set_epoch(epoch, cfg.epochs)
+    running = None
+    # the rest of a partly done epoch: its order drawn again, the batches done skipped by index
+    if within:
+        mine = within["ranks"][dist_ctx.rank]
+        data.train_loader.batch_sampler.skip = mine["running"]["steps"]
+        restore_rng_states(mine["rng"], data.train_ds)
+        running = mine["running"]
+    save_steps = functools.partial(
+        save_step_checkpoint,
+        epoch=epoch,
+        first_step=step,
+        cfg=cfg,
+        dist_ctx=dist_ctx,
+        folder=folder,
+        training=training,
+        history=history,
+        train_ds=data.train_ds,
+    )
+    stats = train_one_epoch(
+        training.step_fn,
+        training.model,
+        data.train_loader,
+        training.opt,
+        cfg,
+        dist_ctx,
+        epoch,
+        first_step=step,
+        running=running,
+        save_steps=save_steps,
+    )
+    # what moved: a schedule's tau_f, a learned kappa (nothing for the paper's TSE)
+    stats.update(training.loss_state.epoch_log())
+    if bad := nonfinite_state(training.model):
+        raise NonFiniteTraining(
+            f"the weights became non-finite in epoch {epoch + 1} ({', '.join(bad[:3])}); check the "
+            f"inputs for NaN or lower --lr; the last good checkpoint is kept in {cfg.out}"
+        )
+    return stats
+
+# %% ../nbs/11_train.ipynb #286cc7d3
+def end_epoch(
+    cfg: TrainConfig,
+    dist_ctx: Dist,
+    folder: RunFolder,
+    training: Training,
+    data: RunData,
+    epoch: int,
+    history: list,
+    log: TensorBoardLog | None,
+    mask_batch,
+) -> None:
+    """After epoch `epoch`'s schedule step: its line evaluated, printed, logged, written, and its
+    checkpoint when due."""
+    _log(
+        dist_ctx,
+        json.dumps(
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in history[-1].items()}
+        ),
+    )
+    if log:
+        log.epoch(history[-1])
+        if mask_batch is not None and (epoch + 1) % cfg.tensorboard_masks_every == 0:
+            log.masks(
+                training.model,
+                *(t[:8].to(dist_ctx.device) for t in mask_batch),
+                training.loss_state,
+                epoch + 1,
+            )
+    if dist_ctx.main:
+        folder.write_metrics(history)
+        if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
+            folder.save_checkpoint(
+                checkpoint_state(
+                    training.model,
+                    training.opt,
+                    training.sched,
+                    epoch,
+                    history[-1]["step"],
+                    history,
+                    cfg,
+                    loss=training.loss_state,
+                )
+            )
+
+# %% ../nbs/11_train.ipynb #3aed8ec9
+def _log_start(cfg: TrainConfig, dist_ctx: Dist, folder: RunFolder, start_epoch, within, steps):
+    _log(
+        dist_ctx, f"tse-repro | {cfg.describe()} | world={dist_ctx.world} device={dist_ctx.device}"
+    )
+    if within:
+        _log(
+            dist_ctx,
+            f"resumed in epoch {start_epoch + 1} after its step {within['steps']} of {steps} "
+            f"({folder.file('checkpoint')})",
+        )
+    elif start_epoch:
+        _log(dist_ctx, f"resumed from epoch {start_epoch} ({folder.file('checkpoint')})")
+
+
+def train(cfg: TrainConfig, datasets=None) -> dict:
+    """Train one run described by `cfg`; returns the summary (also written to
+    `cfg.out/summary.json`).
+
+    `datasets` is an optional `(train_ds, test_ds, info)` triple used instead of `get_datasets`.
+    """
+    cfg.validate()
+    dist_ctx = setup_distributed()
+    check_run_folder(cfg)
+    per_rank = batch_per_rank(cfg, dist_ctx.world)
+    if dist_ctx.world > 1:
+        dist.barrier()  # every rank checks the folder before rank 0 claims it
+    folder = RunFolder(cfg.out)
+    seed_everything(cfg.seed)
+    data = build_run_data(cfg, datasets, per_rank, dist_ctx)
+    training = build_training(cfg, dist_ctx)
+    erases = METHODS[cfg.method].erases and cfg.tensorboard_masks_every
+    mask_batch = next(iter(data.test_loader)) if erases else None
+    is_main = dist_ctx.main
     with (
-        removed_if_out_of_memory(folder) if d.main else nullcontext(),
-        folder.claim() if d.main else nullcontext(),
+        removed_if_out_of_memory(folder) if is_main else nullcontext(),
+        folder.claim() if is_main else nullcontext(),
     ):
         # again, now that no other process can start here
-        if d.main:
+        if is_main:
             check_run_folder(cfg, owned=True)
-        history, start_epoch, step, within = [], 0, 0, None
-        if cfg.resume and folder.file("checkpoint").exists():
-            state = folder.load_checkpoint()
-            check_resumable(state, cfg, d, folder)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            if "loss" in state:
-                loss_state.load_state_dict(state["loss"])
-            history, start_epoch, within = (
-                state["history"],
-                state["epoch"] + 1,
-                state.get("within_epoch"),
-            )
-            # the run's steps before the epoch it resumes in
-            step = state["step"] - (within["steps"] if within else 0)
-        if d.main:
+        history, start_epoch, step, within = resume_point(cfg, dist_ctx, folder, training)
+        if is_main:
             folder.write_config(cfg)
-        tb = TensorBoardLog(folder.path / "tensorboard") if d.main and cfg.tensorboard else None
-        _log(d, f"tse-repro | {cfg.describe()} | world={d.world} device={d.device}")
-        if within:
-            _log(
-                d,
-                f"resumed in epoch {start_epoch + 1} after its step {within['steps']} of {len(train_loader)} ({folder.file('checkpoint')})",
-            )
-        elif start_epoch:
-            _log(d, f"resumed from epoch {start_epoch} ({folder.file('checkpoint')})")
+        log = TensorBoardLog(folder.path / "tensorboard") if is_main and cfg.tensorboard else None
+        _log_start(cfg, dist_ctx, folder, start_epoch, within, len(data.train_loader))
         for epoch in range(start_epoch, cfg.epochs):
-            reseed_epoch(epoch_seed(cfg.seed, epoch), d.rank, train_loader, train_ds)
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            loss_state.set_epoch(epoch, cfg.epochs)
-            running = None
-            # the rest of a partly done epoch: its order drawn again, the batches done skipped by
-            # index
-            if within:
-                mine, within = within["ranks"][d.rank], None
-                train_loader.batch_sampler.skip = mine["running"]["steps"]
-                restore_rng_states(mine["rng"], train_ds)
-                running = mine["running"]
-
-            def save_steps(running, epoch=epoch, first_step=step):
-                "A step checkpoint: every rank's running statistics and random streams, written by rank 0 when all are finite."
-                # every rank takes part
-                ranks = gather_to_main({"running": running, "rng": rng_states(train_ds)}, d)
-                if (
-                    not d.main
-                    or not all(math.isfinite(r["running"]["loss_sum"]) for r in ranks)
-                    or nonfinite_state(model)
-                ):
-                    return
-                folder.save_checkpoint(
-                    checkpoint_state(
-                        model,
-                        opt,
-                        sched,
-                        epoch - 1,
-                        first_step + running["steps"],
-                        history,
-                        cfg,
-                        within={
-                            "epoch": epoch,
-                            "steps": running["steps"],
-                            "world": d.world,
-                            "ranks": ranks,
-                        },
-                        loss=loss_state,
-                    )
-                )
-
-            stats = train_one_epoch(
-                step_fn,
-                model,
-                train_loader,
-                opt,
-                cfg,
-                d,
-                epoch,
-                first_step=step,
-                running=running,
-                save_steps=save_steps,
-            )
-            # what moved: a schedule's tau_f, a learned kappa (nothing for the paper's TSE)
-            stats.update(loss_state.epoch_log())
-            if bad := nonfinite_state(model):
-                raise NonFiniteTraining(
-                    f"the weights became non-finite in epoch {epoch + 1} ({', '.join(bad[:3])}); check the "
-                    f"inputs for NaN or lower --lr; the last good checkpoint is kept in {cfg.out}"
-                )
-            step += len(train_loader)
-            sched.step()
-            history.append(
-                epoch_record(epoch + 1, step, stats, evaluate(model, test_loader, cfg, d), history)
-            )
-            _log(
-                d,
-                json.dumps(
-                    {
-                        k: (round(v, 4) if isinstance(v, float) else v)
-                        for k, v in history[-1].items()
-                    }
-                ),
-            )
-            if tb:
-                tb.epoch(history[-1])
-                if mask_batch is not None and (epoch + 1) % cfg.tensorboard_masks_every == 0:
-                    tb.masks(
-                        model, *(t[:8].to(d.device) for t in mask_batch), loss_state, epoch + 1
-                    )
-            if d.main:
-                folder.write_metrics(history)
-                if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                    folder.save_checkpoint(
-                        checkpoint_state(
-                            model, opt, sched, epoch, step, history, cfg, loss=loss_state
-                        )
-                    )
+            stats = train_epoch(cfg, dist_ctx, folder, training, data, epoch, step, history, within)
+            within = None
+            step += len(data.train_loader)
+            training.sched.step()
+            accs = evaluate(training.model, data.test_loader, cfg, dist_ctx)
+            history.append(epoch_record(epoch + 1, step, stats, accs, history))
+            end_epoch(cfg, dist_ctx, folder, training, data, epoch, history, log, mask_batch)
         summary = summarize(
             cfg,
             history,
-            num_params=sum(p.numel() for p in model.parameters()),
-            world_size=d.world,
-            ranks_in_sync=ranks_in_sync(model, d),
-            bf16_kernels=bf16_kernels(d.device, cfg.amp),
+            num_params=sum(p.numel() for p in training.model.parameters()),
+            world_size=dist_ctx.world,
+            ranks_in_sync=ranks_in_sync(training.model, dist_ctx),
+            bf16_kernels=bf16_kernels(dist_ctx.device, cfg.amp),
         )
-        if d.main:
+        if is_main:
             folder.write_summary(summary)
-        if tb:
-            tb.close()
+        if log:
+            log.close()
     return summary
 
-# %% ../nbs/11_train.ipynb #e5568de6
+# %% ../nbs/11_train.ipynb #a0bc8d83
+def resume_command(argv: list) -> str:
+    "The command line that continues an interrupted run."
+    return " ".join(["tse-train", *argv] + ([] if "--resume" in argv else ["--resume"]))
+
+# %% ../nbs/11_train.ipynb #f4cee3cc
+def last_line(e: BaseException) -> str:
+    """The message of `e` on one line (a loader worker wraps it in a traceback: its last line is the
+    message)."""
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    return (
+        lines[-1].removeprefix(f"{type(e).__module__}.").removeprefix(f"{type(e).__name__}: ")
+        if lines
+        else type(e).__name__
+    )
+
+# %% ../nbs/11_train.ipynb #7267b16a
 DISK_FULL = {
     errno.ENOSPC: "free space on its disk",
     errno.EDQUOT: "free space within your disk quota (or raise it)",
@@ -739,63 +414,40 @@ DISK_FULL = {
 }
 
 
-def resume_command(argv: list) -> str:
-    "The command line that continues an interrupted run."
-    return " ".join(["tse-train", *argv] + ([] if "--resume" in argv else ["--resume"]))
+def disk_full_line(e: OSError, cfg: TrainConfig, argv: list) -> str:
+    """What `tse-train` says when a write fails on a full disk (`DISK_FULL`): the file, the fix, how
+    to continue."""
+    kept = (
+        "its last checkpoint is intact"
+        if RunFolder(cfg.out).file("checkpoint").exists()
+        else "it wrote no checkpoint yet"
+    )
+    return (
+        f"tse-train: cannot write {e.filename or cfg.out} ({e.strerror}); {DISK_FULL[e.errno]}, "
+        f"then continue with: {resume_command(argv)} ({kept})"
+    )
 
+# %% ../nbs/11_train.ipynb #e3b4a6fa
+def out_of_memory_line(e: BaseException, cfg: TrainConfig) -> str:
+    """What `tse-train` says when memory runs out: the tensor's size when the allocator names it,
+    what to lower."""
+    # the CPU allocator's words; CUDA's say GiB themselves
+    need = re.search(r"allocate (\d+) bytes", str(e))
+    size = f" (a tensor of {int(need[1]) / 2**30:.1f} GiB)" if need else ""
+    return (
+        f"tse-train: out of memory{size}; lower --batch-size "
+        f"({cfg.batch_size}), --T ({cfg.T}) or --width ({cfg.width})"
+    )
 
+# %% ../nbs/11_train.ipynb #e7023d19
 def _exit(code: int, line: str):
     print(line, file=sys.stderr, flush=True)
     raise SystemExit(code)
 
 
-def last_line(e: BaseException) -> str:
-    "The message of `e` on one line (a loader worker wraps it in a traceback: its last line is the message)."
-    lines = [l for l in str(e).strip().splitlines() if l.strip()]
-    return (
-        lines[-1].removeprefix(f"{type(e).__module__}.").removeprefix(f"{type(e).__name__}: ")
-        if lines
-        else type(e).__name__
-    )
-
-
-def downloads(cfg: TrainConfig) -> bool:
-    "Whether the run fetches missing data: torchvision's CIFAR splits with --download, never a named --train-file nor event data."
-    named_missing = cfg.train_file and not (data_root(cfg.data_path) / cfg.train_file).exists()
-    return cfg.download and cfg.dataset in CIFAR and not named_missing
-
-
-def dry_run(cfg: TrainConfig) -> str:
-    "What `train(cfg)` would do, checked as the run checks it (settings, run folder, batch split, data read and counted), with nothing trained or written."
-    check_run_folder(cfg)
-    folder, world = RunFolder(cfg.out), int(os.environ.get("WORLD_SIZE", "1"))
-    # the run's own refusal of a batch the processes cannot share
-    per_rank = batch_per_rank(cfg, world)
-    # the run's own reading of the data, so a dry run refuses what the run refuses, with the same
-    # words
-    try:
-        # a dry run downloads nothing
-        train_ds, test_ds, _ = load_data(TrainConfig(**{**asdict(cfg), "download": False}))
-        read = signature_text(data_signature(cfg.dataset, cfg.data_path, cfg.train_file))
-        data = f"{len(train_ds):,} training / {len(test_ds):,} test samples, {read}"
-    # DataMissing: a plan rather than an error only where the run would download it
-    except FileNotFoundError:
-        if not downloads(cfg):
-            raise
-        data = (
-            f"not in {data_root(cfg.data_path)} yet; the run would download it there (--download)"
-        )
-    return "\n".join(
-        [
-            f"tse-train (dry run, nothing trained or written): {cfg.describe()}",
-            f"run folder: {cfg.out} ({'resumes its ' + folder.status() + ' run' if cfg.resume else 'new run'})",
-            f"data: {cfg.dataset}: {data}",
-            f"processes: {world}, {per_rank} images per step in each ({cfg.batch_size} in all)",
-        ]
-    )
-
-
 def main(argv=None) -> None:
+    """`tse-train`: parse the flags, train (or `--dry-run`), and end every expected failure in one
+    line."""
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg, dry = parse_command(argv)
     stop_on_sigterm()  # kill, timeout, a scheduler's limit: stopped as Ctrl-C stops it, in one line
@@ -817,31 +469,17 @@ def main(argv=None) -> None:
     except OSError as e:
         if e.errno not in DISK_FULL:
             raise
-        kept = (
-            "its last checkpoint is intact"
-            if RunFolder(cfg.out).file("checkpoint").exists()
-            else "it wrote no checkpoint yet"
-        )
-        _exit(
-            1,
-            f"tse-train: cannot write {e.filename or cfg.out} ({e.strerror}); {DISK_FULL[e.errno]}, then continue with: "
-            f"{resume_command(argv)} ({kept})",
-        )
+        _exit(1, disk_full_line(e, cfg, argv))
     except (MemoryError, RuntimeError) as e:
         if not out_of_memory(e):
             raise
-        # the CPU allocator's words; CUDA's say GiB themselves
-        need = re.search(r"allocate (\d+) bytes", str(e))
-        _exit(
-            1,
-            f"tse-train: out of memory{f' (a tensor of {int(need[1]) / 2**30:.1f} GiB)' if need else ''}; lower --batch-size "
-            f"({cfg.batch_size}), --T ({cfg.T}) or --width ({cfg.width})",
-        )
+        _exit(1, out_of_memory_line(e, cfg))
     except KeyboardInterrupt as e:
         code, word = interruption(e)
         _exit(
             code,
-            f"tse-train: {word}; the last checkpoint in {cfg.out} is intact; continue with: {resume_command(argv)}",
+            f"tse-train: {word}; the last checkpoint in {cfg.out} is intact; "
+            f"continue with: {resume_command(argv)}",
         )
 
 # %% ../nbs/11_train.ipynb #9c4c3c3d
