@@ -8,7 +8,7 @@ import argparse, os, sys, time
 from pathlib import Path
 
 from .data import DATA_ENV, DataError
-from .notebooks import _here, docs_command, papermill_command
+from .notebooks import shown_path, docs_command, papermill_command
 from .profiles import expand, load_profile, override
 from .reference import extend_reference, promote, report_reference, report_sweep
 from .runs import RunFolder
@@ -25,7 +25,7 @@ from tse_repro.sweep import (
 )
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['build_parser', 'print_run_list', 'main']
 
 # %% ../nbs/22_experiments.ipynb #2e74606d
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +86,7 @@ def _reference_arguments(parser: argparse.ArgumentParser) -> None:
         "--extend",
         action="store_true",
         help="train the runs the reference <reference>/<profile>/ lacks and add each to it as it "
-        "completes, for a sweep longer than a session (make extend)",
+        "completes, for a sweep too long for one sitting (make extend)",
     )
     parser.add_argument(
         "--report",
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/22_experiments.ipynb #fa660e5b
-def _list(runs: list, root: Path, nproc: int, name: str) -> None:
+def print_run_list(runs: list, root: Path, nproc: int, name: str) -> None:
     "`--list`: each run and its status, and whether the sweep sets its folder aside."
     for run in runs:
         folder, want = RunFolder(root / "runs" / run.name), identity_record(run, name, nproc)
@@ -155,7 +155,8 @@ def _rebuild_reference(args, parser) -> int:
     except KeyboardInterrupt as e:
         code, word = interruption(e)
         print(
-            f"reproduce: {word}; the reference {_here(Path(args.reference) / name)}/ is as it was",
+            f"reproduce: {word}; the reference "
+            f"{shown_path(Path(args.reference) / name)}/ is as it was",
             file=sys.stderr,
             flush=True,
         )
@@ -167,7 +168,7 @@ def _rebuild_reference(args, parser) -> int:
         parser.exit(
             1,
             f"reproduce: error: {words}; free space, then rerun: "
-            f"the reference {_here(Path(args.reference) / name)}/ is as it was\n",
+            f"the reference {shown_path(Path(args.reference) / name)}/ is as it was\n",
         )
     return 0
 
@@ -201,8 +202,8 @@ def _train(args, parser, profile, root: Path, reference: Path) -> dict:
         print(f"runs finished in {time.perf_counter() - start:.0f} s", flush=True)
         if args.extend:
             print(
-                f"reference report: {_here(reference / 'report.md')}; "
-                f"commit {_here(reference)}/ to keep what is banked",
+                f"reference report: {shown_path(reference / 'report.md')}; "
+                f"commit {shown_path(reference)}/ to keep what is banked",
                 flush=True,
             )
         elif not args.no_report and "complete" in statuses.values():
@@ -223,7 +224,8 @@ def _train(args, parser, profile, root: Path, reference: Path) -> dict:
             raise
         parser.exit(
             1,
-            f"reproduce: error: {words}; free space on {_here(root)}'s disk, then rerun the same "
+            f"reproduce: error: {words}; "
+            f"free space on {shown_path(root)}'s disk, then rerun the same "
             "command: finished runs are kept and the interrupted one resumes\n",
         )
     # e.g. a run folder no sweep can use
@@ -274,13 +276,13 @@ def main(argv=None) -> int:
         parser.exit(code, f"reproduce: {word} before any run started; nothing was written\n")
     root, reference = Path(args.work) / profile.name, Path(args.reference) / profile.name
     doing = (
-        f"extending the reference {_here(reference)}/ from {_here(root)}/"
+        f"extending the reference {shown_path(reference)}/ from {shown_path(root)}/"
         if args.extend
-        else f"training afresh in {_here(root)}/, reference {_here(reference)}/"
+        else f"training afresh in {shown_path(root)}/, reference {shown_path(reference)}/"
     )
     print(f"profile {profile.name}: {len(runs)} runs, nproc={args.nproc}; {doing}", flush=True)
     if args.list:
-        _list(runs, root, args.nproc, profile.name)
+        print_run_list(runs, root, args.nproc, profile.name)
         return 0
     statuses = _train(args, parser, profile, root, reference)
     failed = [name for name, status in statuses.items() if not settled(status)]

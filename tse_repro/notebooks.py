@@ -30,9 +30,9 @@ from .runs import RunFolder
 from .train import train
 
 # %% auto #0
-__all__ = ['INPUT_ERRORS', 'VOLATILE', 'GUIDES', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir',
-           'ipc_kernel_manager', 'KernelDied', 'kernel_death', 'kernel_interrupted', 'execute_notebook', 'IPCEngine',
-           'papermill_command', 'write_notebook', 'scrub_executed', 'outputs_made_from', 'execute_guide',
+__all__ = ['INPUT_ERRORS', 'VOLATILE', 'GUIDES', 'notebook_parameters', 'train_flags', 'launch', 'notebooks_dir', 'strip_ansi',
+           'shown_path', 'ipc_kernel_manager', 'KernelDied', 'kernel_death', 'kernel_interrupted', 'execute_notebook',
+           'IPCEngine', 'papermill_command', 'write_notebook', 'scrub_executed', 'outputs_made_from', 'execute_guide',
            'docs_command', 'papermill_runner']
 
 # %% ../nbs/19_notebooks.ipynb #97fc33b3
@@ -96,11 +96,12 @@ def notebooks_dir() -> Path:
     raise FileNotFoundError("nbs/papermill/run.ipynb not found; run from the tse-repro checkout")
 
 # %% ../nbs/19_notebooks.ipynb #b6e48b55
-def _strip_ansi(text: str) -> str:
+def strip_ansi(text: str) -> str:
+    "A kernel's traceback without its terminal colours."
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 # %% ../nbs/19_notebooks.ipynb #25f32d0a
-def _here(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """`path` relative to the working directory when it lies below it: executed notebooks then hold
     no machine's paths."""
     path = Path(path).absolute()
@@ -174,7 +175,7 @@ def kernel_death(exit_codes: list, log: Path) -> str:
         else "died"
     )
     return (
-        f"the run's kernel {how}, its messages in {_here(log)}; "
+        f"the run's kernel {how}, its messages in {shown_path(log)}; "
         "rerun the same command to resume from the last checkpoint"
     )
 
@@ -206,8 +207,8 @@ def execute_notebook(
         manager = ipc_kernel_manager(log)
         try:
             papermill.execute_notebook(
-                _here(notebooks_dir() / name),
-                _here(out_nb),
+                shown_path(notebooks_dir() / name),
+                shown_path(out_nb),
                 parameters=parameters,
                 kernel_name="python3",
                 progress_bar=False,
@@ -420,6 +421,6 @@ def papermill_runner(
     execute_notebook(
         "run.ipynb",
         run_dir / "run.ipynb",
-        notebook_parameters(run, _here(run_dir), nproc, resume, evaluation),
+        notebook_parameters(run, shown_path(run_dir), nproc, resume, evaluation),
         verbose,
     )

@@ -18,7 +18,7 @@ from .methods import METHODS, resolve_method
 # %% auto #0
 __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'checkout', 'Run',
            'Profile', 'variant_method', 'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader',
-           'read_yaml', 'load_profile', 'profile_text', 'variants', 'expand', 'profile_dir', 'override']
+           'read_yaml', 'load_profile', 'profile_text', 'number_text', 'variants', 'expand', 'profile_dir', 'override']
 
 # %% ../nbs/09_profiles.ipynb #6c035fbe
 def checkout() -> Path:
@@ -302,7 +302,8 @@ def profile_text(profile: Profile) -> str:
     )
 
 # %% ../nbs/09_profiles.ipynb #1d48c51c
-def _num(x) -> str:
+def number_text(x) -> str:
+    "A number as a run name writes it: 0.5, not 0.50000."
     return f"{x:g}"
 
 
@@ -322,7 +323,7 @@ def variants(profile: Profile) -> dict:
     for tau_f, kappa in itertools.product(
         profile.sweep.get("tau_f", []), profile.sweep.get("kappa", [])
     ):
-        name = f"tse-t{_num(tau_f)}-k{_num(kappa)}"
+        name = f"tse-t{number_text(tau_f)}-k{number_text(kappa)}"
         if name in out:
             _fail(
                 profile.name,

@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib, ctypes, errno, json, os, shutil, signal, time
 from pathlib import Path
 
-from .notebooks import _here, execute_notebook, scrub_executed, write_notebook
+from .notebooks import shown_path, execute_notebook, scrub_executed, write_notebook
 from .profiles import Profile, expand, load_profile, profile_text
 from .datafiles import atomic_write
 from .runs import RunFolder, try_lock
-from .stale import _changed, damage, identity_record, stale_reason
+from .stale import changed_settings, damage, identity_record, stale_reason
 from .sweep import run_profile, select_runs
 
 # %% auto #0
@@ -35,20 +35,22 @@ def check_promotable(src: Path, swept: Profile) -> None:
         folder = RunFolder(src / "runs" / run.name)
         if why := damage(folder):
             raise ValueError(
-                f"{_here(folder.path)} is damaged ({why}): "
+                f"{shown_path(folder.path)} is damaged ({why}): "
                 f"make reproduce PROFILE={name} sets it aside and trains it again"
             )
         status, identity = folder.status(), folder.identity()
         if status != "complete":
             raise ValueError(
-                f"{_here(folder.path)} is {status}: "
+                f"{shown_path(folder.path)} is {status}: "
                 f"finish the sweep (make reproduce PROFILE={name}) before promoting it"
             )
         want = identity_record(run, name, identity.get("nproc", 1))
         if identity.get("key") != want["key"]:
             raise ValueError(
-                f"{_here(folder.path)} is not the run {_here(src / 'profile.yaml')} asks for now "
-                f"(differs in {_changed(identity, want)}); rerun make reproduce PROFILE={name}, "
+                f"{shown_path(folder.path)} is not the run "
+                f"{shown_path(src / 'profile.yaml')} asks for now "
+                f"(differs in {changed_settings(identity, want)}); "
+                f"rerun make reproduce PROFILE={name}, "
                 "with the same data folder ($TSE_DATA or --data-path)"
             )
 
@@ -115,7 +117,7 @@ def reference_lock(dst: Path, wait: bool = False):
     if held is None:
         raise ValueError(
             f"another `make reference` or `make report` of {dst.name} is running "
-            f"(it holds {_here(lock)}); wait for it to finish"
+            f"(it holds {shown_path(lock)}); wait for it to finish"
         )
     try:
         yield
@@ -142,7 +144,7 @@ def _staged_report(new: Path, dst: Path, rel: Path, kernel_cwd, verbose: bool) -
         verbose,
         cwd=kernel_cwd,
     )
-    _record_output_path(new / "report.ipynb", _here(dst / "report.ipynb"))
+    _record_output_path(new / "report.ipynb", shown_path(dst / "report.ipynb"))
 
 # %% ../nbs/21_reference.ipynb #7909ed1e
 def replace_reference(
@@ -157,7 +159,7 @@ def replace_reference(
         shutil.rmtree(stage, ignore_errors=True)
         # the report is built under the same relative path, from `stage`, so it names no staging
         # folder
-        rel = Path(_here(dst))
+        rel = Path(shown_path(dst))
         new, kernel_cwd = (stage / dst.name, None) if rel.is_absolute() else (stage / rel, stage)
         try:
             fill(new)
@@ -204,9 +206,12 @@ def promote(
         shutil.copy(src / "profile.yaml", new / "profile.yaml")
 
     replace_reference(dst, fill, verbose, report)
-    log(f"promoted {_here(src)}/ ({len(expand(swept))} runs) to the reference {_here(dst)}/")
+    log(
+        f"promoted {shown_path(src)}/ ({len(expand(swept))} runs) "
+        f"to the reference {shown_path(dst)}/"
+    )
     if report:
-        log(f"reference report: {_here(dst / 'report.md')}")
+        log(f"reference report: {shown_path(dst / 'report.md')}")
     return dst
 
 # %% ../nbs/21_reference.ipynb #4510976e
@@ -214,11 +219,11 @@ def _bank_fix(why: str, folder: RunFolder, dst: Path) -> str:
     """What to do about a run in a reference that the profile cannot extend, by the reason
     `stale_reason` gave."""
     if why.startswith("damaged"):
-        return f"restore {_here(folder.path)}/ from git"
+        return f"restore {shown_path(folder.path)}/ from git"
     if why == "no longer in the profile":
         return (
             f"a reference holds its profile's runs only: "
-            f"move {folder.path.name}/ out of {_here(dst)}/runs/"
+            f"move {folder.path.name}/ out of {shown_path(dst)}/runs/"
         )
     return (
         "a reference holds one recipe; put the profile back, "
@@ -233,20 +238,21 @@ def banked_runs(dst: Path, profile: Profile, expected: dict) -> list[str]:
     if not (dst / "profile.yaml").exists():
         if any((dst / "runs").glob("*/")):
             raise ValueError(
-                f"{_here(dst)}/runs/ holds runs but {_here(dst)}/ no profile.yaml: "
+                f"{shown_path(dst)}/runs/ holds runs but {shown_path(dst)}/ no profile.yaml: "
                 "restore it from git"
             )
         return []
     if load_profile(dst / "profile.yaml", name=profile.name).evaluation != profile.evaluation:
         raise ValueError(
-            f"{_here(dst)}/ was evaluated with other `evaluation` settings than this profile's: "
+            f"{shown_path(dst)}/ was evaluated with other `evaluation` settings "
+            "than this profile's: "
             "put them back, or give the new ones a profile of their own name"
         )
     names = []
     for folder in map(RunFolder, sorted((dst / "runs").glob("*/"))):
         if why := stale_reason(folder, expected.get(folder.path.name)):
             raise ValueError(
-                f"{_here(folder.path)} cannot be extended by this profile ({why}): "
+                f"{shown_path(folder.path)} cannot be extended by this profile ({why}): "
                 + _bank_fix(why, folder, dst)
             )
         names.append(folder.path.name)
@@ -338,9 +344,12 @@ def extend_reference(
             shutil.rmtree(root / "runs" / name)
         bank(adopt(src, root / "runs" / name, expected[name]), dst, profile, report, verbose)
         banked.add(name)
-        log(f"    {name}: adopted {_here(src.path)}/ (the same identity), banked without training")
+        log(
+            f"    {name}: adopted {shown_path(src.path)}/ (the same identity), "
+            "banked without training"
+        )
     log(
-        f"reference {_here(dst)}/ holds {len(banked)} of the {len(expected)} runs; "
+        f"reference {shown_path(dst)}/ holds {len(banked)} of the {len(expected)} runs; "
         "training the others"
     )
 
@@ -349,7 +358,7 @@ def extend_reference(
             return
         bank(folder, dst, profile, report, verbose)
         banked.add(folder.path.name)
-        log(f"    banked into {_here(dst)}/ ({len(banked)} of {len(expected)} runs)")
+        log(f"    banked into {shown_path(dst)}/ ({len(banked)} of {len(expected)} runs)")
 
     statuses = run_profile(
         profile, work, nproc, only, runner=runner, verbose=verbose, log=log, done=done, by_seed=True
@@ -358,7 +367,7 @@ def extend_reference(
         replace_reference(
             dst, lambda new: shutil.copytree(dst, new, symlinks=True), verbose, wait=True
         )
-        log(f"    {_here(dst)}/ lacked its report.md or runs.csv: rebuilt from its runs")
+        log(f"    {shown_path(dst)}/ lacked its report.md or runs.csv: rebuilt from its runs")
     return statuses
 
 # %% ../nbs/21_reference.ipynb #aac6d82c
@@ -370,33 +379,37 @@ def report_reference(
     root = Path(reference) / name
     if not (root / "profile.yaml").exists():
         raise ValueError(
-            f"{_here(root)}/ holds no reference to report: "
+            f"{shown_path(root)}/ holds no reference to report: "
             f"make one with `make reproduce PROFILE={name}`, then `make reference PROFILE={name}`"
         )
     load_profile(root / "profile.yaml", name=name)
     replace_reference(root, lambda new: shutil.copytree(root, new, symlinks=True), verbose)
-    print(f"report: {_here(root / 'report.md')}", flush=True)
+    print(f"report: {shown_path(root / 'report.md')}", flush=True)
     return root
 
 # %% ../nbs/21_reference.ipynb #a0288b6f
 def report_sweep(root: Path, reference: Path, verbose: bool = False) -> None:
     """Execute the report notebook on a sweep folder, comparing with `reference` when it holds runs;
     print the verdict."""
-    ref = _here(reference) if (reference / "runs").is_dir() else ""
+    ref = shown_path(reference) if (reference / "runs").is_dir() else ""
     execute_notebook(
         "report.ipynb",
         root / "report.ipynb",
-        {"results_dir": _here(root), "profile": _here(root / "profile.yaml"), "reference": ref},
+        {
+            "results_dir": shown_path(root),
+            "profile": shown_path(root / "profile.yaml"),
+            "reference": ref,
+        },
         verbose,
     )
-    print(f"report: {_here(root / 'report.md')}", flush=True)
+    print(f"report: {shown_path(root / 'report.md')}", flush=True)
     if root.name.startswith("smoke-"):
         print("a smoke run: its numbers are not results and are compared with nothing", flush=True)
     else:
         print(
             f"\n{(root / 'verdict.md').read_text().strip()}"
             if ref
-            else f"no reference in {_here(reference)}/ to compare with "
+            else f"no reference in {shown_path(reference)}/ to compare with "
             f"(promote this sweep with: make reference PROFILE={root.name})",
             flush=True,
         )

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib, json, os
 from pathlib import Path
 
-from .notebooks import _here
+from .notebooks import shown_path
 from .profiles import Run
 from .identity import result_settings, run_identity, run_key
 from .runs import RunFolder, RunRefused, try_lock
 
 # %% auto #0
-__all__ = ['identity_record', 'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason', 'set_aside_stale']
+__all__ = ['identity_record', 'changed_settings', 'unfinished_notebook', 'damage', 'driver_claim', 'stale_reason',
+           'set_aside_stale']
 
 # %% ../nbs/19a_stale.ipynb #c5f7b881
 def identity_record(run: Run, profile: str, nproc: int) -> dict:
@@ -31,7 +32,7 @@ def identity_record(run: Run, profile: str, nproc: int) -> dict:
     }
 
 # %% ../nbs/19a_stale.ipynb #95c707c0
-def _changed(old: dict, new: dict) -> str:
+def changed_settings(old: dict, new: dict) -> str:
     "What differs between two identities, in words."
     before, after = old.get("identity") or {}, new["identity"]
     settings = sorted(
@@ -125,7 +126,7 @@ def stale_reason(folder: RunFolder, want: dict | None) -> str:
     if not have.get("key"):
         return "it holds no record of its settings (no run.json)"
     return (
-        f"its settings changed since it ran ({_changed(have, want)})"
+        f"its settings changed since it ran ({changed_settings(have, want)})"
         if have["key"] != want["key"]
         else ""
     )
@@ -169,7 +170,7 @@ def set_aside_stale(root: Path, expected: dict, log=print) -> list[Path]:
         moved.append(target)
         again = why.startswith("damaged") and folder.path.name in expected
         log(
-            f"    {folder.path.name}: {why}; the old run was moved to {_here(target)}/ "
+            f"    {folder.path.name}: {why}; the old run was moved to {shown_path(target)}/ "
             "(kept, delete it by hand when done)" + ("; it trains again" if again else "")
         )
     return moved

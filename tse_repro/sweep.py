@@ -14,7 +14,7 @@ from .config import TrainConfig
 from .fixtures import write_synthetic
 from .signatures import require_data
 from .eval import analyze_run
-from .notebooks import _here, _strip_ansi, kernel_interrupted, papermill_runner
+from .notebooks import shown_path, strip_ansi, kernel_interrupted, papermill_runner
 from .profiles import Profile, Run, check_profile, expand, profile_text, variant_method
 from .datafiles import atomic_write
 from .runs import RunFolder
@@ -36,8 +36,8 @@ def describe_error(e: BaseException) -> str:
     """The error of a failed run as text: papermill's cell error (name, value, traceback) or the
     exception."""
     if hasattr(e, "ename"):
-        lines = "\n".join(_strip_ansi(line) for line in (getattr(e, "traceback", None) or []))
-        return f"{e.ename}: {_strip_ansi(str(e.evalue))}\n\n{lines}\n"
+        lines = "\n".join(strip_ansi(line) for line in (getattr(e, "traceback", None) or []))
+        return f"{e.ename}: {strip_ansi(str(e.evalue))}\n\n{lines}\n"
     return f"{type(e).__name__}: {e}\n\n{''.join(traceback.format_exception(e))}"
 
 # %% ../nbs/20_sweep.ipynb #9562c0ef
@@ -166,7 +166,7 @@ def disk_full(e: BaseException) -> str:
     error."""
     if isinstance(e, OSError) and e.errno in DISK_FULL:
         return f"{e.strerror}: {e.filename}" if e.filename else str(e.strerror)
-    words = re.search(r"\[Errno (\d+)\][^\n]*", _strip_ansi(str(getattr(e, "evalue", ""))))
+    words = re.search(r"\[Errno (\d+)\][^\n]*", strip_ansi(str(getattr(e, "evalue", ""))))
     return words.group(0) if words and int(words.group(1)) in DISK_FULL else ""
 
 # %% ../nbs/20_sweep.ipynb #68e50dd6
@@ -223,7 +223,7 @@ def _outcome(folder: RunFolder, start: float, sweep: dict, log) -> str:
     first = folder.error().splitlines()[0] if folder.error() else "no summary.json written"
     if not folder.error():
         folder.write_error(first + "\n")
-    log(f"    FAILED: {first} (see {_here(folder.file('error'))})")
+    log(f"    FAILED: {first} (see {shown_path(folder.file('error'))})")
     return "failed"
 
 # %% ../nbs/20_sweep.ipynb #f8914318
@@ -348,7 +348,7 @@ def smoke_profile(profile: Profile, work: str | os.PathLike = "runs", nproc: int
         **profile.recipe,
         **SMOKE_RECIPE,
         "batch_size": 10 * nproc,
-        **({"data_path": _here(data)} if data else {}),
+        **({"data_path": shown_path(data)} if data else {}),
     }
     # what the synthetic test split holds
     evaluation = {
