@@ -67,17 +67,15 @@ def forms_markdown(records: list[dict]) -> str:
     and a table of where each departs ('' without one)."""
     forms = {}
     for record in records:
-        if erases(record["method"]) and record["config"]:
-            forms.setdefault(record["variant"], tse_forms(record["config"]))
+        if erases(record.method) and record.config:
+            forms.setdefault(record.variant, tse_forms(record.config))
     if not forms:
         return ""
     if len({tuple(own) for own in forms.values()}) == 1:
         return (
             f"TSE's forms, in every erasing variant here: {'; '.join(next(iter(forms.values())))}."
         )
-    T = next(
-        record["config"]["T"] for record in records if erases(record["method"]) and record["config"]
-    )
+    T = next(record.config["T"] for record in records if erases(record.method) and record.config)
     paper = tse_forms({"T": T})
     rows = [
         [variant, "; ".join(form for form in own if form not in paper) or "– (the paper's)"]
@@ -114,8 +112,8 @@ def ablation_variants(records: list[dict]) -> tuple:
     that change a switch, the recipe or the method ((None, []) if none)."""
     configs = {}
     for record in records:
-        if record["config"] and record["method"] in METHODS:
-            configs.setdefault(record["variant"], (record["method"], record["config"]))
+        if record.config and record.method in METHODS:
+            configs.setdefault(record.variant, (record.method, record.config))
     anchor = next(
         (
             variant
@@ -158,17 +156,17 @@ def what_changed(method: str, config: dict, anchor_config: dict) -> str:
 # %% ../nbs/16_ablation.ipynb #3f12323a
 def _final(record: dict) -> float:
     "A run's final top-1."
-    return record["summary"]["final_acc"]
+    return record.summary["final_acc"]
 
 # %% ../nbs/16_ablation.ipynb #9fbdc929
 def _gain(record: dict) -> float:
     "A run's any-time gain: top-1 with all T steps minus top-1 with step 1 alone."
-    return record["summary"]["final_acc_by_t"][-1] - record["summary"]["final_acc_by_t"][0]
+    return record.summary["final_acc_by_t"][-1] - record.summary["final_acc_by_t"][0]
 
 # %% ../nbs/16_ablation.ipynb #d2bdc515
 def _erased(record: dict) -> float:
     "The mean erased fraction of a run's last epoch (NaN where it erased nothing)."
-    last = record["history"][-1]
+    last = record.history[-1]
     return float(np.mean(last["erased_fraction"])) if "erased_fraction" in last else np.nan
 
 # %% ../nbs/16_ablation.ipynb #ee8ad446
@@ -206,15 +204,15 @@ def ablation_table(records: list[dict]) -> pd.DataFrame:
     if anchor is None:
         return pd.DataFrame()
     done = [record for record in records if is_complete(record)]
-    tet = next((record["variant"] for record in done if record["method"] == "tet"), None)
+    tet = next((record.variant for record in done if record.method == "tet"), None)
 
     def by_seed(variant, value):
-        return {record["seed"]: value(record) for record in done if record["variant"] == variant}
+        return {record.seed: value(record) for record in done if record.variant == variant}
 
     config_of = {
-        record["variant"]: (record["method"], record["config"])
+        record.variant: (record.method, record.config)
         for record in reversed(records)
-        if record["config"]
+        if record.config
     }
     rows = []
     for variant in [anchor, *([tet] if tet else []), *found]:

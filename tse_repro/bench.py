@@ -96,15 +96,15 @@ def _per_seed(records: list[dict], value) -> dict:
     "variant -> seed -> value(record) over the complete runs."
     out = {}
     for row in records:
-        if row["status"] == "complete":
-            out.setdefault(row["variant"], {})[row["seed"]] = value(row)
+        if row.status == "complete":
+            out.setdefault(row.variant, {})[row.seed] = value(row)
     return out
 
 
 def _erased_at(t: int):
     return lambda row: (
-        100 * row["history"][-1]["erased_fraction"][t - 2]
-        if "erased_fraction" in row["history"][-1]
+        100 * row.history[-1]["erased_fraction"][t - 2]
+        if "erased_fraction" in row.history[-1]
         else float("nan")
     )
 
@@ -112,9 +112,9 @@ def _erased_at(t: int):
 def paired_quantities(T: int) -> dict:
     "The quantities compared between two sweeps: name -> value of a run record."
     return {
-        "final top-1 (points)": lambda row: row["summary"]["final_acc"],
+        "final top-1 (points)": lambda row: row.summary["final_acc"],
         **{f"erased at t={t} (points)": _erased_at(t) for t in range(2, T + 1)},
-        "train time (new / old)": lambda row: row["summary"]["train_seconds"],
+        "train time (new / old)": lambda row: row.summary["train_seconds"],
     }
 
 # %% ../nbs/23_bench.ipynb #b330b558
@@ -122,7 +122,7 @@ def precision_paired(new_dir: str | Path, old_dir: str | Path) -> list[dict]:
     """Rows (variant, quantity, n, mean, halfwidth, reading) of new − old paired by seed; train time
     as a ratio."""
     new, old = load_runs(Path(new_dir)), load_runs(Path(old_dir))
-    T = max((row["config"].get("T", 1) for row in new if row["status"] == "complete"), default=1)
+    T = max((row.config.get("T", 1) for row in new if row.status == "complete"), default=1)
     rows = []
     for name, value in paired_quantities(T).items():
         new_values, old_values = _per_seed(new, value), _per_seed(old, value)

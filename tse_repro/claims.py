@@ -23,7 +23,7 @@ __all__ = ['NO_SPREAD_NOTE', 'CLAIMS_BLOCK', 'anchors', 'comparisons', 'values_b
 def anchors(records: list[dict], present) -> list[str]:
     """The variants every other is compared with: the first of the baseline (SDT) and the first of
     TET among `present`."""
-    method_of = {record["variant"]: record["method"] for record in records}
+    method_of = {record.variant: record.method for record in records}
     first = {
         method: next(
             (variant for variant, its in method_of.items() if its == method and variant in present),
@@ -51,7 +51,7 @@ def values_by_seed(records: list[dict], values) -> dict:
     "variant -> seed -> `values(record)` over the complete runs."
     by_variant = {}
     for record in filter(is_complete, records):
-        by_variant.setdefault(record["variant"], {})[record["seed"]] = values(record)
+        by_variant.setdefault(record.variant, {})[record.seed] = values(record)
     return by_variant
 
 # %% ../nbs/15_claims.ipynb #294d0da6
@@ -85,7 +85,7 @@ def pair_by_seed(records: list[dict], values) -> pd.DataFrame:
 # %% ../nbs/15_claims.ipynb #06ba8a18
 def paired_table(records: list[dict], key: str = "final_acc") -> pd.DataFrame:
     "`pair_by_seed` on one number of each run's summary (the final top-1 by default)."
-    return pair_by_seed(records, lambda record: {key: record["summary"][key]})
+    return pair_by_seed(records, lambda record: {key: record.summary[key]})
 
 # %% ../nbs/15_claims.ipynb #13070045
 def _dash_or(value: float, text: str) -> str:
@@ -147,7 +147,7 @@ def _robustness_claims(robustness: dict) -> dict:
 def claim_values(record: dict) -> dict:
     """Every measured claim of a complete run, by name: final top-1, top-1 at each t, the any-time
     gain, robustness, overlap."""
-    summary, evaluation = record["summary"], record.get("eval") or {}
+    summary, evaluation = record.summary, record.eval or {}
     by_t = summary["final_acc_by_t"]
     out = {
         "final top-1": summary["final_acc"],

@@ -47,25 +47,23 @@ def runs_by_variant(records: list[dict], status=("complete", "interrupted", "fai
     "variant -> its runs of a status in `status` that logged at least one epoch."
     groups = {}
     for record in records:
-        if record["history"] and record["status"] in status:
-            groups.setdefault(record["variant"], []).append(record)
+        if record.history and record.status in status:
+            groups.setdefault(record.variant, []).append(record)
     return groups
 
 # %% ../nbs/14_figures.ipynb #9677fe40
 def _stack(runs: list[dict], key: str) -> np.ndarray:
     "Per-epoch values of `key` for several seeds, cut to the shortest run: [seeds, epochs, ...]."
-    epochs = min(len(run["history"]) for run in runs)
-    return np.array(
-        [[epoch[key] for epoch in run["history"][:epochs]] for run in runs], dtype=float
-    )
+    epochs = min(len(run.history) for run in runs)
+    return np.array([[epoch[key] for epoch in run.history[:epochs]] for run in runs], dtype=float)
 
 # %% ../nbs/14_figures.ipynb #dc3c990a
 def _loss_steps(run: dict) -> int:
     """What a run's training loss is divided by to read per time step: T where Eq. 12 sums over the
     steps, else 1."""
-    summed = erases(run["method"]) and run["config"].get("tse_steps", "sum") == "sum"
+    summed = erases(run.method) and run.config.get("tse_steps", "sum") == "sum"
     # Eq. 12 sums over the T steps (unless a switch averages); SDT and TET are means
-    return run["config"].get("T", 1) if summed else 1
+    return run.config.get("T", 1) if summed else 1
 
 # %% ../nbs/14_figures.ipynb #d94dbc9a
 def plot_curves(records: list[dict], path: Path | None = None):
@@ -99,7 +97,7 @@ def plot_acc_by_t(records: list[dict], path: Path | None = None):
     "Final any-time accuracy against the number of time steps used at inference, per variant."
     fig, ax = _subplots(figsize=(6, 4))
     for variant, runs in runs_by_variant(records, ("complete",)).items():
-        acc = np.array([run["summary"]["final_acc_by_t"] for run in runs], dtype=float)
+        acc = np.array([run.summary["final_acc_by_t"] for run in runs], dtype=float)
         steps = np.arange(1, acc.shape[1] + 1)
         ax.errorbar(
             steps,
@@ -123,7 +121,7 @@ def _erased_panel(ax, variant: str, runs: list[dict]):
             np.arange(1, len(fraction) + 1), fraction[:, j], marker="o", ms=3, label=f"t={j + 2}"
         )
     ax.set(
-        title=f"{variant} (tau_f={runs[0]['tau_f']:g}, kappa={runs[0]['kappa']:g})",
+        title=f"{variant} (tau_f={runs[0].tau_f:g}, kappa={runs[0].kappa:g})",
         xlabel="epoch",
         ylim=(0, 1),
     )
@@ -136,7 +134,7 @@ def plot_erased(records: list[dict], path: Path | None = None):
     groups = {
         variant: runs
         for variant, runs in runs_by_variant(records).items()
-        if erases(runs[0]["method"]) and "erased_fraction" in runs[0]["history"][0]
+        if erases(runs[0].method) and "erased_fraction" in runs[0].history[0]
     }
     if not groups:
         return None
@@ -197,7 +195,7 @@ class FigureUnavailable(Exception):
 # %% ../nbs/14_figures.ipynb #c245ca86
 def mask_arrays(run: dict) -> dict:
     "The arrays of a TSE run's mask figure: its masks.npz, else recomputed from its checkpoint."
-    folder = RunFolder(run["dir"])
+    folder = RunFolder(run.dir)
     if folder.file("masks").exists():
         with np.load(folder.file("masks")) as arrays:
             return {key: arrays[key] for key in arrays.files}
@@ -205,8 +203,8 @@ def mask_arrays(run: dict) -> dict:
         model, cfg = folder.load_model()
         return mask_sample(model, cfg, eval_loader(cfg))
     raise FigureUnavailable(
-        f"{run['name']} holds neither masks.npz nor checkpoint.pt (write them with "
-        f"`tse-eval {run['dir']} --write`)"
+        f"{run.name} holds neither masks.npz nor checkpoint.pt (write them with "
+        f"`tse-eval {run.dir} --write`)"
     )
 
 # %% ../nbs/14_figures.ipynb #b08281c4
@@ -241,14 +239,14 @@ def plot_masks(run: dict, path: Path | None = None):
     arrays = mask_arrays(run)
     x, y, keep = arrays["images"], arrays["labels"], arrays["keep"]
     n, T = len(x), keep.shape[1] + 1
-    names = class_names(run["config"].get("dataset", "digits"), run["config"].get("data_path"))
+    names = class_names(run.config.get("dataset", "digits"), run.config.get("data_path"))
     fig, axes = _subplots(n, T, figsize=(1.9 * T, 1.9 * n), squeeze=False)
     for i in range(n):
         _mask_row(axes[i], _show(x[i]), keep[i], _class_name(names, int(y[i])))
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(
-        f"TSE masks of {run['name']} (yellow = erased; tau_f={float(arrays['tau_f']):g}, "
+        f"TSE masks of {run.name} (yellow = erased; tau_f={float(arrays['tau_f']):g}, "
         f"kappa={float(arrays['kappa']):g})",
         fontsize=9,
     )
@@ -277,7 +275,7 @@ def plot_robustness(records: list[dict], path: Path | None = None):
         record
         for record in records
         if is_complete(record)
-        and (record.get("eval") or {}).get("robustness", {}).get("clean") is not None
+        and (record.eval or {}).get("robustness", {}).get("clean") is not None
     ]
     if not runs:
         return None
@@ -287,10 +285,8 @@ def plot_robustness(records: list[dict], path: Path | None = None):
         ("fgsm", "pgd", "noise"),
         ("FGSM eps (/255)", "PGD eps (/255)", "Gaussian noise sigma"),
     ):
-        for variant in dict.fromkeys(record["variant"] for record in runs):
-            robustness = [
-                record["eval"]["robustness"] for record in runs if record["variant"] == variant
-            ]
+        for variant in dict.fromkeys(record.variant for record in runs):
+            robustness = [record.eval["robustness"] for record in runs if record.variant == variant]
             _robustness_line(ax, variant, robustness, kind)
         ax.set(xlabel=label, ylabel="top-1 (%)", title=kind.upper() if kind != "noise" else "noise")
     axes[0].legend(fontsize=8)
@@ -302,20 +298,20 @@ def plot_overlap(records: list[dict], path: Path | None = None):
     runs = [
         record
         for record in records
-        if is_complete(record) and (record.get("eval") or {}).get("overlap", {}).get("topk_iou")
+        if is_complete(record) and (record.eval or {}).get("overlap", {}).get("topk_iou")
     ]
     if not runs:
         return None
-    variants = list(dict.fromkeys(record["variant"] for record in runs))
-    pairs = list(runs[0]["eval"]["overlap"]["topk_iou"])
+    variants = list(dict.fromkeys(record.variant for record in runs))
+    pairs = list(runs[0].eval["overlap"]["topk_iou"])
     fig, ax = _subplots(figsize=(max(6, 1.1 * len(pairs) * len(variants) / 2), 3.8))
     width = 0.8 / len(variants)
     for i, variant in enumerate(variants):
         iou = np.array(
             [
-                [record["eval"]["overlap"]["topk_iou"][pair] for pair in pairs]
+                [record.eval["overlap"]["topk_iou"][pair] for pair in pairs]
                 for record in runs
-                if record["variant"] == variant
+                if record.variant == variant
             ]
         )
         ax.bar(
@@ -340,16 +336,16 @@ def plot_run(run_dir: str | os.PathLike, path: Path | None = None):
     """Accuracy, loss, any-time accuracy and (TSE) erased fraction of one run folder (a PNG at
     `path` if given)."""
     record = RunFolder(run_dir).record()
-    if not record["history"]:
+    if not record.history:
         print(f"no metrics in {run_dir}")
         return None
-    history = record["history"]
+    history = record.history
     epochs = [epoch["epoch"] for epoch in history]
     tse = "erased_fraction" in history[0]
     fig, axes = _subplots(1, 3 + tse, figsize=(4 * (3 + tse), 3.4))
     axes[0].plot(epochs, [epoch["test_acc"] for epoch in history], marker="o", label="test")
     axes[0].plot(epochs, [epoch["train_acc"] for epoch in history], marker="o", label="train")
-    axes[0].set(xlabel="epoch", ylabel="top-1 (%)", title=f"{record['name']} ({record['method']})")
+    axes[0].set(xlabel="epoch", ylabel="top-1 (%)", title=f"{record.name} ({record.method})")
     axes[0].legend()
     axes[1].plot(epochs, [epoch["train_loss"] for epoch in history], marker="o")
     axes[1].set(xlabel="epoch", title="training loss")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .methods import METHODS
-from .runs import RunFolder
+from .runs import RunFolder, RunRecord
 
 # %% auto #0
 __all__ = ['is_complete', 'erases', 'pending_record', 'report_order', 'load_runs', 'eval_values', 'attack_levels']
@@ -15,7 +15,7 @@ __all__ = ['is_complete', 'erases', 'pending_record', 'report_order', 'load_runs
 # %% ../nbs/13a_records.ipynb #e9adb575
 def is_complete(record: dict) -> bool:
     "Whether the run of `record` finished: only complete runs enter the statistics."
-    return record["status"] == "complete"
+    return record.status == "complete"
 
 # %% ../nbs/13a_records.ipynb #155ae23a
 def erases(method: str) -> bool:
@@ -23,23 +23,20 @@ def erases(method: str) -> bool:
     return method in METHODS and METHODS[method].erases
 
 # %% ../nbs/13a_records.ipynb #941b7edc
-def pending_record(run) -> dict:
+def pending_record(run) -> RunRecord:
     """The record of an expected run (a profile's `Run`) that has not started: status `pending`, no
     numbers."""
-    return {
-        "name": run.name,
-        "dir": "",
-        "variant": run.variant,
-        "method": run.method,
-        "seed": run.seed,
-        "tau_f": run.config["tau_f"] if erases(run.method) else None,
-        "kappa": run.config["kappa"] if erases(run.method) else None,
-        "status": "pending",
-        "config": run.config,
-        "summary": None,
-        "history": [],
-        "error": "",
-    }
+    return RunRecord(
+        name=run.name,
+        variant=run.variant,
+        method=run.method,
+        seed=run.seed,
+        tau_f=run.config["tau_f"] if erases(run.method) else None,
+        kappa=run.config["kappa"] if erases(run.method) else None,
+        status="pending",
+        config=run.config,
+        error="",
+    )
 
 # %% ../nbs/13a_records.ipynb #dd6df969
 def report_order(expected: list | None = None):
@@ -49,11 +46,11 @@ def report_order(expected: list | None = None):
 
     def key(record):
         return (
-            order.get(record["name"], len(order)),
-            rank.index(record["method"]) if record["method"] in rank else len(rank),
-            record["variant"] != record["method"],
-            record["variant"],
-            record["seed"] or 0,
+            order.get(record.name, len(order)),
+            rank.index(record.method) if record.method in rank else len(rank),
+            record.variant != record.method,
+            record.variant,
+            record.seed or 0,
         )
 
     return key
@@ -68,7 +65,7 @@ def load_runs(results_dir: Path, expected: list | None = None) -> list[dict]:
         if runs_dir.exists()
         else []
     )
-    seen = {record["name"] for record in records}
+    seen = {record.name for record in records}
     records += [pending_record(run) for run in expected or [] if run.name not in seen]
     return sorted(records, key=report_order(expected))
 
@@ -77,11 +74,11 @@ def eval_values(records: list[dict], path: tuple) -> dict:
     "variant -> list over complete seeds of eval.json's value at `path` (runs without it skipped)."
     out = {}
     for record in records:
-        value = record.get("eval") if is_complete(record) else None
+        value = record.eval if is_complete(record) else None
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         if value is not None:
-            out.setdefault(record["variant"], []).append(value)
+            out.setdefault(record.variant, []).append(value)
     return out
 
 # %% ../nbs/13a_records.ipynb #a135ca81

@@ -74,9 +74,9 @@ def _figure_plans(records: list[dict], table: pd.DataFrame, masks: bool) -> dict
         (
             record
             for record in records
-            if erases(record["method"]) and is_complete(record) and record["dir"]
+            if erases(record.method) and is_complete(record) and record.dir
         ),
-        key=lambda record: (record["variant"] != "tse", record["name"]),
+        key=lambda record: (record.variant != "tse", record.name),
     )
     return {
         "curves": lambda path: plot_curves(records, path) if runs_by_variant(records) else None,
@@ -129,7 +129,7 @@ def _section(title: str, body: str, legend: str = "") -> list[str]:
 # %% ../nbs/18_report.ipynb #4467cd2e
 def recipe_line(records: list[dict]) -> str:
     "The shared recipe in a sentence, from the first run with settings ('' without one)."
-    configs = [record["config"] for record in records if record["config"]]
+    configs = [record.config for record in records if record.config]
     if not configs:
         return ""
     config = configs[0]
@@ -153,9 +153,7 @@ TOP1_LEGEND = (
 def _head_parts(title, description, records, table, recipe_table: str) -> list[str]:
     "The report's head: title, description, recipe, run counts, the top-1 table and TSE's forms."
     counts = (
-        pd.Series([record["status"] for record in records]).value_counts().to_dict()
-        if records
-        else {}
+        pd.Series([record.status for record in records]).value_counts().to_dict() if records else {}
     )
     runs = ", ".join(f"{count} {status}" for status, count in counts.items()) or "none"
     return [
@@ -236,9 +234,9 @@ def _failed_runs(records: list[dict]) -> str:
         return ""
     rows = [
         [
-            record["name"],
-            record["status"],
-            (record["error"].splitlines() or [""])[0].replace("|", "\\|")[:200],
+            record.name,
+            record.status,
+            (record.error.splitlines() or [""])[0].replace("|", "\\|")[:200],
         ]
         for record in bad
     ]

@@ -88,7 +88,7 @@ def differences(reported: dict, config: dict) -> list[str]:
 def _reported_rows(table: pd.DataFrame, records: list[dict]) -> tuple[list, list]:
     """The rows of the published numbers beside ours (the whole setting matches) and for reference
     (with what differs)."""
-    config = next((record["config"] for record in records if record["config"]), {})
+    config = next((record.config for record in records if record.config), {})
     beside, reference = [], []
     for rep in REPORTED:
         why = differences(rep, config) if config else ["no runs"]

@@ -5,7 +5,7 @@
 # %% ../nbs/10_runs.ipynb #16b86dd5
 from __future__ import annotations
 import contextlib, fcntl, io, json, os
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from .methods import METHODS, LossState
 
 # %% auto #0
 __all__ = ['FILES', 'RUN_FILES', 'RESUME_FIX', 'RunRefused', 'write_json', 'RunFolder', 'try_lock', 'read_checkpoint',
-           'epoch_record', 'summarize', 'model_from_state', 'loss_state_from', 'fake_run']
+           'epoch_record', 'summarize', 'RunRecord', 'model_from_state', 'loss_state_from', 'fake_run']
 
 # %% ../nbs/10_runs.ipynb #63600b8f
 FILES = {
@@ -314,32 +314,38 @@ def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
         **extra,
     }
 
+# %% ../nbs/10_runs.ipynb #a1b2c3d5
+@dataclass
+class RunRecord:
+    """A run folder as the reports read it: its name, variant, method, seed, loss settings, status,
+    settings, summary, per-epoch metrics, error and evaluation."""
+
+    name: str
+    dir: str = ""
+    variant: str = ""
+    method: str = "sdt"
+    seed: int | None = None
+    tau_f: float | None = None
+    kappa: float | None = None
+    status: str = "failed"
+    config: dict = field(default_factory=dict)
+    summary: dict | None = None
+    history: list = field(default_factory=list)
+    error: str | None = None
+    eval: dict | None = None
+
 # %% ../nbs/10_runs.ipynb #9ca3d678
 def _erases(method) -> bool:
     return method in METHODS and METHODS[method].erases
 
 
-def _failed_record(folder: RunFolder, error: str) -> dict:
+def _failed_record(folder: RunFolder, error: str) -> RunRecord:
     "The record of a run whose files cannot be read: failed, with the reason."
-    return {
-        "name": folder.path.name,
-        "dir": str(folder.path),
-        "variant": folder.path.name,
-        "method": "sdt",
-        "seed": None,
-        "tau_f": None,
-        "kappa": None,
-        "status": "failed",
-        "config": {},
-        "summary": None,
-        "history": [],
-        "error": error,
-        "eval": None,
-    }
+    return RunRecord(folder.path.name, str(folder.path), folder.path.name, error=error)
 
 
 @patch
-def record(self: RunFolder) -> dict:
+def record(self: RunFolder) -> RunRecord:
     """The run as a record: name, variant, method, seed, loss settings, status, config, summary,
     history, error."""
     try:
@@ -355,21 +361,21 @@ def record(self: RunFolder) -> dict:
         return _failed_record(self, str(e))
     config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
-    return {
-        "name": self.path.name,
-        "dir": str(self.path),
-        "variant": ident.get("variant", method),
-        "method": method,
-        "seed": ident.get("seed", config.get("seed")),
-        "tau_f": config.get("tau_f") if _erases(method) else None,
-        "kappa": config.get("kappa") if _erases(method) else None,
-        "status": self.status(),
-        "config": config,
-        "summary": summary,
-        "history": history,
-        "error": self.error(),
-        "eval": evaluation,
-    }
+    return RunRecord(
+        name=self.path.name,
+        dir=str(self.path),
+        variant=ident.get("variant", method),
+        method=method,
+        seed=ident.get("seed", config.get("seed")),
+        tau_f=config.get("tau_f") if _erases(method) else None,
+        kappa=config.get("kappa") if _erases(method) else None,
+        status=self.status(),
+        config=config,
+        summary=summary,
+        history=history,
+        error=self.error(),
+        eval=evaluation,
+    )
 
 # %% ../nbs/10_runs.ipynb #8ce3d058
 def model_from_state(cfg: TrainConfig, state: dict, where: str, device="cpu") -> nn.Module:

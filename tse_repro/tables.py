@@ -44,7 +44,7 @@ def method_label(method: str, config: dict) -> str:
 def bf16_kernels_used(record: dict) -> str | None:
     """What a run's summary says its bf16 products ran on (native, emulated), 'not recorded' where
     an `amp` run's summary predates the key, None without `amp` or a summary."""
-    summary, amp = record["summary"], (record["config"] or {}).get("amp")
+    summary, amp = record.summary, (record.config or {}).get("amp")
     return summary.get("bf16_kernels", "not recorded") if summary and amp else None
 
 # %% ../nbs/13b_tables.ipynb #9c4f152e
@@ -55,7 +55,7 @@ SPIKE_KEYS = ("mean_firing_rate", "synops_per_image", "macs_per_image", "energy_
 def _run_numbers(record: dict) -> dict:
     """The numbers of a run's row beyond its identity: its summary's, its last epoch's, its
     eval.json's."""
-    summary, history = record["summary"] or {}, record["history"]
+    summary, history = record.summary or {}, record.history
     row = dict(
         final_acc=summary.get("final_acc"),
         best_acc=summary.get("best_acc"),
@@ -70,9 +70,9 @@ def _run_numbers(record: dict) -> dict:
         )
     for t, acc in enumerate(summary.get("final_acc_by_t") or [], 1):
         row[f"acc_t{t}"] = acc
-    if erases(record["method"]) and history and "erased_fraction" in history[-1]:
+    if erases(record.method) and history and "erased_fraction" in history[-1]:
         row["erased_last_epoch"] = float(np.mean(history[-1]["erased_fraction"]))
-    spikes = (record.get("eval") or {}).get("spikes") or {}
+    spikes = (record.eval or {}).get("spikes") or {}
     row.update({key: spikes.get(key) for key in SPIKE_KEYS})
     return row
 
@@ -82,10 +82,10 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for record in records:
         keys = ("name", "variant", "method", "seed", "tau_f", "kappa", "status")
-        row = {key: record[key] for key in keys}
-        row["method_label"] = method_label(record["method"], record["config"] or {})
+        row = {key: getattr(record, key) for key in keys}
+        row["method_label"] = method_label(record.method, record.config or {})
         row.update(_run_numbers(record))
-        row["error"] = record["error"].splitlines()[0] if record["error"] else ""
+        row["error"] = record.error.splitlines()[0] if record.error else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -201,7 +201,7 @@ def fit_markdown(table: pd.DataFrame) -> str:
 def kernels_sentence(records: list[dict]) -> str:
     "Which runs computed their bf16 products by emulation, in a sentence ('' when none did)."
     kernels = {
-        record["name"]: used
+        record.name: used
         for record in records
         if is_complete(record) and (used := bf16_kernels_used(record))
     }
@@ -284,8 +284,8 @@ def overlap_markdown(records: list[dict]) -> str:
         return ""
     gains = {}
     for record in filter(is_complete, records):
-        by_t = record["summary"]["final_acc_by_t"]
-        gains.setdefault(record["variant"], []).append(by_t[-1] - by_t[0])
+        by_t = record.summary["final_acc_by_t"]
+        gains.setdefault(record.variant, []).append(by_t[-1] - by_t[0])
     rows = [
         [variant, mean_pm(iou[variant], 3), mean_pm(cosine[variant], 3), mean_pm(gains[variant])]
         for variant in iou
@@ -320,9 +320,9 @@ def robustness_markdown(records: list[dict]) -> str:
     if not clean:
         return ""
     first = next(
-        record["eval"]["robustness"]
+        record.eval["robustness"]
         for record in records
-        if record.get("eval") and "clean" in (record["eval"].get("robustness") or {})
+        if record.eval and "clean" in (record.eval.get("robustness") or {})
     )
     columns = _robustness_columns(first)
     cells = {name: eval_values(records, ("robustness", *path)) for name, path in columns}

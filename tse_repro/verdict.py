@@ -31,9 +31,9 @@ def verdict_cells(records: list[dict]) -> dict:
     top-1: not a cell of its own)."""
     out = {}
     for record in filter(is_complete, records):
-        cells = out.setdefault(record["variant"], {})
-        cells.setdefault("final top-1", []).append(record["summary"]["final_acc"])
-        for t, acc in enumerate(record["summary"]["final_acc_by_t"][:-1], 1):
+        cells = out.setdefault(record.variant, {})
+        cells.setdefault("final top-1", []).append(record.summary["final_acc"])
+        for t, acc in enumerate(record.summary["final_acc_by_t"][:-1], 1):
             cells.setdefault(f"top-1 at t={t}", []).append(acc)
     return out
 
@@ -43,8 +43,8 @@ def test_set_sizes(records: list[dict]) -> dict:
     when none says."""
     out = {}
     for record in records:
-        if is_complete(record) and (n := (record.get("eval") or {}).get("images")):
-            out[record["variant"]] = min(n, out.get(record["variant"], n))
+        if is_complete(record) and (n := (record.eval or {}).get("images")):
+            out[record.variant] = min(n, out.get(record.variant, n))
     return out
 
 # %% ../nbs/17_verdict.ipynb #898e15e2
