@@ -48,8 +48,8 @@ def changed_settings(old: dict, new: dict) -> str:
     return ", ".join(words) or "an unrecorded identity"
 
 # %% ../nbs/19a_stale.ipynb #857df61b
-def unfinished_notebook(path: Path) -> str:
-    """Why the executed notebook `path` is not a whole execution ('' when every cell ran): a run
+def unfinished_notebook(path: Path) -> str | None:
+    """Why the executed notebook `path` is not a whole execution (None when every cell ran): a run
     killed after its summary leaves one."""
     try:
         nb = json.loads(Path(path).read_text())
@@ -60,14 +60,14 @@ def unfinished_notebook(path: Path) -> str:
     ]
     ran = sum(state == "completed" for state in states)
     if states and ran == len(states):
-        return ""
+        return None
     return (
         f"its notebook stopped before the end ({Path(path).name}: {ran} of {len(states)} cells ran)"
     )
 
 # %% ../nbs/19a_stale.ipynb #fdbe9303
-def _unparsed(folder: RunFolder) -> str:
-    "The first JSON file of a run folder that does not parse, in words ('' when all do)."
+def _unparsed(folder: RunFolder) -> str | None:
+    "The first JSON file of a run folder that does not parse, in words (None when all do)."
     for name in ("identity", "config", "summary", "eval", "metrics"):
         try:
             folder.history() if name == "metrics" else folder.read_json(name)
@@ -75,18 +75,18 @@ def _unparsed(folder: RunFolder) -> str:
             return (
                 f"{folder.file(name).name} is unreadable ({str(e).split('(', 1)[1].split(':')[0]})"
             )
-    return ""
+    return None
 
 # %% ../nbs/19a_stale.ipynb #50043caa
-def damage(folder: RunFolder) -> str:
-    """Why the files of a run folder cannot be trusted ('' when they can): a file that does not
+def damage(folder: RunFolder) -> str | None:
+    """Why the files of a run folder cannot be trusted (None when they can): a file that does not
     parse, a summary its metrics or config do not back, an executed notebook that stopped early. A
     checkpoint is checked by the resume that reads it."""
     if why := _unparsed(folder):
         return why
     summary, config, epochs = folder.summary(), folder.config(), len(folder.history())
     if summary is None:
-        return ""
+        return None
     if config is None:
         return "summary.json but no config.json"
     if summary.get("epochs_done") != epochs:
@@ -98,7 +98,7 @@ def damage(folder: RunFolder) -> str:
     return (
         unfinished_notebook(folder.path / "run.ipynb")
         if (folder.path / "run.ipynb").exists()
-        else ""
+        else None
     )
 
 # %% ../nbs/19a_stale.ipynb #77a15935
@@ -115,9 +115,9 @@ def driver_claim(root: Path, name: str):
             os.close(lock)
 
 # %% ../nbs/19a_stale.ipynb #366c3369
-def stale_reason(folder: RunFolder, want: dict | None) -> str:
+def stale_reason(folder: RunFolder, want: dict | None) -> str | None:
     """Why `folder` cannot stand for the run `want` (its identity record, None: not in the
-    profile); '' when it can."""
+    profile); None when it can."""
     if why := damage(folder):
         return f"damaged: {why}"
     have = folder.identity()
@@ -128,7 +128,7 @@ def stale_reason(folder: RunFolder, want: dict | None) -> str:
     return (
         f"its settings changed since it ran ({changed_settings(have, want)})"
         if have["key"] != want["key"]
-        else ""
+        else None
     )
 
 # %% ../nbs/19a_stale.ipynb #beb5c151
