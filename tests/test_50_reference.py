@@ -48,7 +48,7 @@ def test_no_machine_paths_committed():
 
 def test_readme_claims_come_from_the_references():
     "Every `<!-- claims: <profile> -->` block of the README is what `make report PROFILE=<profile>` writes from results/ now."
-    from tse_repro.claims import CLAIMS_BLOCK, readme_with_claims
+    from tse_repro.readings import CLAIMS_BLOCK, readme_with_claims
     text = (ROOT / "README.md").read_text()
     blocks = [m["profile"] for m in CLAIMS_BLOCK.finditer(text)]
     assert blocks, "the README holds no generated claims block"

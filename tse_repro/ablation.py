@@ -4,21 +4,20 @@
 
 # %% ../nbs/16_ablation.ipynb #5356f358
 from __future__ import annotations
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from .claims import interval_text
 from .methods import METHODS, LossConfig
 from .records import erases, is_complete
 from .identity import result_settings
-from .stats import format_pm, markdown, paired_difference, sample_sd
+from .readings import interval_text, p_text
+from .stats import format_pm, markdown, sample_sd
 from .tables import method_label, value_text
 
 # %% auto #0
-__all__ = ['tse_forms', 'forms_markdown', 'settings_changed', 'ablation_variants', 'what_changed', 'ablation_table',
-           'ablation_markdown', 'multiplicity_sentence']
+__all__ = ['tse_forms', 'forms_markdown', 'settings_changed', 'ablation_variants', 'what_changed', 'ablation_pairs',
+           'ablation_table', 'ablation_markdown']
 
 # %% ../nbs/16_ablation.ipynb #ab472ba3
 def _schedule_words(forms: dict) -> str:
@@ -169,10 +168,22 @@ def _erased(record: dict) -> float:
     last = record.history[-1]
     return float(np.mean(last["erased_fraction"])) if "erased_fraction" in last else np.nan
 
+# %% ../nbs/16_ablation.ipynb #a9721e97
+def ablation_pairs(records: list[dict]) -> list[tuple]:
+    """The comparisons of the ablation's family, `(variant, against)` on the final top-1: the anchor
+    against TET, then every ablation variant against the anchor and against TET."""
+    anchor, found = ablation_variants(records)
+    if anchor is None:
+        return []
+    tet = next((r.variant for r in records if is_complete(r) and r.method == "tet"), None)
+    return [(anchor, tet)] * bool(tet) + [
+        (variant, against) for variant in found for against in (anchor, tet) if against
+    ]
+
 # %% ../nbs/16_ablation.ipynb #ee8ad446
-def _ablation_row(variant, by_seed, anchor: str, tet: str | None, changed: str) -> dict:
-    """A variant's row of the ablation: top-1, its paired differences from the anchor and TET,
-    erased fraction, gain."""
+def _ablation_row(variant, by_seed, changed: str, vs_anchor, vs_tet) -> dict:
+    """A variant's row of the ablation: top-1, its comparisons with the anchor and TET (rows of
+    `claims.csv`, or None), erased fraction, gain."""
     accs, gains, erased = (
         by_seed(variant, _final),
         by_seed(variant, _gain),
@@ -184,10 +195,8 @@ def _ablation_row(variant, by_seed, anchor: str, tet: str | None, changed: str) 
         "seeds": len(accs),
         "top1": np.mean(list(accs.values())) if accs else np.nan,
         "top1_sd": sample_sd(list(accs.values())),
-        "vs_anchor": paired_difference(accs, by_seed(anchor, _final))
-        if variant != anchor
-        else None,
-        "vs_tet": paired_difference(accs, by_seed(tet, _final)) if tet and variant != tet else None,
+        "vs_anchor": vs_anchor,
+        "vs_tet": vs_tet,
         "erased": np.nanmean(list(erased.values()))
         if erased and not all(np.isnan(list(erased.values())))
         else np.nan,
@@ -196,10 +205,10 @@ def _ablation_row(variant, by_seed, anchor: str, tet: str | None, changed: str) 
     }
 
 # %% ../nbs/16_ablation.ipynb #012adf8b
-def ablation_table(records: list[dict]) -> pd.DataFrame:
+def ablation_table(records: list[dict], frame: pd.DataFrame) -> pd.DataFrame:
     """The ablation, one row per variant (anchor, TET, then the ablation's): what changed, top-1,
-    its paired difference from the anchor and from TET, the erased fraction and the any-time
-    gain."""
+    its comparisons with the anchor and with TET (from `frame`, the report's `claims.csv`), the
+    erased fraction and the any-time gain."""
     anchor, found = ablation_variants(records)
     if anchor is None:
         return pd.DataFrame()
@@ -214,6 +223,11 @@ def ablation_table(records: list[dict]) -> pd.DataFrame:
         for record in reversed(records)
         if record.config
     }
+    final = {
+        (row.variant, row.against): row
+        for row in frame.itertuples()
+        if row.quantity == "final top-1"
+    }
     rows = []
     for variant in [anchor, *([tet] if tet else []), *found]:
         method, config = config_of[variant]
@@ -222,16 +236,20 @@ def ablation_table(records: list[dict]) -> pd.DataFrame:
             if variant == anchor
             else what_changed(method, config, config_of[anchor][1])
         )
-        rows.append(_ablation_row(variant, by_seed, anchor, tet, changed))
+        rows.append(
+            _ablation_row(
+                variant, by_seed, changed, final.get((variant, anchor)), final.get((variant, tet))
+            )
+        )
     return pd.DataFrame(rows)
 
 # %% ../nbs/16_ablation.ipynb #af72f479
-def _diff_cell(diff) -> str:
-    """A paired difference as an ablation cell: its interval (`interval_text`) and its seeds; '–'
-    without one."""
-    if not diff or not diff["n"]:
+def _diff_cell(row) -> str:
+    """A comparison (a row of `claims.csv`) as an ablation cell: its interval (`interval_text`),
+    seeds, raw and adjusted p; '–' without one."""
+    if row is None or not row.seeds:
         return "–"
-    return interval_text(SimpleNamespace(**diff), 2) + f" ({diff['n']})"
+    return f"{interval_text(row)} ({row.seeds}; p {p_text(row.p)}, adj. {p_text(row.p_adjusted)})"
 
 # %% ../nbs/16_ablation.ipynb #ae7be9c8
 def ablation_markdown(table: pd.DataFrame) -> str:
@@ -256,29 +274,9 @@ def ablation_markdown(table: pd.DataFrame) -> str:
         "what changed (from the anchor)",
         "seeds",
         "top-1 (%)",
-        "− anchor (points, [95 % interval] (seeds))",
+        "− anchor (points, [95 % interval] (seeds; p, adjusted p))",
         "− TET",
         "erased, last epoch (%)",
         "any-time gain t=T − t=1 (points)",
     ]
     return markdown(rows, header)
-
-# %% ../nbs/16_ablation.ipynb #3bd4f3f7
-def multiplicity_sentence(table: pd.DataFrame, level: float = 0.95) -> str:
-    """How many rows the ablation compares with its anchor, and how many would exclude zero by
-    chance alone: its intervals are per comparison."""
-    n = (
-        int(sum(diff is not None and diff["n"] > 1 for diff in table.vs_anchor))
-        if not table.empty
-        else 0
-    )
-    if n < 2:
-        return ""
-    alpha = 1 - level
-    return (
-        "The intervals are per comparison, not corrected for multiple comparisons: "
-        f"{n} rows are compared with the anchor, so were no variant to differ from the anchor, "
-        f"about {n * alpha:.2g} of them would still exclude zero by chance (at least one with "
-        f"probability {100 * (1 - level**n):.0f} % were the comparisons independent; they share "
-        "the anchor's runs, so they are not quite)."
-    )

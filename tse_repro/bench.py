@@ -12,7 +12,9 @@ from .benchtable import summarize, switch_costs, switch_markdown, write_results
 from .fixtures import write_synthetic
 from .datafiles import atomic_write
 from .records import load_runs
-from .stats import noise_sentence, paired_difference
+from .multiplicity import adjusted_p, reading
+from .readings import p_text
+from .stats import paired_difference
 from .eval import PRECISION_VARIANTS, load_trained, precision_agreement
 from .robustness import robustness_images
 
@@ -119,8 +121,8 @@ def paired_quantities(T: int) -> dict:
 
 # %% ../nbs/23_bench.ipynb #b330b558
 def precision_paired(new_dir: str | Path, old_dir: str | Path) -> list[dict]:
-    """Rows (variant, quantity, n, mean, halfwidth, reading) of new − old paired by seed; train time
-    as a ratio."""
+    """Rows (variant, quantity, n, mean, halfwidth, p, p_adjusted, reading) of new − old paired by
+    seed, the differences one Benjamini–Hochberg family; train time as a ratio, not tested."""
     new, old = load_runs(Path(new_dir)), load_runs(Path(old_dir))
     T = max((row.config.get("T", 1) for row in new if row.status == "complete"), default=1)
     rows = []
@@ -142,9 +144,13 @@ def precision_paired(new_dir: str | Path, old_dir: str | Path) -> list[dict]:
                 new_v, old_v = new_values[variant], old_values[variant]
             if any(math.isnan(number) for number in new_v.values()):
                 continue
-            diff = paired_difference(new_v, old_v)
-            reading = noise_sentence(diff) if not name.startswith("train time") else ""
-            rows.append({"variant": variant, "quantity": name, **diff, "reading": reading})
+            rows.append({"variant": variant, "quantity": name, **paired_difference(new_v, old_v)})
+    tested = [row for row in rows if not row["quantity"].startswith("train time")]
+    adjusted = adjusted_p([row["p"] for row in tested], "Benjamini–Hochberg")
+    for row in rows:
+        row["p_adjusted"], row["reading"] = math.nan, ""
+    for row, p_adj in zip(tested, adjusted):
+        row["p_adjusted"], row["reading"] = p_adj, reading(row, p_adj)
     return rows
 
 # %% ../nbs/23_bench.ipynb #026aa568
@@ -152,8 +158,8 @@ def precision_paired_markdown(rows: list[dict], new_dir, old_dir) -> str:
     """The paired comparison as markdown (train time: the mean ratio and its interval; the rest:
     differences)."""
     lines = [
-        "| variant | quantity | seeds | new − old | 95 % interval | reading |",
-        "|---|---|---|---|---|---|",
+        "| variant | quantity | seeds | new − old | 95 % interval | p | adjusted p | reading |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ratio = row["quantity"].startswith("train time")
@@ -169,6 +175,7 @@ def precision_paired_markdown(rows: list[dict], new_dir, old_dir) -> str:
         interval = "–" if math.isnan(row["halfwidth"]) else f"[{fmt(low)}, {fmt(high)}]"
         lines.append(
             f"| {row['variant']} | {row['quantity']} | {row['n']} | {fmt(mean)} | {interval} | "
+            f"{'–' if ratio else p_text(row['p'])} | {p_text(row['p_adjusted'])} | "
             f"{row['reading']} |"
         )
     return (
@@ -178,7 +185,9 @@ def precision_paired_markdown(rows: list[dict], new_dir, old_dir) -> str:
         + "\n\nErased: % of the map erased at step t, training "
         "batches of the last epoch. Train time: the sum of the epochs' training seconds "
         "(`summary.json`), as a ratio new / old per seed. Interval: 95 % t-interval over the seeds "
-        "both folders hold.\n"
+        "both folders hold, per comparison; adjusted p: Benjamini–Hochberg over the comparisons "
+        "of this table but the train times; a reading says higher or lower only where it is at "
+        "most 0.05.\n"
     )
 
 # %% ../nbs/23_bench.ipynb #2738e620

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_profiles.ipynb #e115710a
 from __future__ import annotations
-import dataclasses, itertools, os, re
+import dataclasses, itertools, math, os, re
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -16,9 +16,10 @@ from .config import TrainConfig, check_evaluation
 from .methods import METHODS, resolve_method
 
 # %% auto #0
-__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'checkout', 'Run',
-           'Profile', 'variant_method', 'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader',
-           'read_yaml', 'load_profile', 'profile_text', 'number_text', 'variants', 'expand', 'profile_dir', 'override']
+__all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'CLAIMS_KEYS',
+           'PRIMARY_KEYS', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings', 'check_sources',
+           'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile', 'profile_text', 'number_text', 'variants',
+           'expand', 'profile_dir', 'override']
 
 # %% ../nbs/09_profiles.ipynb #6c035fbe
 def checkout() -> Path:
@@ -27,7 +28,16 @@ def checkout() -> Path:
     return Path(tse_repro.__file__).resolve().parents[1]
 
 # %% ../nbs/09_profiles.ipynb #35d988f6
-PROFILE_KEYS = {"description", "recipe", "seeds", "methods", "sweep", "evaluation", "sources"}
+PROFILE_KEYS = {
+    "description",
+    "recipe",
+    "seeds",
+    "methods",
+    "sweep",
+    "evaluation",
+    "sources",
+    "claims",
+}
 LOSS_SETTINGS = {key for method in METHODS.values() for key in method.reads}
 # what an ablation row may change of the recipe: TSE on VGG, TSE + AutoAugment or Cutout
 VARIANT_RECIPE_KEYS = {"arch", "width", "augment", "cutout"}
@@ -63,6 +73,8 @@ class Profile:
     evaluation: dict = field(default_factory=dict)
     # setting -> where its value comes from (required of paper-* profiles)
     sources: dict = field(default_factory=dict)
+    # the primary comparisons and an equivalence margin (`_check_claims`)
+    claims: dict = field(default_factory=dict)
 
 # %% ../nbs/09_profiles.ipynb #1b1b839d
 def _fail(profile: str, msg: str):
@@ -169,6 +181,24 @@ def _check_sweep(profile: Profile) -> None:
                 f"sweep.{k} must be a non-empty list of numbers, e.g. {k}: [0.3, 0.5, 0.7]",
             )
 
+# %% ../nbs/09_profiles.ipynb #a957ab71
+CLAIMS_KEYS, PRIMARY_KEYS = {"primary", "margin"}, {"variant", "against", "quantity"}
+
+
+def _check_claims(profile: Profile) -> None:
+    _unknown(profile.name, "claims", profile.claims, CLAIMS_KEYS)
+    for k, comparison in enumerate(profile.claims.get("primary") or []):
+        where = f"claims.primary[{k}]"
+        if not isinstance(comparison, dict):
+            _fail(profile.name, f"{where} must be a mapping, e.g. {{variant: tse, against: tet}}")
+        _unknown(profile.name, where, comparison, PRIMARY_KEYS)
+        for side in ("variant", "against"):
+            if comparison.get(side) not in profile.methods:
+                _fail(profile.name, f"{where}.{side} must name a variant of methods:")
+    margin = profile.claims.get("margin")
+    if margin is not None and not (isinstance(margin, (int, float)) and 0 < margin < math.inf):
+        _fail(profile.name, "claims.margin must be a positive number of points, e.g. margin: 0.5")
+
 # %% ../nbs/09_profiles.ipynb #95604962
 def check_profile(profile: Profile) -> Profile:
     "Raise one `ValueError` line naming the fix for the first problem of a profile."
@@ -187,6 +217,7 @@ def check_profile(profile: Profile) -> Profile:
         _fail(profile.name, str(e))
     if profile.sweep:
         _check_sweep(profile)
+    _check_claims(profile)
     return profile
 
 # %% ../nbs/09_profiles.ipynb #62de3c95
@@ -288,6 +319,7 @@ def load_profile(
         str(path),
         dict(data.get("evaluation") or {}),
         dict(data.get("sources") or {}),
+        dict(data.get("claims") or {}),
     )
     return check_profile(profile)
 

@@ -9,20 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tse_repro.ablation import (
-    ablation_markdown,
-    ablation_table,
-    forms_markdown,
-    multiplicity_sentence,
-)
-from tse_repro.claims import (
-    NO_SPREAD_NOTE,
-    claims_markdown,
-    claims_table,
-    paired_markdown,
-    paired_table,
-    refresh_readme,
-)
+from .ablation import ablation_markdown, ablation_pairs, ablation_table, forms_markdown
+from .claims import claims_frame
 from tse_repro.figures import (
     FigureUnavailable,
     plot_acc_by_t,
@@ -35,6 +23,13 @@ from tse_repro.figures import (
     runs_by_variant,
 )
 from .profiles import expand, load_profile
+from tse_repro.readings import (
+    NO_SPREAD_NOTE,
+    claims_markdown,
+    families_markdown,
+    paired_markdown,
+    refresh_readme,
+)
 from .records import erases, is_complete, load_runs
 from .reported import reported_markdown
 from .stats import markdown
@@ -53,7 +48,8 @@ from .verdict import verdict_markdown, verdict_table
 
 # %% auto #0
 __all__ = ['FIGURE_FILES', 'TOP1_LEGEND', 'FIT_LEGEND', 'PAIRED_LEGEND', 'CLAIMS_LEGEND', 'ABLATION_LEGEND', 'OVERLAP_LEGEND',
-           'CAPTIONS', 'draw_figures', 'subset_words', 'recipe_line', 'report_markdown', 'build_report']
+           'CAPTIONS', 'draw_figures', 'subset_words', 'recipe_line', 'report_claims', 'report_markdown',
+           'build_report']
 
 # %% ../nbs/18_report.ipynb #b14c22a1
 FIGURE_FILES = {
@@ -146,7 +142,8 @@ def recipe_line(records: list[dict]) -> str:
 TOP1_LEGEND = (
     "Final = last epoch, using all T steps; best epoch = the epoch with the highest test top-1, "
     "*selected on the test set* (the TET code's protocol: it prints the best epoch); `t=k` = the "
-    "final network run for only its first k steps (any-time inference)."
+    "final network run for only its first k steps (any-time inference; at k=T it is the final "
+    "top-1)."
 )
 
 
@@ -176,6 +173,11 @@ def _head_parts(title, description, records, table, recipe_table: str) -> list[s
         *([forms, ""] if (forms := forms_markdown(records)) else []),
     ]
 
+# %% ../nbs/18_report.ipynb #e17142e5
+def report_claims(records: list[dict], claims: dict | None = None) -> pd.DataFrame:
+    "Every comparison of a report (`claims.csv`), the profile's `claims:` declaring its families."
+    return claims_frame(records, claims, ablation_pairs(records))
+
 # %% ../nbs/18_report.ipynb #f20009e8
 # the legends under the sections' titles
 FIT_LEGEND = (
@@ -185,43 +187,42 @@ FIT_LEGEND = (
     "test accuracy."
 )
 PAIRED_LEGEND = (
-    "Each variant minus the baseline and minus TET on the seeds both ran; 95 % t-interval over "
-    "seeds; the reading is built from the interval."
+    "Each variant minus the baseline and minus TET on the seeds both ran (in an ablation, also "
+    "minus TSE at its defaults): the 95 % t-interval over seeds, the paired t-test's p and that p "
+    "adjusted within the comparison's family, the smallest difference these seeds detect at 80 % "
+    "power, and the reading, built from the adjusted p."
 )
 CLAIMS_LEGEND = (
-    "Each variant minus each anchor, seed by seed, on every measure the TSE paper's claims "
-    "rest on: accuracy (final and at each t), the any-time gain, robustness, and the overlap "
-    "of the steps' evidence; 95 % t-intervals over seeds, **bold** where the interval excludes "
-    f"zero; {NO_SPREAD_NOTE}."
+    "Each variant minus each anchor, seed by seed, on every other measure the TSE paper's claims "
+    "rest on: the top-1 at each t before the last (at t=T it is the final top-1, above), the "
+    "any-time gain, robustness, and the overlap of the steps' evidence; "
+    f"{NO_SPREAD_NOTE}."
 )
 ABLATION_LEGEND = (
-    "Each variant's final top-1 minus that of TSE at its defaults (the anchor) and minus "
-    "TET's, paired by seed, with 95 % t-intervals (**bold**: the interval excludes zero; "
-    f"{NO_SPREAD_NOTE}); the erased fraction is the mean over steps t ≥ 2 in the last epoch; "
-    "the any-time gain is top-1 with all T steps minus top-1 with step 1 alone (mean ± std "
-    "over seeds)."
+    "Each variant's final top-1 minus that of TSE at its defaults (the anchor) and minus TET's, "
+    "paired by seed: the `ablation` family of the table above, with 95 % t-intervals, the raw "
+    "and the adjusted p (**bold**: higher or lower after the correction; "
+    f"{NO_SPREAD_NOTE}); TET against the anchor is the anchor's row against TET, made once. The "
+    "erased fraction is the mean over steps t ≥ 2 in the last epoch; the any-time gain is top-1 "
+    "with all T steps minus top-1 with step 1 alone (mean ± std over seeds)."
 )
 
 
-def _comparison_parts(records, table, verdict) -> list[str]:
-    """The report's comparisons: the fit, the verdict, the differences paired by seed, every claim,
-    the ablation."""
-    ablated = ablation_table(records)
+def _comparison_parts(records, table, verdict, frame, margin=None) -> list[str]:
+    """The report's comparisons: the fit, the verdict, how the comparisons of `frame` are read, the
+    final top-1 paired by seed, every other claim, the ablation."""
     return [
         *_section("## Fit: training against test top-1", fit_markdown(table), FIT_LEGEND),
         *_section("## Reproduced? Fresh runs against the committed reference", verdict),
+        *_section("## How the comparisons are read", families_markdown(frame, margin)),
         *_section(
-            "## Differences paired by seed (final top-1)",
-            paired_markdown(paired_table(records)),
-            PAIRED_LEGEND,
+            "## Differences paired by seed (final top-1)", paired_markdown(frame), PAIRED_LEGEND
         ),
-        *_section(
-            "## Every claim, paired by seed", claims_markdown(claims_table(records)), CLAIMS_LEGEND
-        ),
+        *_section("## Every other claim, paired by seed", claims_markdown(frame), CLAIMS_LEGEND),
         *_section(
             "## Ablation: each switch against TSE's defaults and TET",
-            ablation_markdown(ablated),
-            f"{ABLATION_LEGEND} {multiplicity_sentence(ablated)}".rstrip(),
+            ablation_markdown(ablation_table(records, frame)),
+            ABLATION_LEGEND,
         ),
     ]
 
@@ -303,28 +304,33 @@ def report_markdown(
     verdict: str | None = None,
     missing: dict | None = None,
     recipe_table: str = "",
+    claims: dict | None = None,
 ) -> str:
-    """The text of `report.md`: the head, the comparisons, the evaluation and the figures of the
-    runs."""
+    """The text of `report.md`: the head, the comparisons (in the families `claims` declares), the
+    evaluation and the figures of the runs."""
+    frame = report_claims(records, claims)
     parts = (
         _head_parts(title, description, records, table, recipe_table)
-        + _comparison_parts(records, table, verdict)
+        + _comparison_parts(records, table, verdict, frame, (claims or {}).get("margin"))
         + _evaluation_parts(records, table)
         + _figure_parts(figures, missing)
-        + ["Tables: `results.csv` (per variant, mean and std), `runs.csv` (per run)."]
+        + [
+            "Tables: `results.csv` (per variant, mean and std), `runs.csv` (per run), "
+            "`claims.csv` (per comparison)."
+        ]
     )
     return "\n".join(parts) + "\n"
 
 # %% ../nbs/18_report.ipynb #045eea44
 def _profile_parts(profile, name: str) -> tuple:
     """What a profile file gives its report: the runs it expects, its title and description, its
-    sourced recipe as a table."""
+    sourced recipe as a table, its declared claims."""
     loaded = load_profile(profile, name=name)
     expected, title, description = expand(loaded), loaded.name, loaded.description
     recipe_table = recipe_markdown(
         loaded.sources, expected[0].config if expected else {}, loaded.methods
     )
-    return expected, title, description, recipe_table
+    return expected, title, description, recipe_table, loaded.claims
 
 # %% ../nbs/18_report.ipynb #cecb412d
 def _write_verdict(records: list[dict], results_dir: Path, reference) -> str:
@@ -344,15 +350,18 @@ def build_report(
     not started as pending; `reference`: a reference results folder to compare with (adds the
     verdict and `verdict.md`)."""
     results_dir = Path(results_dir)
-    expected, title, description, recipe_table = None, results_dir.name, "", ""
+    expected, title, description, recipe_table, claims = None, results_dir.name, "", "", {}
     if profile:
-        expected, title, description, recipe_table = _profile_parts(profile, results_dir.name)
+        expected, title, description, recipe_table, claims = _profile_parts(
+            profile, results_dir.name
+        )
     records = load_runs(results_dir, expected)
     table = summary_table(records)
-    out = {"results.csv": results_dir / "results.csv", "runs.csv": results_dir / "runs.csv"}
+    out = {name: results_dir / name for name in ("results.csv", "runs.csv", "claims.csv")}
     results_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out["results.csv"], index=False)
     runs_frame(records).to_csv(out["runs.csv"], index=False)
+    report_claims(records, claims).to_csv(out["claims.csv"], index=False)
     made, missing = draw_figures(records, table, results_dir / "figures", masks)
     out.update({f"{name}.png": path for name, path in made.items() if path})
     verdict = None
@@ -361,7 +370,9 @@ def build_report(
         out["verdict.md"] = results_dir / "verdict.md"
     out["report.md"] = results_dir / "report.md"
     out["report.md"].write_text(
-        report_markdown(title, description, records, table, made, verdict, missing, recipe_table)
+        report_markdown(
+            title, description, records, table, made, verdict, missing, recipe_table, claims
+        )
     )
     return out
 

@@ -138,14 +138,15 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
 
 # %% ../nbs/13b_tables.ipynb #c5831ab9
 def table_markdown(table: pd.DataFrame) -> str:
-    "The per-variant table as markdown: accuracies in %, time in minutes."
+    """The per-variant table as markdown: accuracies in %, time in minutes; the top-1 at t=T is the
+    final top-1, shown once."""
     if table.empty:
         return "_No runs yet._"
     steps = sorted(
         int(column[5:-5])
         for column in table.columns
         if column.startswith("acc_t") and column.endswith("_mean")
-    )
+    )[:-1]
     header = [
         "variant",
         "method (loss settings)",
