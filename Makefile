@@ -13,13 +13,15 @@ ARGS ?=
 
 install: $(STAMP)
 
-# Reinstalls whenever the pins (settings.ini) or the packaging shim change.
-$(STAMP): settings.ini setup.py pyproject.toml
+# Installs the package with the exact versions of requirements-lock.txt (settings.ini declares the ranges the
+# package works with; the lock is the environment the references were made with). Reinstalls whenever the
+# ranges, the lock or the packaging shim change.
+$(STAMP): settings.ini requirements-lock.txt setup.py pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
 	  { echo "make: $(PYTHON) is not Python 3.11; name one that is: make PYTHON=python3.11 $(MAKECMDGOALS)"; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned environment into $(VENV) (first time: about 3 minutes and 6 GB, torch included)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements-lock.txt -e ".[dev]"
 	@touch $(STAMP)
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; many wait on a subprocess or a kernel), the longest first (tests/conftest.py).

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from notebook_shape import shape
 
@@ -46,17 +48,44 @@ def _settings(root):
     return cfg["DEFAULT"]
 
 
-def test_environment_yml_agrees_with_settings(root):
+def _lock(root) -> dict:
+    "requirements-lock.txt's exact pins, by canonical name."
+    pins = {}
+    for line in (root / "requirements-lock.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.strip().split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_environment_yml_agrees_with_lock(root):
+    "environment.yml installs through the lock `make install` uses, and pins what it names as the lock does."
     env = yaml.safe_load((root / "environment.yml").read_text())
     deps = env["dependencies"]
     assert "python=3.11" in deps
     pip_section = next(d["pip"] for d in deps if isinstance(d, dict))
     assert "-e .[dev]" in pip_section, "environment.yml must install the package with its dev extras"
-    pins = dict(r.split("==") for r in shlex.split(_settings(root)["requirements"]) if "==" in r)
+    assert "-c requirements-lock.txt" in pip_section, "environment.yml must install through requirements-lock.txt"
+    lock = _lock(root)
     for req in pip_section:
         if "==" in req:
             name, version = req.split("==")
-            assert pins.get(name) == version, f"environment.yml pins {req}, settings.ini says {pins.get(name)}"
+            locked = lock.get(canonicalize_name(name))
+            assert locked == version, f"environment.yml pins {req}, requirements-lock.txt says {locked}"
+
+
+def test_lock_satisfies_settings(root):
+    """`make install` installs through requirements-lock.txt, and the lock pins every requirement of
+    settings.ini (dev extras included) at a version inside the range settings.ini declares."""
+    install = (root / "Makefile").read_text().split("\n$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert "requirements-lock.txt" in install.splitlines()[0], "the install stamp must depend on the lock"
+    assert '-c requirements-lock.txt -e ".[dev]"' in install, "make install must install through the lock"
+    lock, cfg = _lock(root), _settings(root)
+    for req in map(Requirement, shlex.split(cfg["requirements"]) + shlex.split(cfg["dev_requirements"])):
+        locked = lock.get(canonicalize_name(req.name))
+        assert locked, f"requirements-lock.txt pins no {req.name}, which settings.ini requires"
+        assert req.specifier.contains(locked, prereleases=True), (
+            f"requirements-lock.txt pins {req.name}=={locked}, outside settings.ini's {req}")
 
 
 def test_settings_keep_papermill_tags(root):

@@ -173,7 +173,7 @@ IMAGENET_SPLITS = ("train", "val")
 
 
 def imagenet_folders(root=None) -> dict:
-    """torchvision's `ImageFolder` listing of train/ and val/ under `<root>/imagenet`, checked:
+    """torchvision's `ImageFolder` listing of train/ and val/ in `imagenet_base(root)`, checked:
     class folders, the same classes in both, none empty."""
     base = imagenet_base(root)
     classes = {split: class_folders(base / split) for split in IMAGENET_SPLITS}
