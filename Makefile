@@ -41,12 +41,12 @@ reference: $(STAMP)
 # results/$(PROFILE)/ can be committed at any point, and the same command continues from it on any machine.
 extend: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --nproc $(NPROC) --extend $(ARGS)
-	$(BIN)/python -m tse_repro.report readme
+	$(BIN)/python -m tse_repro.readme
 
 # Rebuild the reference's report from its committed runs (after a change to the report code); trains nothing.
 report: $(STAMP)
 	$(BIN)/python -m tse_repro.experiments --profile $(PROFILE) --report $(ARGS)
-	$(BIN)/python -m tse_repro.report readme
+	$(BIN)/python -m tse_repro.readme
 
 bench: $(STAMP)
 	$(BIN)/python -m tse_repro.bench $(ARGS)

@@ -2,6 +2,7 @@
 import ast
 import configparser
 import filecmp
+import re
 import shlex
 import shutil
 import subprocess
@@ -95,6 +96,17 @@ def test_settings_keep_papermill_tags(root):
 def test_ci_runs_readme_test_command(root):
     assert "make test" in (root / "README.md").read_text()
     assert "make test" in (root / ".ci/run").read_text()
+
+
+def test_readme_is_a_front_page(root):
+    "At most 12,000 characters, in the order a newcomer reads; every page it links exists."
+    text = (root / "README.md").read_text()
+    assert len(text) <= 12_000, f"README.md has {len(text)} characters; move detail to docs/"
+    titles = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert titles == ["The result at a glance", "Quick start", "Bring your own model", "The command line",
+                      "Profiles", "Reproducing and extending a reference", "The notebooks", "Citation and licence"], titles
+    for link in re.findall(r"\]\(((?:docs/|results/|LICENSE)[^)#]*)\)", text):
+        assert (root / link).exists(), f"README.md links {link}, which does not exist"
 
 
 def test_guide_notebooks_hold_outputs_of_this_code(root):

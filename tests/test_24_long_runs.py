@@ -93,8 +93,9 @@ def test_sigkill_within_an_epoch_resumes_bit_for_bit(tmp_path, cifar, launch):
 
 
 def readme_multinode_command() -> list[str]:
-    "The README's multi-node torchrun line (the one with --nnodes), continuation lines joined."
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    "The documentation's multi-node torchrun line (the one with --nnodes; README.md and docs/), continuation lines joined."
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages).replace("\\\n", " ")
     lines = [l.strip() for l in text.splitlines() if "torchrun" in l and "--nnodes" in l and not l.lstrip().startswith("#")]
     assert len(lines) == 1, lines
     return lines[0].split()

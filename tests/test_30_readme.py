@@ -1,4 +1,4 @@
-"""Every command block of README.md, replayed in order on a fresh copy of the checkout, in two independent chains
+"""Every command block of README.md and docs/*.md, replayed in order on a fresh copy of the checkout, in two independent chains
 (the demo sweep with its reference, and the single runs), each on its own copy.
 
 The copy holds the files git tracks (and the untracked ones it does not ignore) with their times, and shares this
@@ -37,6 +37,11 @@ def readme_commands(text: str) -> list[str]:
             line = line.split(" #")[0].strip() if not line.lstrip().startswith("#") else ""
             if line: commands.append(re.sub(r"\s+", " ", line))
     return commands
+
+
+def documentation() -> str:
+    "README.md, then every page of docs/ in name order: every command shown anywhere, in that order."
+    return "\n".join(page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
 
 def adapt(command: str) -> tuple[list[str] | None, str]:
@@ -101,7 +106,7 @@ def chain(command: str) -> str:
 @pytest.mark.parametrize("which", ["sweep", "single runs"])
 def test_readme_commands_run_as_written(tmp_path, which):
     "Each chain in README order on its own fresh copy; the two chains share nothing, so `make test`'s workers run them at once."
-    commands = readme_commands((ROOT / "README.md").read_text())
+    commands = readme_commands(documentation())
     assert any(c.startswith("make reproduce") for c in commands) and any(c.startswith("make test") for c in commands)
     commands = [c for c in commands if chain(c) == which]
     clone = fresh_copy(tmp_path / "clone")

@@ -1,6 +1,7 @@
 """The committed references: rebuilding a reference's report from its own committed runs changes no tracked file,
 and nothing committed holds a path of the machine it ran on."""
 import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,11 +47,27 @@ def test_no_machine_paths_committed():
             assert "/work/" not in text and "/tmp/" not in text and "/root/" not in text, f"results/{f} holds a path of this machine"
 
 
-def test_readme_claims_come_from_the_references():
-    "Every `<!-- claims: <profile> -->` block of the README is what `make report PROFILE=<profile>` writes from results/ now."
-    from tse_repro.readings import CLAIMS_BLOCK, readme_with_claims
+def test_readme_blocks_come_from_the_references():
+    "Every generated block of the README is what `make report` writes from results/ and profiles/ now."
+    from tse_repro.readme import README_BLOCK, readme_with_blocks
     text = (ROOT / "README.md").read_text()
-    blocks = [m["profile"] for m in CLAIMS_BLOCK.finditer(text)]
-    assert blocks, "the README holds no generated claims block"
-    assert all((ROOT / "profiles" / f"{p}.yaml").exists() for p in blocks), f"a claims block names no profile of profiles/: {blocks}"
-    assert readme_with_claims(text, ROOT / "results") == text, f"the README's claims are out of date: run make report PROFILE={blocks[0]}"
+    blocks = [(m["kind"], m["name"]) for m in README_BLOCK.finditer(text)]
+    assert {kind for kind, _ in blocks} == {"glance", "claims", "ablation", "profiles"}, blocks
+    assert all((ROOT / "profiles" / f"{name}.yaml").exists() for kind, name in blocks if kind != "profiles"), blocks
+    assert readme_with_blocks(text, ROOT) == text, "the README's generated blocks are out of date: run make report PROFILE=<profile>"
+
+
+def test_docs_tables_are_the_reports():
+    "Every table of docs/results.md is copied, row for row, from the report its section names."
+    text = (ROOT / "docs" / "results.md").read_text()
+    sections = re.split(r"(?m)^## ", text)[1:]
+    checked = 0
+    for section in sections:
+        named = re.search(r"`(results/[\w.-]+)/report\.md`", section.splitlines()[0])
+        if not named:
+            continue
+        report = (ROOT / named[1] / "report.md").read_text()
+        for table in re.findall(r"(?m)(?:^\|.*\|\n)+", section):
+            assert table in report, f"docs/results.md, section {section.splitlines()[0]!r}: a table not in {named[1]}/report.md"
+            checked += 1
+    assert checked >= 5, checked

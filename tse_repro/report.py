@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_report.ipynb #271e1be1
 from __future__ import annotations
-import os, sys
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +28,6 @@ from tse_repro.readings import (
     claims_markdown,
     families_markdown,
     paired_markdown,
-    refresh_readme,
 )
 from .records import erases, is_complete, load_runs
 from .reported import reported_markdown
@@ -375,13 +374,3 @@ def build_report(
         )
     )
     return out
-
-# %% ../nbs/18_report.ipynb #e6813fec
-# `python -m tse_repro.report readme` (make report, make extend), not this notebook
-if __name__ == "__main__" and "__file__" in globals():
-    if sys.argv[1:] != ["readme"]:
-        sys.exit(
-            "usage: python -m tse_repro.report readme  (rewrites README.md's claims blocks from "
-            "results/)"
-        )
-    print("README.md: claims " + ("rewritten" if refresh_readme() else "already up to date"))

@@ -33,6 +33,7 @@ FILES = {
     "owner": ".owner",
     "eval": "eval.json",
     "masks": "masks.npz",
+    "timing": "timing.json",
 }
 # what only a run writes: never overwritten by another one
 RUN_FILES = ("config", "metrics", "summary", "checkpoint")
@@ -102,6 +103,16 @@ def identity(self: RunFolder) -> dict:
 def error(self: RunFolder) -> str:
     "The sweep driver's record of a failed run (`error.txt`)."
     return self.file("error").read_text().strip() if self.file("error").exists() else ""
+
+# %% ../nbs/10_runs.ipynb #cd22b464
+@patch
+def timing(self: RunFolder) -> dict:
+    """The sweep's record of the run's wall time (`timing.json`): `wall_seconds` and `resumed`; `{}`
+    when absent or unreadable."""
+    try:
+        return self.read_json("timing") or {}
+    except RunRefused:
+        return {}
 
 # %% ../nbs/10_runs.ipynb #ffb5de45
 @patch
@@ -246,6 +257,12 @@ def write_error(self: RunFolder, text: str) -> None:
     "Record why the run failed (`error.txt`)."
     atomic_write(self.file("error"), lambda p: p.write_text(text))
 
+# %% ../nbs/10_runs.ipynb #fec618b6
+@patch
+def write_timing(self: RunFolder, wall_seconds: float, resumed: bool) -> None:
+    "Record the run's wall time in seconds and whether it was resumed (`timing.json`)."
+    write_json(self.file("timing"), {"wall_seconds": round(wall_seconds, 1), "resumed": resumed})
+
 # %% ../nbs/10_runs.ipynb #3ffbd19a
 @patch
 def save_checkpoint(self: RunFolder, state: dict) -> None:
@@ -318,7 +335,7 @@ def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
 @dataclass
 class RunRecord:
     """A run folder as the reports read it: its name, variant, method, seed, loss settings, status,
-    settings, summary, per-epoch metrics, error and evaluation."""
+    settings, summary, per-epoch metrics, error, evaluation and wall time."""
 
     name: str
     dir: str = ""
@@ -333,6 +350,8 @@ class RunRecord:
     history: list = field(default_factory=list)
     error: str | None = None
     eval: dict | None = None
+    wall_seconds: float | None = None
+    resumed: bool | None = None
 
 # %% ../nbs/10_runs.ipynb #9ca3d678
 def _erases(method) -> bool:
@@ -347,7 +366,7 @@ def _failed_record(folder: RunFolder, error: str) -> RunRecord:
 @patch
 def record(self: RunFolder) -> RunRecord:
     """The run as a record: name, variant, method, seed, loss settings, status, config, summary,
-    history, error."""
+    history, error, evaluation, wall time."""
     try:
         summary, ident, config, history, evaluation = (
             self.summary(),
@@ -361,6 +380,7 @@ def record(self: RunFolder) -> RunRecord:
         return _failed_record(self, str(e))
     config = (summary or {}).get("config") or config or {}
     method = ident.get("method") or config.get("method", "sdt")
+    timing = self.timing()
     return RunRecord(
         name=self.path.name,
         dir=str(self.path),
@@ -375,6 +395,8 @@ def record(self: RunFolder) -> RunRecord:
         history=history,
         error=self.error(),
         eval=evaluation,
+        wall_seconds=timing.get("wall_seconds"),
+        resumed=timing.get("resumed"),
     )
 
 # %% ../nbs/10_runs.ipynb #8ce3d058

@@ -211,10 +211,12 @@ def _train_watched(
     return True
 
 # %% ../nbs/20_sweep.ipynb #7759ea2e
-def _outcome(folder: RunFolder, start: float, sweep: dict, log) -> str:
-    "The status of a run just trained: complete (its time noted), else failed (error.txt says why)."
+def _outcome(folder: RunFolder, start: float, resumed: bool, sweep: dict, log) -> str:
+    """The status of a run just trained: complete (its wall time noted and written), else failed
+    (error.txt says why)."""
     if folder.status() == "complete":
         sweep["durations"].append(time.perf_counter() - start)
+        folder.write_timing(sweep["durations"][-1], resumed)
         log(
             f"    done in {sweep['durations'][-1]:.0f} s: "
             f"top-1 {folder.summary()['final_acc']:.2f}%"
@@ -240,6 +242,8 @@ def _train_one(
         log(f"{where}: {status}, skipped")
         return status
     resume = folder.file("config").exists()
+    # without a checkpoint the trainer starts over: the run is then timed whole
+    resumed = resume and folder.file("checkpoint").exists()
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.file("error").unlink(missing_ok=True)
     folder.write_identity(identity)
@@ -247,7 +251,7 @@ def _train_one(
     start = time.perf_counter()
     if not _train_watched(run, i, folder, runner, nproc, resume, sweep, log):
         return "live"
-    return _outcome(folder, start, sweep, log)
+    return _outcome(folder, start, resumed, sweep, log)
 
 # %% ../nbs/20_sweep.ipynb #7de4f528
 def run_profile(

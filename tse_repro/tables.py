@@ -12,9 +12,9 @@ from .records import attack_levels, erases, eval_values, is_complete
 from .stats import format_pm, markdown, mean_pm, sample_sd
 
 # %% auto #0
-__all__ = ['SPIKE_KEYS', 'value_text', 'method_label', 'bf16_kernels_used', 'runs_frame', 'summary_table', 'table_markdown',
-           'fit_markdown', 'kernels_sentence', 'spike_markdown', 'recipe_markdown', 'overlap_markdown',
-           'robustness_markdown']
+__all__ = ['SPIKE_KEYS', 'WALL_LEGEND', 'value_text', 'method_label', 'bf16_kernels_used', 'runs_frame', 'summary_table',
+           'table_markdown', 'fit_markdown', 'kernels_sentence', 'spike_markdown', 'recipe_markdown',
+           'overlap_markdown', 'robustness_markdown']
 
 # %% ../nbs/13b_tables.ipynb #9d633372
 def value_text(value) -> str:
@@ -62,6 +62,8 @@ def _run_numbers(record: dict) -> dict:
         train_seconds=summary.get("train_seconds"),
         epochs_done=summary.get("epochs_done", len(history)),
         bf16_kernels=bf16_kernels_used(record),
+        wall_seconds=record.wall_seconds if record.resumed is False else None,
+        resumed=record.resumed,
     )
     if summary.get("final_acc") is not None and history and "train_acc" in history[-1]:
         row.update(
@@ -96,6 +98,7 @@ _SUMMARIZED = (
     "train_acc",
     "fit_gap",
     "train_seconds",
+    "wall_seconds",
     "erased_last_epoch",
     *SPIKE_KEYS,
 )
@@ -137,9 +140,17 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
     )
 
 # %% ../nbs/13b_tables.ipynb #c5831ab9
+WALL_LEGEND = (
+    "Wall time: each run from the moment the sweep starts it to the end of its evaluation, i.e. "
+    "training, the per-epoch tests and the evaluation after training (its `timing.json`); mean ± "
+    "std over the complete runs timed whole (a resumed run's file times only the part after its "
+    "resume). Train time: the epochs' training steps only (`summary.json`)."
+)
+
+
 def table_markdown(table: pd.DataFrame) -> str:
-    """The per-variant table as markdown: accuracies in %, time in minutes; the top-1 at t=T is the
-    final top-1, shown once."""
+    """The per-variant table as markdown: accuracies in %, times in minutes; the top-1 at t=T is the
+    final top-1, shown once; the wall time, and its legend, only where a run recorded one."""
     if table.empty:
         return "_No runs yet._"
     steps = sorted(
@@ -147,6 +158,7 @@ def table_markdown(table: pd.DataFrame) -> str:
         for column in table.columns
         if column.startswith("acc_t") and column.endswith("_mean")
     )[:-1]
+    wall = "wall_seconds_mean" in table and table.wall_seconds_mean.notna().any()
     header = [
         "variant",
         "method (loss settings)",
@@ -155,6 +167,7 @@ def table_markdown(table: pd.DataFrame) -> str:
         "best epoch's top-1 (%)",
         *[f"t={t}" for t in steps],
         "train time (min)",
+        *(["wall time (min)"] if wall else []),
         "failed / unfinished",
     ]
     rows = [
@@ -166,11 +179,16 @@ def table_markdown(table: pd.DataFrame) -> str:
             format_pm(row.best_acc_mean, row.best_acc_std),
             *[format_pm(row[f"acc_t{t}_mean"], row[f"acc_t{t}_std"]) for t in steps],
             format_pm(row.train_seconds_mean / 60, row.train_seconds_std / 60, 1),
+            *(
+                [format_pm(row.wall_seconds_mean / 60, row.wall_seconds_std / 60, 1)]
+                if wall
+                else []
+            ),
             row.not_complete or "",
         ]
         for _, row in table.iterrows()
     ]
-    return markdown(rows, header)
+    return markdown(rows, header) + (f"\n\n{WALL_LEGEND}" if wall else "")
 
 # %% ../nbs/13b_tables.ipynb #942c15dd
 def fit_markdown(table: pd.DataFrame) -> str:
