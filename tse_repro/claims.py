@@ -9,7 +9,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from .multiplicity import FLOOR_READING, adjusted_p, equivalence_p, reading
+from tse_repro.multiplicity import (
+    FLOOR_READING,
+    adjusted_p,
+    equivalence_p,
+    reading,
+    test_p,
+    verdict,
+)
 from .records import attack_levels, is_complete
 from .stats import paired_difference
 
@@ -191,6 +198,7 @@ CLAIMS_COLUMNS = [
     "correction",
     "reading",
     "detectable",
+    "hypothesis",
 ]
 
 
@@ -220,6 +228,24 @@ def _read_family(rows: list[dict], correction: str, margin: float | None) -> Non
             else reading(row["diff"], p_adj, margin, p_eq, digits=quantity_digits(row["quantity"]))
         )
 
+# %% ../nbs/15_claims.ipynb #c935595b
+def _hypotheses(hypotheses) -> dict:
+    "`(variant, against, quantity)` -> the declared hypothesis that tests it."
+    return {(h["variant"], h["against"], h.get("quantity", "final top-1")): h for h in hypotheses}
+
+# %% ../nbs/15_claims.ipynb #9e47d75a
+def _read_hypotheses(rows: list[dict], declared: dict) -> None:
+    "Test each row as its hypothesis declares, correct them together by Holm, give each a verdict."
+    tests = [declared[(row["variant"], row["against"], row["quantity"])] for row in rows]
+    p = [
+        math.nan if row["floor"] else test_p(row["diff"], h["test"], h.get("margin"))
+        for row, h in zip(rows, tests)
+    ]
+    for row, h, raw, p_adj in zip(rows, tests, p, adjusted_p(p, "Holm")):
+        row.update(
+            hypothesis=h["name"], p_test=raw, p_adjusted=p_adj, reading=verdict(h["test"], p_adj)
+        )
+
 # %% ../nbs/15_claims.ipynb #75aab000
 def _frame_row(row: dict) -> dict:
     "A comparison as a row of `claims.csv`."
@@ -230,21 +256,24 @@ def _frame_row(row: dict) -> dict:
         "mean": diff["mean"],
         "ci_low": diff["mean"] - diff["halfwidth"],
         "ci_high": diff["mean"] + diff["halfwidth"],
-        "p": diff["p"],
+        "p": row.get("p_test", diff["p"]),
         "p_adjusted": row["p_adjusted"],
         "correction": correction_of(row["family"]),
         "reading": row["reading"],
         "detectable": diff["detectable"],
+        "hypothesis": row.get("hypothesis", ""),
     }
 
 # %% ../nbs/15_claims.ipynb #09fb9772
-def claims_frame(records: list[dict], claims: dict | None = None, ablation=()) -> pd.DataFrame:
-    """Every comparison of a report once (`CLAIMS_COLUMNS`): the primary ones `claims` declares,
-    each variant against the anchors on every claim, the `ablation`'s `(variant, against)` pairs."""
-    claims = claims or {}
+def claims_frame(
+    records: list[dict], claims: dict | None = None, ablation=(), hypotheses=()
+) -> pd.DataFrame:
+    """Every comparison of a report once (`CLAIMS_COLUMNS`): the primary ones the `hypotheses` or
+    `claims` declare, each variant against the anchors on every claim, the `ablation`'s pairs."""
+    claims, declared = claims or {}, _hypotheses(hypotheses)
     by_variant = values_by_seed(records, claim_values)
     images = values_by_seed(records, claim_images)
-    primary = _primary(claims)
+    primary = list(declared) or _primary(claims)
     ablated = set(ablation)
     rows = []
     for comparison in _planned(by_variant, records, primary, ablation):
@@ -257,6 +286,9 @@ def claims_frame(records: list[dict], claims: dict | None = None, ablation=()) -
         )
     for family in dict.fromkeys(row["family"] for row in rows):
         members = [row for row in rows if row["family"] == family]
+        if family == "primary" and declared:
+            _read_hypotheses(members, declared)
+            continue
         margin = claims.get("margin") if family == "primary" else None
         _read_family(members, correction_of(family), margin)
     return pd.DataFrame([_frame_row(row) for row in rows], columns=CLAIMS_COLUMNS)

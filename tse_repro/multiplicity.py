@@ -12,7 +12,7 @@ from scipy.stats import false_discovery_control, t as t_dist
 from .stats import holm_adjusted
 
 # %% auto #0
-__all__ = ['CORRECTIONS', 'FLOOR_READING', 'adjusted_p', 'equivalence_p', 'reading']
+__all__ = ['CORRECTIONS', 'FLOOR_READING', 'adjusted_p', 'equivalence_p', 'reading', 'test_p', 'verdict']
 
 # %% ../nbs/13d_multiplicity.ipynb #569013dc
 CORRECTIONS = {"Holm": holm_adjusted, "Benjamini–Hochberg": false_discovery_control}
@@ -68,3 +68,26 @@ def reading(
         f"no difference detected{after}; the interval excludes differences beyond "
         f"±{bound:.{digits}f}"
     )
+
+# %% ../nbs/13d_multiplicity.ipynb #c760ad14
+def test_p(diff: dict, test: str, margin: float | None = None) -> float:
+    """The p of a declared `test` of a paired difference `diff` (`paired_difference`); NaN without
+    a spread."""
+    if test == "equivalent":
+        return equivalence_p(diff, margin)
+    if test == "two-sided":
+        return diff["p"]
+    n, sd = diff["n"], diff["sd"]
+    if n < 2 or not sd > 0:
+        return float("nan")
+    t = diff["mean"] / (sd / math.sqrt(n))
+    return float(t_dist.sf(t, n - 1) if test == "greater" else t_dist.cdf(t, n - 1))
+
+# %% ../nbs/13d_multiplicity.ipynb #4de88490
+def verdict(test: str, p_adjusted: float, alpha: float = 0.05) -> str:
+    "A declared hypothesis read on its adjusted p."
+    if math.isnan(p_adjusted):
+        return "no test: too few seeds or images"
+    if test == "equivalent":
+        return "equivalence shown" if p_adjusted <= alpha else "equivalence not shown"
+    return "supported" if p_adjusted <= alpha else "not supported"

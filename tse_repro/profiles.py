@@ -17,9 +17,9 @@ from .methods import METHODS, resolve_method
 
 # %% auto #0
 __all__ = ['PROFILE_KEYS', 'LOSS_SETTINGS', 'VARIANT_RECIPE_KEYS', 'VARIANT_KEYS', 'SWEEP_KEYS', 'GRID_FIELDS', 'CLAIMS_KEYS',
-           'PRIMARY_KEYS', 'checkout', 'Run', 'Profile', 'variant_method', 'sourced_settings', 'check_sources',
-           'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile', 'profile_text', 'number_text', 'variants',
-           'expand', 'profile_dir', 'override']
+           'PRIMARY_KEYS', 'HYPOTHESIS_KEYS', 'HYPOTHESIS_TESTS', 'checkout', 'Run', 'Profile', 'variant_method',
+           'sourced_settings', 'check_sources', 'check_profile', 'ProfileLoader', 'read_yaml', 'load_profile',
+           'profile_text', 'number_text', 'variants', 'expand', 'profile_dir', 'override']
 
 # %% ../nbs/09_profiles.ipynb #6c035fbe
 def checkout() -> Path:
@@ -37,6 +37,7 @@ PROFILE_KEYS = {
     "evaluation",
     "sources",
     "claims",
+    "hypotheses",
 }
 LOSS_SETTINGS = {key for method in METHODS.values() for key in method.reads}
 # what an ablation row may change of the recipe: TSE on VGG, TSE + AutoAugment or Cutout
@@ -75,6 +76,8 @@ class Profile:
     sources: dict = field(default_factory=dict)
     # the primary comparisons and an equivalence margin (`_check_claims`)
     claims: dict = field(default_factory=dict)
+    # a confirmatory study's hypotheses, declared before its runs (`_check_hypotheses`)
+    hypotheses: list = field(default_factory=list)
 
 # %% ../nbs/09_profiles.ipynb #1b1b839d
 def _fail(profile: str, msg: str):
@@ -181,23 +184,49 @@ def _check_sweep(profile: Profile) -> None:
                 f"sweep.{k} must be a non-empty list of numbers, e.g. {k}: [0.3, 0.5, 0.7]",
             )
 
-# %% ../nbs/09_profiles.ipynb #a957ab71
+# %% ../nbs/09_profiles.ipynb #3a6f179f
+def _check_comparison(profile: Profile, where: str, comparison, keys: set) -> None:
+    "A declared comparison: a mapping of known keys whose two sides are variants of the profile."
+    if not isinstance(comparison, dict):
+        _fail(profile.name, f"{where} must be a mapping, e.g. {{variant: tse, against: tet}}")
+    _unknown(profile.name, where, comparison, keys)
+    for side in ("variant", "against"):
+        if comparison.get(side) not in profile.methods:
+            _fail(profile.name, f"{where}.{side} must name a variant of methods:")
+
+# %% ../nbs/09_profiles.ipynb #fe42427d
 CLAIMS_KEYS, PRIMARY_KEYS = {"primary", "margin"}, {"variant", "against", "quantity"}
 
 
 def _check_claims(profile: Profile) -> None:
     _unknown(profile.name, "claims", profile.claims, CLAIMS_KEYS)
     for k, comparison in enumerate(profile.claims.get("primary") or []):
-        where = f"claims.primary[{k}]"
-        if not isinstance(comparison, dict):
-            _fail(profile.name, f"{where} must be a mapping, e.g. {{variant: tse, against: tet}}")
-        _unknown(profile.name, where, comparison, PRIMARY_KEYS)
-        for side in ("variant", "against"):
-            if comparison.get(side) not in profile.methods:
-                _fail(profile.name, f"{where}.{side} must name a variant of methods:")
+        _check_comparison(profile, f"claims.primary[{k}]", comparison, PRIMARY_KEYS)
     margin = profile.claims.get("margin")
     if margin is not None and not (isinstance(margin, (int, float)) and 0 < margin < math.inf):
         _fail(profile.name, "claims.margin must be a positive number of points, e.g. margin: 0.5")
+
+# %% ../nbs/09_profiles.ipynb #fbfb6c32
+HYPOTHESIS_KEYS = {"name", "variant", "against", "quantity", "test", "margin"}
+# the tests `13d_multiplicity.test_p` computes
+HYPOTHESIS_TESTS = ("greater", "less", "two-sided", "equivalent")
+
+
+def _check_hypotheses(profile: Profile) -> None:
+    if profile.hypotheses and profile.claims.get("primary"):
+        _fail(profile.name, "hypotheses: are the primary family; remove claims.primary")
+    for k, hypothesis in enumerate(profile.hypotheses):
+        where = f"hypotheses[{k}]"
+        _check_comparison(profile, where, hypothesis, HYPOTHESIS_KEYS)
+        if hypothesis.get("test") not in HYPOTHESIS_TESTS:
+            _fail(profile.name, f"{where}.test must be one of {', '.join(HYPOTHESIS_TESTS)}")
+        margin = hypothesis.get("margin")
+        wanted = hypothesis["test"] == "equivalent"
+        if wanted != (isinstance(margin, (int, float)) and 0 < margin < math.inf):
+            _fail(
+                profile.name,
+                f"{where}.margin: a positive number of points for test: equivalent, none otherwise",
+            )
 
 # %% ../nbs/09_profiles.ipynb #95604962
 def check_profile(profile: Profile) -> Profile:
@@ -218,6 +247,7 @@ def check_profile(profile: Profile) -> Profile:
     if profile.sweep:
         _check_sweep(profile)
     _check_claims(profile)
+    _check_hypotheses(profile)
     return profile
 
 # %% ../nbs/09_profiles.ipynb #62de3c95
@@ -320,6 +350,7 @@ def load_profile(
         dict(data.get("evaluation") or {}),
         dict(data.get("sources") or {}),
         dict(data.get("claims") or {}),
+        list(data.get("hypotheses") or []),
     )
     return check_profile(profile)
 

@@ -13,10 +13,12 @@ from .multiplicity import FLOOR_READING
 from .stats import markdown
 
 # %% auto #0
-__all__ = ['NO_SPREAD_NOTE', 'INTERVALS_NOTE', 'interval_text', 'p_text', 'families_markdown', 'paired_markdown',
-           'claims_markdown', 'claim_sentence']
+__all__ = ['SURVIVING', 'NO_SPREAD_NOTE', 'INTERVALS_NOTE', 'interval_text', 'p_text', 'families_markdown', 'hypotheses_markdown',
+           'paired_markdown', 'claims_markdown', 'claim_sentence']
 
 # %% ../nbs/15a_readings.ipynb #6477fb29
+# the readings of a comparison that survived its family's correction
+SURVIVING = ("higher", "lower", "supported", "equivalence shown")
 NO_SPREAD_NOTE = (
     '"(no spread)": the same difference on every seed, an interval of zero width that says nothing '
     "about the variation"
@@ -25,14 +27,14 @@ NO_SPREAD_NOTE = (
 
 def interval_text(row, digits: int = 2, unit: str = "") -> str:
     """The mean and its interval, then the unit, then the '(no spread)' mark; bold where the
-    reading is 'higher' or 'lower'."""
+    reading says the difference survived its family (`SURVIVING`)."""
     unit = f" {unit}" if unit else ""
     if row.seeds < 2:
         return f"{row.mean:+.{digits}f}{unit}"
     if row.ci_low == row.ci_high:
         return f"{row.mean:+.{digits}f}{unit} (no spread)"
     text = f"{row.mean:+.{digits}f} [{row.ci_low:+.{digits}f}, {row.ci_high:+.{digits}f}]{unit}"
-    return f"**{text}**" if row.reading in ("higher", "lower") else text
+    return f"**{text}**" if row.reading in SURVIVING else text
 
 # %% ../nbs/15a_readings.ipynb #9ecff16d
 def p_text(p: float) -> str:
@@ -102,6 +104,39 @@ def families_markdown(frame: pd.DataFrame, margin: float | None = None) -> str:
         + _floor_words(int((frame.reading == FLOOR_READING).sum()))
         + _margin_words(margin)
     )
+
+# %% ../nbs/15a_readings.ipynb #d4f8c273
+def hypotheses_markdown(frame: pd.DataFrame) -> str:
+    "The pre-registered hypotheses of a report, one row each ('' when it declares none)."
+    declared = (
+        frame[frame.hypothesis.fillna("").astype(str) != ""]
+        if "hypothesis" in frame
+        else frame.iloc[:0]
+    )
+    rows = [
+        [
+            row.hypothesis,
+            f"{row.variant} − {row.against}",
+            row.quantity,
+            row.seeds,
+            interval_text(row, quantity_digits(row.quantity)),
+            p_text(row.p),
+            p_text(row.p_adjusted),
+            row.reading,
+        ]
+        for row in declared.itertuples()
+    ]
+    header = [
+        "hypothesis",
+        "comparison",
+        "claim",
+        "seeds",
+        "estimate [95 % interval]",
+        "p (its test)",
+        "Holm-adjusted p",
+        "verdict",
+    ]
+    return markdown(rows, header) if rows else ""
 
 # %% ../nbs/15a_readings.ipynb #e10ead1e
 def paired_markdown(frame: pd.DataFrame) -> str:

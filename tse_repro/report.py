@@ -27,6 +27,7 @@ from tse_repro.readings import (
     NO_SPREAD_NOTE,
     claims_markdown,
     families_markdown,
+    hypotheses_markdown,
     paired_markdown,
 )
 from .records import erases, is_complete, load_runs
@@ -46,9 +47,9 @@ from tse_repro.tables import (
 from .verdict import verdict_markdown, verdict_table
 
 # %% auto #0
-__all__ = ['FIGURE_FILES', 'TOP1_LEGEND', 'FIT_LEGEND', 'PAIRED_LEGEND', 'CLAIMS_LEGEND', 'ABLATION_LEGEND', 'OVERLAP_LEGEND',
-           'CAPTIONS', 'draw_figures', 'subset_words', 'recipe_line', 'report_claims', 'report_markdown',
-           'build_report']
+__all__ = ['FIGURE_FILES', 'TOP1_LEGEND', 'FIT_LEGEND', 'PAIRED_LEGEND', 'CLAIMS_LEGEND', 'HYPOTHESES_LEGEND', 'ABLATION_LEGEND',
+           'OVERLAP_LEGEND', 'CAPTIONS', 'draw_figures', 'subset_words', 'recipe_line', 'report_claims',
+           'report_markdown', 'build_report']
 
 # %% ../nbs/18_report.ipynb #b14c22a1
 FIGURE_FILES = {
@@ -173,9 +174,10 @@ def _head_parts(title, description, records, table, recipe_table: str) -> list[s
     ]
 
 # %% ../nbs/18_report.ipynb #e17142e5
-def report_claims(records: list[dict], claims: dict | None = None) -> pd.DataFrame:
-    "Every comparison of a report (`claims.csv`), the profile's `claims:` declaring its families."
-    return claims_frame(records, claims, ablation_pairs(records))
+def report_claims(records: list[dict], claims: dict | None = None, hypotheses=()) -> pd.DataFrame:
+    """Every comparison of a report (`claims.csv`), the profile's `hypotheses:` or `claims:`
+    declaring its primary family."""
+    return claims_frame(records, claims, ablation_pairs(records), hypotheses)
 
 # %% ../nbs/18_report.ipynb #f20009e8
 # the legends under the sections' titles
@@ -197,6 +199,11 @@ CLAIMS_LEGEND = (
     "any-time gain, robustness, and the overlap of the steps' evidence; "
     f"{NO_SPREAD_NOTE}."
 )
+HYPOTHESES_LEGEND = (
+    "The hypotheses the profile declared before its runs, each tested as declared (one-sided, "
+    "two-sided, or two one-sided tests for equivalence within its margin) and corrected together "
+    "by Holm; everything else in this report is exploratory."
+)
 ABLATION_LEGEND = (
     "Each variant's final top-1 minus that of TSE at its defaults (the anchor) and minus TET's, "
     "paired by seed: the `ablation` family of the table above, with 95 % t-intervals, the raw "
@@ -213,6 +220,7 @@ def _comparison_parts(records, table, verdict, frame, margin=None) -> list[str]:
     return [
         *_section("## Fit: training against test top-1", fit_markdown(table), FIT_LEGEND),
         *_section("## Reproduced? Fresh runs against the committed reference", verdict),
+        *_section("## Pre-registered hypotheses", hypotheses_markdown(frame), HYPOTHESES_LEGEND),
         *_section("## How the comparisons are read", families_markdown(frame, margin)),
         *_section(
             "## Differences paired by seed (final top-1)", paired_markdown(frame), PAIRED_LEGEND
@@ -304,10 +312,11 @@ def report_markdown(
     missing: dict | None = None,
     recipe_table: str = "",
     claims: dict | None = None,
+    hypotheses=(),
 ) -> str:
     """The text of `report.md`: the head, the comparisons (in the families `claims` declares), the
     evaluation and the figures of the runs."""
-    frame = report_claims(records, claims)
+    frame = report_claims(records, claims, hypotheses)
     parts = (
         _head_parts(title, description, records, table, recipe_table)
         + _comparison_parts(records, table, verdict, frame, (claims or {}).get("margin"))
@@ -329,7 +338,7 @@ def _profile_parts(profile, name: str) -> tuple:
     recipe_table = recipe_markdown(
         loaded.sources, expected[0].config if expected else {}, loaded.methods
     )
-    return expected, title, description, recipe_table, loaded.claims
+    return expected, title, description, recipe_table, loaded.claims, loaded.hypotheses
 
 # %% ../nbs/18_report.ipynb #cecb412d
 def _write_verdict(records: list[dict], results_dir: Path, reference) -> str:
@@ -349,9 +358,16 @@ def build_report(
     not started as pending; `reference`: a reference results folder to compare with (adds the
     verdict and `verdict.md`)."""
     results_dir = Path(results_dir)
-    expected, title, description, recipe_table, claims = None, results_dir.name, "", "", {}
+    expected, title, description, recipe_table, claims, hypotheses = (
+        None,
+        results_dir.name,
+        "",
+        "",
+        {},
+        [],
+    )
     if profile:
-        expected, title, description, recipe_table, claims = _profile_parts(
+        expected, title, description, recipe_table, claims, hypotheses = _profile_parts(
             profile, results_dir.name
         )
     records = load_runs(results_dir, expected)
@@ -360,7 +376,7 @@ def build_report(
     results_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out["results.csv"], index=False)
     runs_frame(records).to_csv(out["runs.csv"], index=False)
-    report_claims(records, claims).to_csv(out["claims.csv"], index=False)
+    report_claims(records, claims, hypotheses).to_csv(out["claims.csv"], index=False)
     made, missing = draw_figures(records, table, results_dir / "figures", masks)
     out.update({f"{name}.png": path for name, path in made.items() if path})
     verdict = None
@@ -370,7 +386,16 @@ def build_report(
     out["report.md"] = results_dir / "report.md"
     out["report.md"].write_text(
         report_markdown(
-            title, description, records, table, made, verdict, missing, recipe_table, claims
+            title,
+            description,
+            records,
+            table,
+            made,
+            verdict,
+            missing,
+            recipe_table,
+            claims,
+            hypotheses,
         )
     )
     return out
