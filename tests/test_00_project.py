@@ -128,8 +128,9 @@ def test_lint(root):
 
 
 def test_package_lines_fit_100_columns(root):
-    """Lines over 100 characters in the package come only from what nbdev generates: the module's
-    docstring (the notebook's description) and `__all__`."""
+    """Lines over 100 characters in the package come only from `__all__`, which nbdev 2.4.14 wraps at
+    120 (`nbdev.maker`, a width it does not let a project set); a notebook's description, the module's
+    docstring, fits too."""
     long = []
     for module in sorted((root / "tse_repro").glob("*.py")):
         if module.name == "_modidx.py":
@@ -137,9 +138,9 @@ def test_package_lines_fit_100_columns(root):
         in_all = False
         for number, line in enumerate(module.read_text().splitlines(), 1):
             in_all = line.startswith("__all__") or (in_all and line.startswith(" "))
-            if len(line) > 100 and not in_all and number > 1:
+            if len(line) > 100 and not in_all:
                 long.append(f"{module.name}:{number}")
-    assert not long, f"lines over 100 characters: {long[:20]}; shorten them in the notebooks"
+    assert not long, f"lines over 100 characters: {long[:20]}; shorten them in the notebooks (a description: 94)"
 
 
 def test_modules_stay_small(root):

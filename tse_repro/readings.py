@@ -13,8 +13,8 @@ from .multiplicity import FLOOR_READING
 from .stats import markdown
 
 # %% auto #0
-__all__ = ['SURVIVING', 'NO_SPREAD_NOTE', 'INTERVALS_NOTE', 'interval_text', 'p_text', 'families_markdown', 'hypotheses_markdown',
-           'paired_markdown', 'claims_markdown', 'claim_sentence']
+__all__ = ['SURVIVING', 'NO_SPREAD_NOTE', 'INTERVALS_NOTE', 'interval_text', 'p_text', 'families_markdown', 'comparison_cells',
+           'hypotheses_markdown', 'paired_markdown', 'claims_markdown', 'claim_sentence']
 
 # %% ../nbs/15a_readings.ipynb #6477fb29
 # the readings of a comparison that survived its family's correction
@@ -105,6 +105,12 @@ def families_markdown(frame: pd.DataFrame, margin: float | None = None) -> str:
         + _margin_words(margin)
     )
 
+# %% ../nbs/15a_readings.ipynb #3668f8d2
+def comparison_cells(row) -> list:
+    "A comparison's seeds, interval (`interval_text`), raw p and adjusted p, as table cells."
+    digits = quantity_digits(row.quantity)
+    return [row.seeds, interval_text(row, digits), p_text(row.p), p_text(row.p_adjusted)]
+
 # %% ../nbs/15a_readings.ipynb #d4f8c273
 def hypotheses_markdown(frame: pd.DataFrame) -> str:
     "The pre-registered hypotheses of a report, one row each ('' when it declares none)."
@@ -118,10 +124,7 @@ def hypotheses_markdown(frame: pd.DataFrame) -> str:
             row.hypothesis,
             f"{row.variant} − {row.against}",
             row.quantity,
-            row.seeds,
-            interval_text(row, quantity_digits(row.quantity)),
-            p_text(row.p),
-            p_text(row.p_adjusted),
+            *comparison_cells(row),
             row.reading,
         ]
         for row in declared.itertuples()
@@ -148,10 +151,7 @@ def paired_markdown(frame: pd.DataFrame) -> str:
             row.variant,
             row.against,
             row.family,
-            row.seeds,
-            interval_text(row),
-            p_text(row.p),
-            p_text(row.p_adjusted),
+            *comparison_cells(row),
             "–" if math.isnan(row.detectable) else f"{row.detectable:.2f}",
             row.reading,
         ]
@@ -177,10 +177,7 @@ def _variant_claims(variant: str, rows: pd.DataFrame) -> list[str]:
         [
             row.quantity,
             row.against,
-            row.seeds,
-            interval_text(row, quantity_digits(row.quantity)),
-            p_text(row.p),
-            p_text(row.p_adjusted),
+            *comparison_cells(row),
             row.reading,
         ]
         for row in rows.itertuples()
