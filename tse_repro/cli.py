@@ -12,14 +12,26 @@ from .config import TrainConfig, setting_types
 from .methods import METHODS, WAITS_ON, LossConfig, inert_settings, resolve_method
 
 # %% auto #0
-__all__ = ['NOTEBOOK_SHORTCUTS', 'flag_name', 'build_parser', 'check_active', 'parse_command', 'parse_config', 'notebook_config',
-           'injected_parameters', 'unknown_parameters']
+__all__ = ['NOTEBOOK_SHORTCUTS', 'flag_name', 'setting_flags', 'build_parser', 'check_active', 'parse_command', 'parse_config',
+           'notebook_config', 'injected_parameters', 'unknown_parameters']
 
 # %% ../nbs/08a_cli.ipynb #9e799383
 def flag_name(name: str) -> str:
     """The command-line flag of a `TrainConfig` field: `data_path` -> `--data-path` (`T` stays
     `--T`)."""
     return "--" + (name if name == "T" else name.replace("_", "-"))
+
+# %% ../nbs/08a_cli.ipynb #5e771a95
+def setting_flags(settings: dict) -> list[str]:
+    "The flags that set `settings` (`TrainConfig` fields by name; a None is left out)."
+    flags = []
+    for k, v in settings.items():
+        flag = flag_name(k)
+        if isinstance(v, bool):
+            flags.append(flag if v else "--no-" + flag[2:])
+        elif v is not None:
+            flags += [flag, str(v)]
+    return flags
 
 # %% ../nbs/08a_cli.ipynb #60c9c352
 def _help(f) -> str:

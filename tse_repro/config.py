@@ -248,6 +248,12 @@ class TrainConfig(MethodSettings):
         integer=True,
         low=0,
     )
+    test_every: int = setting(
+        1,
+        "test after every N epochs (and after the last): the spacing of the per-epoch test curve",
+        integer=True,
+        low=1,
+    )
     progress: bool = setting(True, "progress bar")
     tensorboard: bool = setting(True, "TensorBoard event files in <out>/tensorboard (rank 0)")
     tensorboard_masks_every: int = setting(

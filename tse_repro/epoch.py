@@ -5,6 +5,7 @@
 # %% ../nbs/10e_epoch.ipynb #e2293305
 from __future__ import annotations
 import math, os, signal, time
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -14,9 +15,10 @@ from .config import TrainConfig
 from .distributed import Dist, all_sum
 from .precision import autocast
 from .resume import NonFiniteTraining
+from .spikes import SpikeStats
 
 # %% auto #0
-__all__ = ['trained_parameters', 'build_optimizer', 'build_scheduler', 'evaluate', 'running_from', 'epoch_stats',
+__all__ = ['trained_parameters', 'build_optimizer', 'build_scheduler', 'evaluate', 'epoch_test', 'running_from', 'epoch_stats',
            'train_one_epoch']
 
 # %% ../nbs/10e_epoch.ipynb #d51791a4
@@ -74,6 +76,20 @@ def evaluate(model: nn.Module, loader, cfg: TrainConfig, dist_ctx: Dist) -> list
         seen += len(y)
     sums = all_sum(correct.tolist() + [seen], dist_ctx)
     return [100.0 * count / max(sums[-1], 1) for count in sums[:-1]]
+
+# %% ../nbs/10e_epoch.ipynb #8ca49e5d
+def epoch_test(
+    model: nn.Module, loader, cfg: TrainConfig, dist_ctx: Dist, epoch: int
+) -> tuple[list | None, dict | None]:
+    """Epoch `epoch`'s test top-1 by t, None when it is not tested; and after the last epoch, on one
+    process of an eager model, the spike statistics of that same pass (else None)."""
+    last = epoch + 1 == cfg.epochs
+    if not (last or (epoch + 1) % cfg.test_every == 0):
+        return None, None
+    counted = last and dist_ctx.world == 1 and not cfg.compile
+    with SpikeStats(model) if counted else nullcontext() as stats:
+        accs = evaluate(model, loader, cfg, dist_ctx)
+    return accs, stats.summary() if counted else None
 
 # %% ../nbs/10e_epoch.ipynb #382eb53b
 def running_from(running: dict, device: torch.device) -> tuple:

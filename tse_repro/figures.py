@@ -53,9 +53,12 @@ def runs_by_variant(records: list[dict], status=("complete", "interrupted", "fai
 
 # %% ../nbs/14_figures.ipynb #9677fe40
 def _stack(runs: list[dict], key: str) -> np.ndarray:
-    "Per-epoch values of `key` for several seeds, cut to the shortest run: [seeds, epochs, ...]."
+    """Per-epoch values of `key` for several seeds, cut to the shortest run: [seeds, epochs, ...];
+    NaN for an epoch without it (one not tested)."""
     epochs = min(len(run.history) for run in runs)
-    return np.array([[epoch[key] for epoch in run.history[:epochs]] for run in runs], dtype=float)
+    return np.array(
+        [[epoch.get(key, np.nan) for epoch in run.history[:epochs]] for run in runs], dtype=float
+    )
 
 # %% ../nbs/14_figures.ipynb #dc3c990a
 def _loss_steps(run: dict) -> int:
@@ -72,9 +75,12 @@ def plot_curves(records: list[dict], path: Path | None = None):
     for variant, runs in runs_by_variant(records).items():
         acc, loss = _stack(runs, "test_acc"), _stack(runs, "train_loss")
         epochs = np.arange(1, acc.shape[1] + 1)
-        seeds = f"{len(runs)} seed{'s' * (len(runs) > 1)}"
-        (line,) = ax1.plot(epochs, acc.mean(0), marker="o", ms=3, label=f"{variant} ({seeds})")
-        ax1.fill_between(epochs, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.2)
+        tested = ~np.isnan(acc).any(0)
+        acc, seeds = acc[:, tested], f"{len(runs)} seed{'s' * (len(runs) > 1)}"
+        (line,) = ax1.plot(
+            epochs[tested], acc.mean(0), marker="o", ms=3, label=f"{variant} ({seeds})"
+        )
+        ax1.fill_between(epochs[tested], acc.min(0), acc.max(0), color=line.get_color(), alpha=0.2)
         steps = _loss_steps(runs[0])
         ax2.plot(
             epochs,
@@ -343,7 +349,10 @@ def plot_run(run_dir: str | os.PathLike, path: Path | None = None):
     epochs = [epoch["epoch"] for epoch in history]
     tse = "erased_fraction" in history[0]
     fig, axes = _subplots(1, 3 + tse, figsize=(4 * (3 + tse), 3.4))
-    axes[0].plot(epochs, [epoch["test_acc"] for epoch in history], marker="o", label="test")
+    tested = [epoch for epoch in history if "test_acc" in epoch]
+    axes[0].plot(
+        [e["epoch"] for e in tested], [e["test_acc"] for e in tested], marker="o", label="test"
+    )
     axes[0].plot(epochs, [epoch["train_acc"] for epoch in history], marker="o", label="train")
     axes[0].set(xlabel="epoch", ylabel="top-1 (%)", title=f"{record.name} ({record.method})")
     axes[0].legend()

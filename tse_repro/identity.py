@@ -32,6 +32,8 @@ RESUME_FREE = {
     # a mid-epoch checkpoint resumes bit for bit (11_train), so where a run saves does not change
     # its result
     "save_every_steps",
+    # testing reads the weights and draws no random numbers (11_train checks the weights match)
+    "test_every",
 }
 
 # %% ../nbs/10a_identity.ipynb #736fa717

@@ -22,7 +22,7 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from .cli import flag_name
+from .cli import setting_flags
 from .config import TrainConfig
 from .profiles import Run, checkout
 from .datafiles import atomic_write
@@ -50,14 +50,7 @@ def notebook_parameters(
 # %% ../nbs/19_notebooks.ipynb #60a3c4ac
 def train_flags(cfg: TrainConfig) -> list[str]:
     "The `tse_repro.train` command line of a config."
-    flags = []
-    for k, v in asdict(cfg).items():
-        flag = flag_name(k)
-        if isinstance(v, bool):
-            flags.append(flag if v else "--no-" + flag[2:])
-        elif v is not None:
-            flags += [flag, str(v)]
-    return flags
+    return setting_flags(asdict(cfg))
 
 # %% ../nbs/19_notebooks.ipynb #ce43cefa
 def launch(cfg: TrainConfig, nproc: int = 1) -> dict:

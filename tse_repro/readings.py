@@ -105,6 +105,11 @@ def families_markdown(frame: pd.DataFrame, margin: float | None = None) -> str:
         + _margin_words(margin)
     )
 
+# %% ../nbs/15a_readings.ipynb #3668f8d1
+def _number(x: float, digits: int = 2) -> str:
+    "A figure as a table cell: '–' for NaN (not measured)."
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
 # %% ../nbs/15a_readings.ipynb #3668f8d2
 def comparison_cells(row) -> list:
     "A comparison's seeds, interval (`interval_text`), raw p and adjusted p, as table cells."
@@ -126,6 +131,8 @@ def hypotheses_markdown(frame: pd.DataFrame) -> str:
             row.quantity,
             *comparison_cells(row),
             row.reading,
+            _number((row.ci_high - row.ci_low) / 2),
+            _number(row.detectable),
         ]
         for row in declared.itertuples()
     ]
@@ -138,6 +145,8 @@ def hypotheses_markdown(frame: pd.DataFrame) -> str:
         "p (its test)",
         "Holm-adjusted p",
         "verdict",
+        "half-width reached",
+        "detectable at 80 % power",
     ]
     return markdown(rows, header) if rows else ""
 
@@ -152,7 +161,7 @@ def paired_markdown(frame: pd.DataFrame) -> str:
             row.against,
             row.family,
             *comparison_cells(row),
-            "–" if math.isnan(row.detectable) else f"{row.detectable:.2f}",
+            _number(row.detectable),
             row.reading,
         ]
         for row in final.itertuples()

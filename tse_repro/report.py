@@ -31,11 +31,13 @@ from tse_repro.readings import (
     paired_markdown,
 )
 from .records import erases, is_complete, load_runs
+from .regime import MIN_GAP, MIN_TEST, probes_markdown
 from .reported import reported_markdown
 from .stats import markdown
 from tse_repro.tables import (
     fit_markdown,
     kernels_sentence,
+    overhead_sentence,
     overlap_markdown,
     recipe_markdown,
     robustness_markdown,
@@ -48,8 +50,8 @@ from .verdict import verdict_markdown, verdict_table
 
 # %% auto #0
 __all__ = ['FIGURE_FILES', 'TOP1_LEGEND', 'FIT_LEGEND', 'PAIRED_LEGEND', 'CLAIMS_LEGEND', 'HYPOTHESES_LEGEND', 'ABLATION_LEGEND',
-           'OVERLAP_LEGEND', 'CAPTIONS', 'draw_figures', 'subset_words', 'recipe_line', 'report_claims',
-           'report_markdown', 'build_report']
+           'PROBES_LEGEND', 'OVERLAP_LEGEND', 'CAPTIONS', 'draw_figures', 'subset_words', 'recipe_line',
+           'report_claims', 'report_markdown', 'build_report']
 
 # %% ../nbs/18_report.ipynb #b14c22a1
 FIGURE_FILES = {
@@ -130,12 +132,19 @@ def recipe_line(records: list[dict]) -> str:
         return ""
     config = configs[0]
     subset = config.get("train_per_class") or config.get("test_per_class")
+    every = config.get("test_every", 1)
     return (
         f"Shared recipe: {config['arch']} (width {config['width']}, {config['head']} head), "
         f"{config['dataset']}"
         f"{' (' + subset_words(config) + ')' if subset else ''}, "
         f"T={config['T']}, {config['epochs']} epochs, batch {config['batch_size']}, "
         f"{config['optimizer']} lr {config['lr']}, weight decay {config['weight_decay']}."
+        + (
+            f" The test set is read after every {every} epochs and after the last: the "
+            "learning curves' test top-1 and the best epoch come from those epochs alone."
+            if every > 1
+            else ""
+        )
     )
 
 # %% ../nbs/18_report.ipynb #bf9b47e6
@@ -147,8 +156,9 @@ TOP1_LEGEND = (
 )
 
 
-def _head_parts(title, description, records, table, recipe_table: str) -> list[str]:
-    "The report's head: title, description, recipe, run counts, the top-1 table and TSE's forms."
+def _head_parts(title, description, records, table, recipe_table: str, opening=()) -> list[str]:
+    """The report's head: title, description, `opening` (the lines a report opens with), recipe, run
+    counts, the top-1 table and TSE's forms."""
     counts = (
         pd.Series([record.status for record in records]).value_counts().to_dict() if records else {}
     )
@@ -158,6 +168,7 @@ def _head_parts(title, description, records, table, recipe_table: str) -> list[s
         "",
         description,
         "",
+        *opening,
         recipe_line(records),
         "",
         *_section("## Recipe and the source of each value", recipe_table),
@@ -170,6 +181,7 @@ def _head_parts(title, description, records, table, recipe_table: str) -> list[s
         "",
         table_markdown(table),
         "",
+        *([overhead, ""] if (overhead := overhead_sentence(records)) else []),
         *([forms, ""] if (forms := forms_markdown(records)) else []),
     ]
 
@@ -214,13 +226,21 @@ ABLATION_LEGEND = (
 )
 
 
-def _comparison_parts(records, table, verdict, frame, margin=None) -> list[str]:
-    """The report's comparisons: the fit, the verdict, how the comparisons of `frame` are read, the
-    final top-1 paired by seed, every other claim, the ablation."""
+PROBES_LEGEND = (
+    "The single baseline runs that chose the recipe, each with the command that trains it again "
+    f"and its folder under `probes/`: in the regime when the gap is at least {MIN_GAP:g} points at "
+    f"a test top-1 of at least {MIN_TEST:g} %; the training top-1 is counted as in the fit above."
+)
+
+
+def _comparison_parts(records, table, verdict, frame, margin=None, probes: str = "") -> list[str]:
+    """The report's comparisons: the fit and the probes behind the recipe, the verdict, how the
+    comparisons of `frame` are read, the final top-1 paired by seed, every other claim, the
+    ablation."""
     return [
         *_section("## Fit: training against test top-1", fit_markdown(table), FIT_LEGEND),
+        *_section("## Choosing the recipe: probes of the regime", probes, PROBES_LEGEND),
         *_section("## Reproduced? Fresh runs against the committed reference", verdict),
-        *_section("## Pre-registered hypotheses", hypotheses_markdown(frame), HYPOTHESES_LEGEND),
         *_section("## How the comparisons are read", families_markdown(frame, margin)),
         *_section(
             "## Differences paired by seed (final top-1)", paired_markdown(frame), PAIRED_LEGEND
@@ -313,13 +333,19 @@ def report_markdown(
     recipe_table: str = "",
     claims: dict | None = None,
     hypotheses=(),
+    probes: str = "",
 ) -> str:
-    """The text of `report.md`: the head, the comparisons (in the families `claims` declares), the
-    evaluation and the figures of the runs."""
+    """The text of `report.md`: the head (opening with the pre-registered hypotheses), the
+    comparisons (in the families `claims` declares), the evaluation and the figures of the runs;
+    `probes`: the table of the probes that chose the recipe."""
     frame = report_claims(records, claims, hypotheses)
+    opening = _section(
+        "## Pre-registered hypotheses", hypotheses_markdown(frame), HYPOTHESES_LEGEND
+    )
+    margin = (claims or {}).get("margin")
     parts = (
-        _head_parts(title, description, records, table, recipe_table)
-        + _comparison_parts(records, table, verdict, frame, (claims or {}).get("margin"))
+        _head_parts(title, description, records, table, recipe_table, opening)
+        + _comparison_parts(records, table, verdict, frame, margin, probes)
         + _evaluation_parts(records, table)
         + _figure_parts(figures, missing)
         + [
@@ -396,6 +422,7 @@ def build_report(
             recipe_table,
             claims,
             hypotheses,
+            probes_markdown(results_dir / "probes"),
         )
     )
     return out

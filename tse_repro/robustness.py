@@ -14,8 +14,8 @@ from .loaders import make_loaders
 from .precision import bf16_autocast
 
 # %% auto #0
-__all__ = ['ROBUSTNESS_DEFAULTS', 'model_device', 'PixelSpace', 'fgsm', 'pgd', 'gaussian_noise', 'robustness_images',
-           'robustness']
+__all__ = ['ROBUSTNESS_DEFAULTS', 'model_device', 'PixelSpace', 'fgsm_levels', 'fgsm', 'pgd', 'gaussian_noise',
+           'robustness_images', 'robustness']
 
 # %% ../nbs/11b_robustness.ipynb #58548e0a
 # eps in /255; with their rules in 08_config (check_evaluation)
@@ -57,6 +57,22 @@ def _loss_and_grad(
     return loss.detach(), torch.autograd.grad(loss, pixels)[0]
 
 
+def fgsm_levels(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    levels: list[float],
+    space: PixelSpace,
+    amp: bool = False,
+) -> list[torch.Tensor]:
+    """FGSM inputs at each eps of `levels` (pixel units): one signed-gradient step on the inference
+    cross-entropy, clipped to [0, 1]. The gradient does not depend on eps: one serves all levels."""
+    pixels = space.to_pixels(x)
+    _, grad = _loss_and_grad(model, pixels, y, space, amp)
+    step = grad.sign()
+    return [space.to_inputs((pixels + eps * step).clamp(0, 1)).detach() for eps in levels]
+
+
 def fgsm(
     model: nn.Module,
     x: torch.Tensor,
@@ -65,11 +81,8 @@ def fgsm(
     space: PixelSpace,
     amp: bool = False,
 ) -> torch.Tensor:
-    """FGSM inputs: one signed-gradient step of `eps` (pixel units) on the inference cross-entropy,
-    clipped to [0, 1]."""
-    pixels = space.to_pixels(x)
-    _, grad = _loss_and_grad(model, pixels, y, space, amp)
-    return space.to_inputs((pixels + eps * grad.sign()).clamp(0, 1)).detach()
+    "FGSM inputs at `eps` (pixel units)."
+    return fgsm_levels(model, x, y, [eps], space, amp)[0]
 
 # %% ../nbs/11b_robustness.ipynb #c28cee49
 def pgd(
@@ -135,10 +148,10 @@ def _top1(
     return 100.0 * correct / len(x)
 
 
-def _top1_under(model, attack, x, y, batch: int, amp: bool) -> float:
-    "Top-1 (%) on the inputs `attack(x, y)` makes, batch by batch."
-    adv = torch.cat([attack(x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch)])
-    return _top1(model, adv, y, batch, amp)
+def _top1_under(model, attack, x, y, batch: int, amp: bool) -> list[float]:
+    "Top-1 (%) on each level's inputs `attack(x, y)` makes (a list, one per level), batch by batch."
+    advs = [attack(x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch)]
+    return [_top1(model, torch.cat(level), y, batch, amp) for level in zip(*advs)]
 
 
 def robustness(
@@ -161,44 +174,36 @@ def robustness(
     space, generator = PixelSpace(*norm, device), torch.Generator().manual_seed(settings["seed"])
     x, y = (t.to(device) for t in robustness_images(cfg, settings["images_per_class"], data_path))
     amp = cfg.amp
+
+    def under(attack) -> list[float]:
+        return _top1_under(model, attack, x, y, batch, amp)
+
+    fgsm_eps, steps = settings["fgsm_eps"], settings["pgd_steps"]
     return {
         "settings": settings,
         "images": len(x),
         "amp": amp,
         "clean": _top1(model, x, y, batch, amp),
-        "fgsm": {
-            str(eps): _top1_under(
-                model,
-                lambda x, y, eps=eps: fgsm(model, x, y, eps / 255, space, amp),
-                x,
-                y,
-                batch,
-                amp,
-            )
-            for eps in settings["fgsm_eps"]
-        },
-        "pgd": {
-            str(eps): _top1_under(
-                model,
-                lambda x, y, eps=eps: pgd(
-                    model, x, y, eps / 255, space, settings["pgd_steps"], generator, amp
+        # one gradient a batch serves every FGSM level
+        "fgsm": dict(
+            zip(
+                map(str, fgsm_eps),
+                under(
+                    lambda x, y: fgsm_levels(model, x, y, [e / 255 for e in fgsm_eps], space, amp)
                 ),
-                x,
-                y,
-                batch,
-                amp,
             )
+        ),
+        # a level at a time: the random starts and the noise are drawn in a fixed order
+        "pgd": {
+            str(eps): under(
+                lambda x, y, eps=eps: [pgd(model, x, y, eps / 255, space, steps, generator, amp)]
+            )[0]
             for eps in settings["pgd_eps"]
         },
         "noise": {
-            str(sigma): _top1_under(
-                model,
-                lambda x, y, sigma=sigma: gaussian_noise(x, sigma, space, generator),
-                x,
-                y,
-                batch,
-                amp,
-            )
+            str(sigma): under(
+                lambda x, y, sigma=sigma: [gaussian_noise(x, sigma, space, generator)]
+            )[0]
             for sigma in settings["noise_sigma"]
         },
     }

@@ -300,15 +300,16 @@ def load_checkpoint(self: RunFolder) -> dict:
 
 # %% ../nbs/10_runs.ipynb #54ea08e7
 def epoch_record(
-    epoch: int, step: int, train_stats: dict, test_acc_by_t: list, history: list
+    epoch: int, step: int, train_stats: dict, test_acc_by_t: list | None, history: list
 ) -> dict:
     """One line of metrics.jsonl: the epoch (1-based), the global step, the training statistics and
-    the test top-1 by t."""
-    best = max([h["test_acc"] for h in history] + [test_acc_by_t[-1]])
+    the test top-1 by t (`None`: an epoch not tested, whose line has no test keys)."""
+    record = {"epoch": epoch, "step": step, **train_stats}
+    if test_acc_by_t is None:
+        return record
+    best = max([h["test_acc"] for h in history if "test_acc" in h] + [test_acc_by_t[-1]])
     return {
-        "epoch": epoch,
-        "step": step,
-        **train_stats,
+        **record,
         "test_acc": test_acc_by_t[-1],
         "test_acc_by_t": list(test_acc_by_t),
         "best_acc": best,
@@ -317,8 +318,8 @@ def epoch_record(
 # %% ../nbs/10_runs.ipynb #5bd351a8
 def summarize(cfg: TrainConfig, history: list[dict], **extra) -> dict:
     """summary.json of a finished run: its settings, final and best top-1 (and the best epoch),
-    time, and `extra`."""
-    best = max(history, key=lambda h: h["test_acc"])
+    time, and `extra`. The best epoch is the best of those tested (the last always is)."""
+    best = max((h for h in history if "test_acc" in h), key=lambda h: h["test_acc"])
     return {
         "config": asdict(cfg),
         "method": cfg.method,

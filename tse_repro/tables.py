@@ -13,8 +13,8 @@ from .stats import format_pm, markdown, mean_pm, sample_sd
 
 # %% auto #0
 __all__ = ['SPIKE_KEYS', 'WALL_LEGEND', 'value_text', 'method_label', 'bf16_kernels_used', 'runs_frame', 'summary_table',
-           'table_markdown', 'fit_markdown', 'kernels_sentence', 'spike_markdown', 'recipe_markdown',
-           'overlap_markdown', 'robustness_markdown']
+           'table_markdown', 'overhead_sentence', 'fit_markdown', 'kernels_sentence', 'spike_markdown',
+           'recipe_markdown', 'overlap_markdown', 'robustness_markdown']
 
 # %% ../nbs/13b_tables.ipynb #9d633372
 def value_text(value) -> str:
@@ -189,6 +189,22 @@ def table_markdown(table: pd.DataFrame) -> str:
         for _, row in table.iterrows()
     ]
     return markdown(rows, header) + (f"\n\n{WALL_LEGEND}" if wall else "")
+
+# %% ../nbs/13b_tables.ipynb #b8c45c54
+def overhead_sentence(records: list) -> str:
+    """The median (and range) of wall time over training time of the complete runs timed whole
+    ('' when none was)."""
+    ratios = [
+        r.wall_seconds / r.summary["train_seconds"]
+        for r in records
+        if is_complete(r) and r.wall_seconds and r.resumed is False
+    ]
+    if not ratios:
+        return ""
+    return (
+        f"Wall time over train time, median of the {len(ratios)} runs timed whole: "
+        f"{np.median(ratios):.2f}× (from {min(ratios):.2f}× to {max(ratios):.2f}×)."
+    )
 
 # %% ../nbs/13b_tables.ipynb #942c15dd
 def fit_markdown(table: pd.DataFrame) -> str:

@@ -34,7 +34,7 @@ from tse_repro.resume import (
     restore_rng_states,
     rng_states,
 )
-from .epoch import build_optimizer, build_scheduler, evaluate, trained_parameters
+from .epoch import build_optimizer, build_scheduler, epoch_test, trained_parameters
 from .epoch import train_one_epoch  # looked up here at each epoch: a test may patch it
 from .tensorboard import TensorBoardLog
 from .preflight import batch_per_rank, dry_run, load_data
@@ -367,12 +367,13 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
             folder.write_config(cfg)
         log = TensorBoardLog(folder.path / "tensorboard") if is_main and cfg.tensorboard else None
         _log_start(cfg, dist_ctx, folder, start_epoch, within, len(data.train_loader))
+        spikes = None
         for epoch in range(start_epoch, cfg.epochs):
             stats = train_epoch(cfg, dist_ctx, folder, training, data, epoch, step, history, within)
             within = None
             step += len(data.train_loader)
             training.sched.step()
-            accs = evaluate(training.model, data.test_loader, cfg, dist_ctx)
+            accs, spikes = epoch_test(training.model, data.test_loader, cfg, dist_ctx, epoch)
             history.append(epoch_record(epoch + 1, step, stats, accs, history))
             end_epoch(cfg, dist_ctx, folder, training, data, epoch, history, log, mask_batch)
         summary = summarize(
@@ -382,6 +383,7 @@ def train(cfg: TrainConfig, datasets=None) -> dict:
             world_size=dist_ctx.world,
             ranks_in_sync=ranks_in_sync(training.model, dist_ctx),
             bf16_kernels=bf16_kernels(dist_ctx.device, cfg.amp),
+            **({"spikes": spikes} if spikes else {}),
         )
         if is_main:
             folder.write_summary(summary)
