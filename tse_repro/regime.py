@@ -55,7 +55,7 @@ def fit(run_dir: str | Path) -> dict | None:
 # %% ../nbs/17a_regime.ipynb #a17a0013
 def probes_markdown(probes: str | Path) -> str:
     "The table of the probe runs under `probes` ('' without any finished one)."
-    runs = [(p, fit(p)) for p in sorted(Path(probes).glob("*/")) if fit(p)]
+    runs = [(p, row) for p in sorted(Path(probes).glob("*/")) if (row := fit(p))]
     if not runs:
         return ""
     rows = [
