@@ -21,8 +21,9 @@ from .records import attack_levels, is_complete
 from .stats import paired_difference
 
 # %% auto #0
-__all__ = ['FEWEST_IMAGES', 'CLAIMS_COLUMNS', 'anchors', 'comparisons', 'values_by_seed', 'claim_values', 'too_few_images',
-           'claim_images', 'quantity_digits', 'family_of', 'correction_of', 'claims_frame']
+__all__ = ['FEWEST_IMAGES', 'CLAIMS_COLUMNS', 'PENDING', 'anchors', 'comparisons', 'values_by_seed', 'claim_values',
+           'too_few_images', 'claim_images', 'quantity_digits', 'family_of', 'correction_of', 'planned_seeds',
+           'claims_frame']
 
 # %% ../nbs/15_claims.ipynb #696f05ab
 def anchors(records: list[dict], present) -> list[str]:
@@ -172,7 +173,8 @@ def _compared(by_variant: dict, images: dict, comparison: tuple) -> dict:
     """One comparison's numbers before its family is known: the paired difference, and whether
     either arm has too few images to compare."""
     variant, against, quantity = comparison
-    a, b = _measured(by_variant[variant], quantity), _measured(by_variant[against], quantity)
+    a = _measured(by_variant.get(variant, {}), quantity)
+    b = _measured(by_variant.get(against, {}), quantity)
     common = sorted(set(a) & set(b))
     counted_on = [
         images[side][seed].get(quantity) for side in (variant, against) for seed in common
@@ -233,17 +235,38 @@ def _hypotheses(hypotheses) -> dict:
     "`(variant, against, quantity)` -> the declared hypothesis that tests it."
     return {(h["variant"], h["against"], h.get("quantity", "final top-1")): h for h in hypotheses}
 
+# %% ../nbs/15_claims.ipynb #0c6f2b41
+def planned_seeds(records: list, variant: str, against: str) -> int:
+    "The seeds a comparison is planned on: those with a run of both arms, finished or not."
+    seeds = {}
+    for record in records:
+        seeds.setdefault(record.variant, set()).add(record.seed)
+    return len(seeds.get(variant, set()) & seeds.get(against, set()))
+
 # %% ../nbs/15_claims.ipynb #9e47d75a
-def _read_hypotheses(rows: list[dict], declared: dict) -> None:
-    "Test each row as its hypothesis declares, correct them together by Holm, give each a verdict."
+PENDING = "pending: read at {planned} paired seeds, {n} so far"
+
+
+def _read_hypotheses(rows: list[dict], declared: dict, records: list) -> None:
+    """Test each row as its hypothesis declares, correct them together by Holm, give each a
+    verdict; until every hypothesis has all its planned seeds, each reads `PENDING`, unadjusted."""
     tests = [declared[(row["variant"], row["against"], row["quantity"])] for row in rows]
+    planned = [planned_seeds(records, row["variant"], row["against"]) for row in rows]
+    waiting = len(rows) < len(declared) or any(
+        row["diff"]["n"] < n for row, n in zip(rows, planned)
+    )
     p = [
         math.nan if row["floor"] else test_p(row["diff"], h["test"], h.get("margin"))
         for row, h in zip(rows, tests)
     ]
-    for row, h, raw, p_adj in zip(rows, tests, p, adjusted_p(p, "Holm")):
+    adjusted = [math.nan] * len(p) if waiting else adjusted_p(p, "Holm")
+    for row, h, raw, p_adj, n in zip(rows, tests, p, adjusted, planned):
+        read = PENDING.format(planned=n, n=row["diff"]["n"]) if waiting else None
         row.update(
-            hypothesis=h["name"], p_test=raw, p_adjusted=p_adj, reading=verdict(h["test"], p_adj)
+            hypothesis=h["name"],
+            p_test=raw,
+            p_adjusted=p_adj,
+            reading=read or verdict(h["test"], p_adj),
         )
 
 # %% ../nbs/15_claims.ipynb #75aab000
@@ -275,8 +298,10 @@ def claims_frame(
     images = values_by_seed(records, claim_images)
     primary = list(declared) or _primary(claims)
     ablated = set(ablation)
+    planned = _planned(by_variant, records, primary, ablation)
     rows = []
-    for comparison in _planned(by_variant, records, primary, ablation):
+    # every hypothesis has its row from the start, with paired seeds or not
+    for comparison in [*declared, *(c for c in planned if c not in declared)]:
         rows.append(
             {
                 "family": family_of(comparison, set(primary), ablated),
@@ -287,7 +312,7 @@ def claims_frame(
     for family in dict.fromkeys(row["family"] for row in rows):
         members = [row for row in rows if row["family"] == family]
         if family == "primary" and declared:
-            _read_hypotheses(members, declared)
+            _read_hypotheses(members, declared, records)
             continue
         margin = claims.get("margin") if family == "primary" else None
         _read_family(members, correction_of(family), margin)

@@ -14,7 +14,7 @@ from .stats import markdown
 
 # %% auto #0
 __all__ = ['SURVIVING', 'NO_SPREAD_NOTE', 'INTERVALS_NOTE', 'interval_text', 'p_text', 'families_markdown', 'comparison_cells',
-           'hypotheses_markdown', 'paired_markdown', 'claims_markdown', 'claim_sentence']
+           'hypotheses_markdown', 'paired_markdown', 'claims_markdown']
 
 # %% ../nbs/15a_readings.ipynb #6477fb29
 # the readings of a comparison that survived its family's correction
@@ -27,8 +27,10 @@ NO_SPREAD_NOTE = (
 
 def interval_text(row, digits: int = 2, unit: str = "") -> str:
     """The mean and its interval, then the unit, then the '(no spread)' mark; bold where the
-    reading says the difference survived its family (`SURVIVING`)."""
+    reading says the difference survived its family (`SURVIVING`); '–' without paired seeds."""
     unit = f" {unit}" if unit else ""
+    if math.isnan(row.mean):
+        return "–"
     if row.seeds < 2:
         return f"{row.mean:+.{digits}f}{unit}"
     if row.ci_low == row.ci_high:
@@ -217,47 +219,3 @@ def claims_markdown(frame: pd.DataFrame) -> str:
     for variant, rows in others.groupby("variant", sort=False):
         parts += _variant_claims(variant, rows)
     return "\n".join(parts).strip()
-
-# %% ../nbs/15a_readings.ipynb #6415abbf
-def _final_words(final: pd.DataFrame, sizes: dict) -> str:
-    "The final top-1 against each anchor, with its family's correction, in words."
-    words = [
-        f"− {row.against} {interval_text(row, unit='points').strip('*')} (p = {p_text(row.p)}; "
-        f"{row.correction}-adjusted over the {sizes[row.family]} comparisons of the "
-        f"{row.family} family: {p_text(row.p_adjusted)}): {row.reading}"
-        for row in final.itertuples()
-    ]
-    return "; ".join(words)
-
-# %% ../nbs/15a_readings.ipynb #bac9ae3f
-def _survivors_words(others: pd.DataFrame) -> str:
-    "Which other claims read higher or lower than each anchor, and how many detected no difference."
-    parts = []
-    for against, rows in others.groupby("against", sort=False):
-        for direction in ("higher", "lower"):
-            names = rows.quantity[rows.reading == direction].tolist()
-            if names:
-                parts.append(f"{direction} than {against} in {', '.join(names)}")
-    undetected = int(others.reading.str.startswith("no difference detected").sum())
-    return "; ".join(parts + [f"no difference detected in {undetected}"])
-
-# %% ../nbs/15a_readings.ipynb #8997caa0
-def claim_sentence(frame: pd.DataFrame, variant: str = "tse") -> str:
-    "The README's sentence about `variant`, from a report's comparisons ('' when it has none)."
-    rows = frame[frame.variant == variant]
-    final = rows[rows.quantity == "final top-1"]
-    if final.empty:
-        return ""
-    sizes, others = _family_sizes(frame), rows[rows.family == f"claims of {variant}"]
-    text = (
-        f"Final top-1 of `{variant}` over {final.seeds.iloc[0]} paired seeds (95 % intervals, "
-        f"conditional on the fixed test set): {_final_words(final, sizes)}."
-    )
-    if not others.empty:
-        floors = int((others.reading == FLOOR_READING).sum())
-        text += (
-            f" Its other claims (Benjamini–Hochberg over {sizes[f'claims of {variant}']}"
-            f"{f', {floors} with too few images not counted' if floors else ''}): "
-            f"{_survivors_words(others)}."
-        )
-    return text

@@ -214,7 +214,8 @@ CLAIMS_LEGEND = (
 HYPOTHESES_LEGEND = (
     "The hypotheses the profile declared before its runs, each tested as declared (one-sided, "
     "two-sided, or two one-sided tests for equivalence within its margin) and corrected together "
-    "by Holm; everything else in this report is exploratory."
+    "by Holm, at the seeds the profile plans (before then each reads pending, with no adjusted p "
+    "and no verdict); everything else in this report is exploratory."
 )
 ABLATION_LEGEND = (
     "Each variant's final top-1 minus that of TSE at its defaults (the anchor) and minus TET's, "
