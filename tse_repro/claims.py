@@ -244,7 +244,7 @@ def planned_seeds(records: list, variant: str, against: str) -> int:
     return len(seeds.get(variant, set()) & seeds.get(against, set()))
 
 # %% ../nbs/15_claims.ipynb #9e47d75a
-PENDING = "pending: read at {planned} paired seeds, {n} so far"
+PENDING = "pending: {n} of {planned} paired seeds"
 
 
 def _read_hypotheses(rows: list[dict], declared: dict, records: list) -> None:

@@ -62,7 +62,7 @@ def declared(reference: Path) -> list[dict]:
 # %% ../nbs/21a_readme.ipynb #d4ab6774
 def _found(references: list[Path], table: str, key) -> tuple:
     """`(reference, row)`: the first of `references` whose `table` has a row for `key` (a variant
-    in results.csv, `(variant, against)` in claims.csv), or `(None, None)`."""
+    with seeds in results.csv, `(variant, against)` in claims.csv), or `(None, None)`."""
     for reference in references:
         frame = _read(reference, table)
         if frame is None:
@@ -71,7 +71,7 @@ def _found(references: list[Path], table: str, key) -> tuple:
             frame = frame[frame.quantity == "final top-1"]
             rows = frame[(frame.variant == key[0]) & (frame.against == key[1])]
         else:
-            rows = frame[frame.variant == key]
+            rows = frame[(frame.variant == key) & (frame.seeds > 0)]
         if not rows.empty:
             return reference, next(rows.itertuples())
     return None, None
@@ -103,7 +103,8 @@ def _cells(references: list[Path], key, hypotheses: dict) -> str:
         return f"{format_pm(row.final_acc_mean, row.final_acc_std)}{seeds}"
     p = "" if math.isnan(row.p_adjusted) else f", adjusted p {p_text(row.p_adjusted)}"
     p += ", exploratory" if row.family != "primary" else ""
-    return f"{interval_text(row)}: {_reading(row, hypotheses).split(';')[0]}{p}{other}"
+    interval = "" if math.isnan(row.mean) else f"{interval_text(row)}: "
+    return f"{interval}{_reading(row, hypotheses).split(';')[0]}{p}{other}"
 
 # %% ../nbs/21a_readme.ipynb #8a3f6c20
 def _dataset(reference: Path) -> str:
