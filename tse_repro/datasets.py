@@ -24,7 +24,7 @@ from .events import DVS_CLASSES, dvs_datasets, nmnist_datasets
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_base, imagenet_datasets
 
 # %% auto #0
-__all__ = ['CIFAR10_CLASSES', 'dataset_info', 'pixel_normalization', 'get_datasets', 'class_names']
+__all__ = ['CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'dataset_info', 'pixel_normalization', 'get_datasets', 'class_names']
 
 # %% ../nbs/04c_datasets.ipynb #4796c797
 def dataset_info(name: str, root=None) -> DataInfo:
@@ -99,8 +99,20 @@ def _file_classes(name: str, root, num: int) -> tuple | None:
 
 # %% ../nbs/04c_datasets.ipynb #a0f2fe6f
 CIFAR10_CLASSES = DVS_CLASSES  # the official label order, shared by DVS-CIFAR10
+# the official fine labels in label order, as the archive's meta file lists them: a report names
+# the classes the same with or without the data files at hand
+CIFAR100_CLASSES = tuple(
+    """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+    butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch
+    crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo
+    keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse
+    mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy
+    porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper
+    snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television
+    tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
+)
 
-
+# %% ../nbs/04c_datasets.ipynb #5f0a9d64
 def class_names(name: str, root=None) -> tuple:
     """The names of dataset `name`'s classes, in label order (read from its files where they hold
     them)."""
@@ -113,4 +125,6 @@ def class_names(name: str, root=None) -> tuple:
         return tuple(str(digit) for digit in range(10))
     if name in ("cifar10", "dvs-cifar10"):
         return CIFAR10_CLASSES
+    if name == "cifar100":
+        return CIFAR100_CLASSES
     return tuple(f"label {k}" for k in range(num))
