@@ -252,9 +252,7 @@ def _read_hypotheses(rows: list[dict], declared: dict, records: list) -> None:
     verdict; until every hypothesis has all its planned seeds, each reads `PENDING`, unadjusted."""
     tests = [declared[(row["variant"], row["against"], row["quantity"])] for row in rows]
     planned = [planned_seeds(records, row["variant"], row["against"]) for row in rows]
-    waiting = len(rows) < len(declared) or any(
-        row["diff"]["n"] < n for row, n in zip(rows, planned)
-    )
+    waiting = any(row["diff"]["n"] < n for row, n in zip(rows, planned))
     p = [
         math.nan if row["floor"] else test_p(row["diff"], h["test"], h.get("margin"))
         for row, h in zip(rows, tests)
