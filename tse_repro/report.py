@@ -194,8 +194,9 @@ def report_claims(records: list[dict], claims: dict | None = None, hypotheses=()
 # %% ../nbs/18_report.ipynb #f20009e8
 # the legends under the sections' titles
 FIT_LEGEND = (
-    "The training top-1 is the trainer's count over the last epoch (augmented images, the "
-    "weights still moving, TSE's erased logits not counted: the plain network's output); a "
+    "The training top-1 is the trainer's count over the last epoch (its training images as the "
+    "recipe feeds them, augmented where it augments; the weights still moving; TSE's erased "
+    "logits not counted: the plain network's output); a "
     "large gap is the papers' regime, where a network fits its training set far beyond its "
     "test accuracy."
 )
