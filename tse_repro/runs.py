@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_runs.ipynb #16b86dd5
 from __future__ import annotations
-import contextlib, fcntl, io, json, os
+import contextlib, fcntl, io, json, os, time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -160,12 +160,12 @@ def _close_inherited_locks():
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
 # %% ../nbs/10_runs.ipynb #e5275cf7
-def try_lock(path: Path):
-    """An exclusive, non-blocking flock on `path` (created if needed), or None when another process
-    holds it."""
+def try_lock(path: Path, shared: bool = False):
+    """A non-blocking flock on `path` (created if needed), exclusive unless `shared`, or None when
+    another open file holds a lock that conflicts with it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
@@ -177,7 +177,7 @@ def is_live(self: RunFolder) -> bool:
     "Whether a process holds this folder (a run is training in it now)."
     if not self.file("owner").exists():
         return False
-    fd = try_lock(self.file("owner"))
+    fd = try_lock(self.file("owner"), shared=True)
     if fd is None:
         return True
     os.close(fd)
@@ -196,6 +196,10 @@ def claim(self: RunFolder):
             f"cannot create the run folder {self.path} ({e.strerror}); choose another --out"
         ) from None
     fd = try_lock(self.file("owner"))
+    deadline = time.monotonic() + 1.0  # an `is_live` probe holds the lock for microseconds
+    while fd is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        fd = try_lock(self.file("owner"))
     if fd is None:
         raise RunRefused(
             f"{self.path} is owned by a live run (another process is training in it); wait for it "
