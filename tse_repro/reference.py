@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_reference.ipynb #3fa242c2
 from __future__ import annotations
-import contextlib, ctypes, errno, json, os, shutil, signal, time
+import contextlib, ctypes, errno, json, math, os, shutil, signal
 from pathlib import Path
 
 from .notebooks import shown_path, execute_notebook, scrub_executed, write_notebook
@@ -110,10 +110,8 @@ def reference_lock(dst: Path, wait: bool = False):
     when another process holds it."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     lock = dst.parent / f".{dst.name}.lock"
-    held = try_lock(lock)
-    while held is None and wait:  # another sweep banking into the same reference: its turn first
-        time.sleep(1)
-        held = try_lock(lock)
+    # another sweep banking into the same reference: its turn first
+    held = try_lock(lock, wait=math.inf if wait else 0.0)
     if held is None:
         raise ValueError(
             f"another `make reference` or `make report` of {dst.name} is running "

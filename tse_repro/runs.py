@@ -160,16 +160,19 @@ def _close_inherited_locks():
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
 # %% ../nbs/10_runs.ipynb #e5275cf7
-def try_lock(path: Path, shared: bool = False):
-    """A non-blocking flock on `path` (created if needed), exclusive unless `shared`, or None when
-    another open file holds a lock that conflicts with it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+def try_lock(path: Path, shared: bool = False, wait: float = 0.0):
+    """A flock on `path` (created if needed), exclusive unless `shared`, tried for up to `wait`
+    seconds; None when another open file still holds a lock that conflicts with it."""
+    fd, deadline = os.open(path, os.O_RDWR | os.O_CREAT, 0o644), time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
 
 # %% ../nbs/10_runs.ipynb #2bbc9e3c
 @patch
@@ -195,11 +198,8 @@ def claim(self: RunFolder):
         raise RunRefused(
             f"cannot create the run folder {self.path} ({e.strerror}); choose another --out"
         ) from None
-    fd = try_lock(self.file("owner"))
-    deadline = time.monotonic() + 1.0  # an `is_live` probe holds the lock for microseconds
-    while fd is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        fd = try_lock(self.file("owner"))
+    # an `is_live` probe holds the lock for microseconds, an owner for its life
+    fd = try_lock(self.file("owner"), wait=1.0)
     if fd is None:
         raise RunRefused(
             f"{self.path} is owned by a live run (another process is training in it); wait for it "
