@@ -18,8 +18,8 @@ from .resume import NonFiniteTraining
 from .spikes import SpikeStats
 
 # %% auto #0
-__all__ = ['trained_parameters', 'build_optimizer', 'build_scheduler', 'evaluate', 'epoch_test', 'running_from', 'epoch_stats',
-           'train_one_epoch']
+__all__ = ['trained_parameters', 'build_optimizer', 'build_scheduler', 'evaluate', 'tests_after', 'epoch_test', 'running_from',
+           'epoch_stats', 'train_one_epoch']
 
 # %% ../nbs/10e_epoch.ipynb #d51791a4
 def trained_parameters(model: nn.Module, loss: nn.Module):
@@ -77,16 +77,20 @@ def evaluate(model: nn.Module, loader, cfg: TrainConfig, dist_ctx: Dist) -> list
     sums = all_sum(correct.tolist() + [seen], dist_ctx)
     return [100.0 * count / max(sums[-1], 1) for count in sums[:-1]]
 
+# %% ../nbs/10e_epoch.ipynb #bc1001b6
+def tests_after(epoch: int, epochs: int, test_every: int) -> bool:
+    "Whether a run of `epochs` epochs tests after epoch `epoch` (0-based)."
+    return epoch + 1 == epochs or (epoch + 1) % test_every == 0
+
 # %% ../nbs/10e_epoch.ipynb #8ca49e5d
 def epoch_test(
     model: nn.Module, loader, cfg: TrainConfig, dist_ctx: Dist, epoch: int
 ) -> tuple[list | None, dict | None]:
     """Epoch `epoch`'s test top-1 by t, None when it is not tested; and after the last epoch, on one
     process of an eager model, the spike statistics of that same pass (else None)."""
-    last = epoch + 1 == cfg.epochs
-    if not (last or (epoch + 1) % cfg.test_every == 0):
+    if not tests_after(epoch, cfg.epochs, cfg.test_every):
         return None, None
-    counted = last and dist_ctx.world == 1 and not cfg.compile
+    counted = epoch + 1 == cfg.epochs and dist_ctx.world == 1 and not cfg.compile
     with SpikeStats(model) if counted else nullcontext() as stats:
         accs = evaluate(model, loader, cfg, dist_ctx)
     return accs, stats.summary() if counted else None
