@@ -13,8 +13,8 @@ from .stats import format_pm, markdown, mean_pm, sample_sd
 
 # %% auto #0
 __all__ = ['SPIKE_KEYS', 'WALL_LEGEND', 'value_text', 'method_label', 'bf16_kernels_used', 'runs_frame', 'summary_table',
-           'table_markdown', 'overhead_sentence', 'fit_markdown', 'kernels_sentence', 'spike_markdown',
-           'recipe_markdown', 'overlap_markdown', 'robustness_markdown']
+           'table_markdown', 'timed_whole', 'ratio_spread', 'overhead_sentence', 'fit_markdown', 'kernels_sentence',
+           'spike_markdown', 'recipe_markdown', 'overlap_markdown', 'robustness_markdown']
 
 # %% ../nbs/13b_tables.ipynb #9d633372
 def value_text(value) -> str:
@@ -190,20 +190,26 @@ def table_markdown(table: pd.DataFrame) -> str:
     ]
     return markdown(rows, header) + (f"\n\n{WALL_LEGEND}" if wall else "")
 
+# %% ../nbs/13b_tables.ipynb #19c1b304
+def timed_whole(records: list) -> list:
+    "The complete runs whose wall time covers the whole run (`timing.json`, not resumed)."
+    return [r for r in records if is_complete(r) and r.wall_seconds and r.resumed is False]
+
+# %% ../nbs/13b_tables.ipynb #2ce4af6f
+def ratio_spread(ratios: list) -> str:
+    "The median of `ratios`, with their range."
+    return f"{np.median(ratios):.2f}× (from {min(ratios):.2f}× to {max(ratios):.2f}×)"
+
 # %% ../nbs/13b_tables.ipynb #b8c45c54
 def overhead_sentence(records: list) -> str:
     """The median (and range) of wall time over training time of the complete runs timed whole
     ('' when none was)."""
-    ratios = [
-        r.wall_seconds / r.summary["train_seconds"]
-        for r in records
-        if is_complete(r) and r.wall_seconds and r.resumed is False
-    ]
+    ratios = [r.wall_seconds / r.summary["train_seconds"] for r in timed_whole(records)]
     if not ratios:
         return ""
     return (
         f"Wall time over train time, median of the {len(ratios)} runs timed whole: "
-        f"{np.median(ratios):.2f}× (from {min(ratios):.2f}× to {max(ratios):.2f}×)."
+        f"{ratio_spread(ratios)}."
     )
 
 # %% ../nbs/13b_tables.ipynb #942c15dd
