@@ -303,15 +303,15 @@ def _scrub_metadata(nb: dict) -> None:
 
 # %% ../nbs/19_notebooks.ipynb #bddbb620
 def _relative_outputs(nb: dict) -> None:
-    "The checkout's absolute path dropped from every text output."
+    "The checkout's absolute path dropped from every text output, an error's traceback included."
     # a library's message may name a file below the checkout (its .venv): keep it relative
     root = str(checkout()) + os.sep
     for out in (output for cell in nb["cells"] for output in cell.get("outputs", [])):
-        if "text" in out:
-            out["text"] = (
-                [line.replace(root, "") for line in out["text"]]
-                if isinstance(out["text"], list)
-                else out["text"].replace(root, "")
+        for key in {"text", "evalue", "traceback"} & out.keys():
+            out[key] = (
+                [line.replace(root, "") for line in out[key]]
+                if isinstance(out[key], list)
+                else out[key].replace(root, "")
             )
 
 # %% ../nbs/19_notebooks.ipynb #79c0f836
